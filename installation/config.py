@@ -1,0 +1,182 @@
+"""Show files: one TOML file per show, validated before any window opens.
+
+Every mistake becomes a UserError naming the file, the key path and what was expected (the CLI exits 2).
+`SHOW` is a path, or a bare name meaning show_configs/NAME.toml. Paths inside a show are relative to it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import UserError
+from .params import ParamError, Registry
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHOW_DIR = REPO_ROOT / "show_configs"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceConfig(_Strict):
+    kind: Literal["camera", "video", "synthetic"] = "camera"
+    camera: int | str = Field(0, description="index, or a stable path such as /dev/v4l/by-id/...")
+    video: Path | None = None
+    loop: bool = True
+    width: int = Field(1280, ge=16, le=7680)
+    height: int = Field(720, ge=16, le=4320)
+    fps: float = Field(30.0, gt=0, le=240)
+    exposure: float | None = None  # None: leave the camera's automatic exposure on
+    white_balance: float | None = None  # kelvin; None: automatic
+    focus: float | None = None  # None: autofocus
+
+
+class ModelConfig(_Strict):
+    path: Path | None = None  # a model folder (model.onnx + model.toml) or a bare .onnx; None: camera only
+    providers: str | list[str] = "auto"  # "auto", or e.g. ["cuda", "cpu"]
+
+
+class RenderConfig(_Strict):
+    fullscreen: bool = True
+    screen: int = Field(0, ge=0)
+    vsync: bool = True
+    width: int = Field(1280, ge=16, le=7680)  # the window, or the offscreen target when headless
+    height: int = Field(720, ge=16, le=4320)
+    content_size: int = Field(720, ge=64, le=4096)  # the square composite's resolution
+
+
+class OscConfig(_Strict):
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = Field(9000, ge=0, le=65535)
+    feedback: list[str] = Field(default_factory=list)  # "HOST:PORT" targets for mirrored values
+    feedback_to_sender: bool = False
+    allow: list[str] = Field(default_factory=list)  # sender addresses; empty: anyone
+    oscquery_port: int = Field(9002, ge=0, le=65535)  # 0: off
+
+    @field_validator("feedback")
+    @classmethod
+    def _host_port(cls, v: list[str]) -> list[str]:
+        for item in v:
+            host, _, port = item.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{item!r} is not HOST:PORT")
+        return v
+
+
+class StateConfig(_Strict):
+    restore: bool = True  # restore the last live values at start, so a power cut loses no tuning
+
+
+class ShowConfig(_Strict):
+    name: str = ""
+    description: str = ""
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    render: RenderConfig = Field(default_factory=RenderConfig)
+    osc: OscConfig = Field(default_factory=OscConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
+    params: dict[str, Any] = Field(default_factory=dict)  # live parameter defaults: "pre/blur" = 2, or [params.pre]
+
+    path: Path | None = Field(None, exclude=True)  # where it was read from
+
+    def resolve_paths(self, base: Path) -> None:
+        if self.source.video is not None and not self.source.video.is_absolute():
+            self.source.video = (base / self.source.video).resolve()
+        if self.model.path is not None and not self.model.path.is_absolute():
+            self.model.path = (base / self.model.path).resolve()
+
+
+def find_show(show: str | Path | None) -> Path:
+    """A path as given, or a bare name meaning show_configs/NAME.toml (default: 'default')."""
+    if show is None:
+        show = "default"
+    p = Path(show)
+    if p.suffix == ".toml" or p.exists() or len(p.parts) > 1:
+        return p
+    for base in (Path.cwd() / "show_configs", SHOW_DIR):
+        cand = base / f"{show}.toml"
+        if cand.is_file():
+            return cand
+    return SHOW_DIR / f"{show}.toml"
+
+
+def _key(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def flatten_params(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"pre": {"blur": 2}} and {"pre/blur": 2} both become {"pre/blur": 2}."""
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        name = f"{prefix}/{k}" if prefix else k
+        if isinstance(v, dict):
+            out.update(flatten_params(v, name))
+        else:
+            out[name] = v
+    return out
+
+
+def check_params(values: dict[str, Any], registry: Registry, file: Path | None) -> dict[str, Any]:
+    """Show-file parameter values, checked strictly: unknown names and out-of-range values are errors."""
+    checked: dict[str, Any] = {}
+    for name, value in values.items():
+        key = "params." + name.replace("/", ".")
+        if name not in registry:
+            raise UserError(f"unknown parameter {name!r}", file=file, key=key,
+                            expected="a registered parameter (list them with `installation osc-map`)")
+        p = registry[name]
+        if p.kind == "trigger":
+            raise UserError(f"{name} is a trigger, not a value", file=file, key=key)
+        try:
+            v = p.coerce(value)
+        except ParamError as e:
+            raise UserError(str(e), file=file, key=key, expected=f"{p.kind} in {p.describe_range()}") from None
+        if p.kind in ("float", "int") and isinstance(value, (int, float)) and v != value:
+            raise UserError(f"{value!r} is out of range", file=file, key=key,
+                            expected=f"{p.kind} in {p.describe_range()}")
+        checked[p.name] = v
+    return checked
+
+
+def load_show(show: str | Path | None, registry: Registry | None = None) -> ShowConfig:
+    """Read and validate a show file. Raises UserError for any mistake in it."""
+    path = find_show(show)
+    if not path.is_file():
+        raise UserError("show file not found", file=path, expected="a path to a .toml file or a name in show_configs/")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except UnicodeDecodeError:
+        raise UserError("not a text file", file=path, expected="UTF-8 TOML") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"TOML syntax error: {e}", file=path) from None
+    except OSError as e:
+        raise UserError(f"can't read: {e.strerror}", file=path) from None
+    try:
+        cfg = ShowConfig.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        extra = f" (and {len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
+        got = first.get("input")
+        msg = first["msg"] + (f", got {got!r}" if not isinstance(got, dict) and got is not None else "") + extra
+        raise UserError(msg, file=path, key=_key(first["loc"])) from None
+    cfg.path = path.resolve()
+    cfg.resolve_paths(path.resolve().parent)
+    if not cfg.name:
+        cfg.name = path.stem
+    if cfg.source.kind == "video" and cfg.source.video is None:
+        raise UserError("a video source needs a file", file=path, key="source.video", expected="a path to a video")
+    if registry is None:
+        from .params import default_registry
+
+        registry = default_registry()
+    cfg.params = check_params(flatten_params(cfg.params), registry, path)
+    return cfg

@@ -1,0 +1,267 @@
+"""Model folders and their cards, and the inference backends that run them.
+
+A model folder is `model.onnx` + `model.toml` (the card: input size, layout, value range, the
+preprocessing chain, provenance; schema in docs/model-card.md). A bare .onnx from another trainer is
+accepted too: its card is inferred from the graph (pix2pix conventions: NCHW, [-1, 1], RGB).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .errors import UserError
+from .preprocess import CARD_SCHEMA_VERSION, Chain, ChainError, from_tensor, to_tensor
+
+log = logging.getLogger(__name__)
+
+PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+PROVIDER_ALIASES = {"tensorrt": PROVIDER_ORDER[0], "trt": PROVIDER_ORDER[0], "cuda": PROVIDER_ORDER[1],
+                    "cpu": PROVIDER_ORDER[2]}
+
+
+@dataclass
+class ModelCard:
+    name: str
+    size: tuple[int, int]  # (height, width) of the model's input
+    chain: Chain
+    input_name: str = "input"
+    output_name: str = "output"
+    layout: str = "NCHW"  # or "NHWC"
+    value_range: tuple[float, float] = (-1.0, 1.0)
+    output_range: tuple[float, float] = (-1.0, 1.0)
+    description: str = ""
+    inferred: bool = False  # True when no model.toml existed and the graph told us
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def to_toml(self) -> str:
+        """The card as TOML text (schema documented in docs/model-card.md)."""
+        lines = [f"schema = {CARD_SCHEMA_VERSION}", f"name = {_q(self.name)}", f"description = {_q(self.description)}",
+                 "", "[input]", f"name = {_q(self.input_name)}", f"size = [{self.size[0]}, {self.size[1]}]",
+                 f"layout = {_q(self.layout)}", f"value_range = [{self.value_range[0]}, {self.value_range[1]}]",
+                 "", "[output]", f"name = {_q(self.output_name)}",
+                 f"value_range = [{self.output_range[0]}, {self.output_range[1]}]", ""]
+        lines += _toml_table("provenance", self.provenance)
+        for step in self.chain.to_spec():
+            lines.append("[[preprocess]]")
+            lines += [f"{k} = {_tv(v)}" for k, v in step.items()]
+            lines.append("")
+        return "\n".join(lines)
+
+    def save(self, folder: Path) -> Path:
+        path = Path(folder) / "model.toml"
+        path.write_text(self.to_toml())
+        return path
+
+
+def _q(s: str) -> str:
+    return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _tv(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_tv(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_tv(x)}" for k, x in v.items()) + " }"
+    return _q(str(v))
+
+
+def _toml_table(name: str, d: dict[str, Any]) -> list[str]:
+    if not d:
+        return []
+    return [f"[{name}]", *[f"{k} = {_tv(v)}" for k, v in d.items()], ""]
+
+
+def read_card(path: Path, onnx_path: Path | None = None) -> ModelCard:
+    """Parse and check a model.toml. Raises UserError naming the file and key."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"can't read the model card: {e}", file=path) from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"not valid TOML: {e}", file=path) from None
+    schema = data.get("schema")
+    if schema != CARD_SCHEMA_VERSION:
+        raise UserError(f"unsupported card schema {schema!r}", file=path, key="schema",
+                        expected=f"schema = {CARD_SCHEMA_VERSION}")
+    inp, out = data.get("input", {}), data.get("output", {})
+    size = inp.get("size")
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(x, int) and x > 0 for x in size)):
+        raise UserError("bad input size", file=path, key="input.size", expected="[height, width], positive ints")
+    layout = inp.get("layout", "NCHW")
+    if layout not in ("NCHW", "NHWC"):
+        raise UserError(f"bad layout {layout!r}", file=path, key="input.layout", expected='"NCHW" or "NHWC"')
+    try:
+        chain = Chain.from_spec(data.get("preprocess", "plain"), (size[0], size[1]))
+    except ChainError as e:
+        raise UserError(e.message, file=path, key=e.path) from None
+    return ModelCard(
+        name=str(data.get("name", path.parent.name)), size=(size[0], size[1]), chain=chain,
+        input_name=str(inp.get("name", "input")), output_name=str(out.get("name", "output")), layout=layout,
+        value_range=_range(inp.get("value_range", [-1.0, 1.0]), path, "input.value_range"),
+        output_range=_range(out.get("value_range", [-1.0, 1.0]), path, "output.value_range"),
+        description=str(data.get("description", "")), provenance=dict(data.get("provenance", {})),
+    )
+
+
+def _range(v: Any, path: Path, key: str) -> tuple[float, float]:
+    if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v) and v[0] < v[1]):
+        raise UserError("bad value range", file=path, key=key, expected="[low, high] with low < high")
+    return float(v[0]), float(v[1])
+
+
+def infer_card(onnx_path: Path, default_size: int = 256) -> ModelCard:
+    """A card from the graph alone, for plain image-to-image ONNX files from other trainers."""
+    import onnx
+
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as e:
+        raise UserError(f"not a readable ONNX model: {e}", file=onnx_path) from None
+    init_names = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in init_names]
+    if len(inputs) != 1:
+        raise UserError(f"the graph has {len(inputs)} inputs", file=onnx_path,
+                        expected="one image input (N,3,H,W) or (N,H,W,3)")
+    i = inputs[0]
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in i.type.tensor_type.shape.dim]
+    elem = i.type.tensor_type.elem_type
+    if len(dims) != 4 or elem not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16):
+        raise UserError(f"input {i.name!r} has shape {dims} and element type {elem}", file=onnx_path,
+                        expected="a float image input of rank 4, (N,3,H,W) or (N,H,W,3)")
+    if dims[1] == 3:
+        layout, h, w = "NCHW", dims[2], dims[3]
+    elif dims[3] == 3:
+        layout, h, w = "NHWC", dims[1], dims[2]
+    else:
+        raise UserError(f"input {i.name!r} has shape {dims}: no axis of 3 colour channels", file=onnx_path,
+                        expected="(N,3,H,W) or (N,H,W,3)")
+    h = h or default_size
+    w = w or default_size
+    outputs = list(model.graph.output)
+    return ModelCard(name=onnx_path.stem, size=(h, w), chain=Chain.from_spec("plain", (h, w)),
+                     input_name=i.name, output_name=outputs[0].name if outputs else "output", layout=layout,
+                     inferred=True, description="card inferred from the ONNX graph")
+
+
+def resolve_model(path: str | Path) -> tuple[Path, ModelCard]:
+    """(onnx file, card) for a model folder or a bare .onnx file. Raises UserError."""
+    p = Path(path)
+    if p.is_dir():
+        onnx_path = p / "model.onnx"
+        card_path = p / "model.toml"
+    else:
+        onnx_path, card_path = p, p.with_name("model.toml") if p.name == "model.onnx" else p.with_suffix(".toml")
+    if not onnx_path.is_file():
+        raise UserError("model file not found", file=onnx_path, expected="a model folder with model.onnx")
+    if card_path.is_file():
+        return onnx_path, read_card(card_path)
+    return onnx_path, infer_card(onnx_path)
+
+
+# ---- backends ----------------------------------------------------------------------------------
+
+class Backend(Protocol):
+    providers: list[str]
+
+    def run(self, x: np.ndarray) -> np.ndarray: ...
+
+
+def choose_providers(wanted: list[str] | str | None) -> list[str]:
+    """Providers in preference order: what the show asked for (or 'auto'), filtered by what is installed."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if wanted in (None, "auto", ["auto"]):
+        names = list(PROVIDER_ORDER)
+    else:
+        names = [PROVIDER_ALIASES.get(w.lower(), w) for w in ([wanted] if isinstance(wanted, str) else wanted)]
+    chosen = [n for n in names if n in available]
+    if "CPUExecutionProvider" not in chosen:
+        chosen.append("CPUExecutionProvider")
+    return chosen
+
+
+class OnnxBackend:
+    """An ONNX Runtime session; providers TensorRT -> CUDA -> CPU by availability."""
+
+    def __init__(self, onnx_path: Path, card: ModelCard, providers: list[str] | str | None = None,
+                 cache_dir: Path | None = None, fp16: bool = True, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        self.card = card
+        names = choose_providers(providers)
+        opts: list[tuple[str, dict[str, Any]]] = []
+        for n in names:
+            if n == "TensorrtExecutionProvider":
+                cache = Path(cache_dir or Path(onnx_path).parent / ".trt_cache")
+                cache.mkdir(parents=True, exist_ok=True)
+                opts.append((n, {"trt_fp16_enable": fp16, "trt_engine_cache_enable": True,
+                                 "trt_engine_cache_path": str(cache), "trt_timing_cache_enable": True,
+                                 "trt_timing_cache_path": str(cache)}))
+            else:
+                opts.append((n, {}))
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            so.intra_op_num_threads = threads
+        so.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), sess_options=so, providers=opts)
+        except Exception as e:
+            raise UserError(f"ONNX Runtime can't load the model: {str(e).strip().splitlines()[0]}",
+                            file=onnx_path) from None
+        self.providers = self.session.get_providers()
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.output_name = self.session.get_outputs()[0].name
+        self.input_dtype = np.float16 if "float16" in inp.type else np.float32
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        if self.card.layout == "NHWC":
+            x = x.transpose(0, 2, 3, 1)
+        y = self.session.run([self.output_name], {self.input_name: x.astype(self.input_dtype, copy=False)})[0]
+        if self.card.layout == "NHWC":
+            y = y.transpose(0, 3, 1, 2)
+        return y
+
+
+class Model:
+    """A loaded model: its card, its backend, and picture-in, picture-out inference."""
+
+    def __init__(self, onnx_path: Path, card: ModelCard, backend: Backend) -> None:
+        self.path = onnx_path
+        self.card = card
+        self.backend = backend
+        h, w = card.size
+        self._x = np.empty((1, 3, h, w), np.float32)
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    def infer(self, img: np.ndarray) -> np.ndarray:
+        """HxWx3 uint8 at the card's size -> the model's picture, HxWx3 uint8."""
+        x = to_tensor(img, self.card.value_range, out=self._x)
+        y = self.backend.run(x)
+        return from_tensor(y, self.card.output_range)
+
+
+def load_model(path: str | Path, providers: list[str] | str | None = None,
+               cache_dir: Path | None = None) -> Model:
+    """Resolve, check and open a model. Raises UserError for anything the user can fix."""
+    onnx_path, card = resolve_model(path)
+    backend = OnnxBackend(onnx_path, card, providers, cache_dir=cache_dir,
+                          threads=int(os.environ.get("INSTALLATION_ORT_THREADS", "0")))
+    log.info("model %s: %dx%d via %s", card.name, card.size[1], card.size[0], ",".join(backend.providers))
+    return Model(onnx_path, card, backend)

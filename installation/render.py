@@ -1,0 +1,492 @@
+"""Drawing: the GL context (a pyglet window, or EGL offscreen with --headless), the shader programs from
+shaders/ (reloaded when the files change; a program that fails to compile keeps the last good one),
+the composite -> present -> HUD passes, readback and recording.
+
+Everything here runs on the main thread: GL contexts belong to one thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .params import Param
+
+log = logging.getLogger(__name__)
+
+SHADER_DIR = Path(__file__).resolve().parent.parent / "shaders"
+COMPOSITE_MODES = ("output", "person", "background", "blend", "camera")
+
+
+def _p(name: str, kind: str, default: Any, lo: float | None = None, hi: float | None = None, desc: str = "",
+       unit: str = "", choices: tuple[str, ...] = (), smoothing_s: float = 0.0, persist: bool = True) -> Param:
+    return Param(name, kind, default, lo, hi, choices, unit, desc, smoothing_s, persist)  # type: ignore[arg-type]
+
+
+PARAMS: list[Param] = [
+    _p("mix/mode", "choice", "output", choices=COMPOSITE_MODES,
+       desc="what the model paints: everything, the person only, the background only, a blend, or nothing"),
+    _p("mix/amount", "float", 1.0, 0, 1, "the model picture's opacity", smoothing_s=0.15),
+    _p("mix/feedback", "float", 0.0, 0, 0.98, "trails: blend each composite with the previous one",
+       smoothing_s=0.15),
+    _p("display/fit", "choice", "fit", choices=("fit", "fill", "stretch"),
+       desc="the picture on a screen of another aspect: whole picture, fill the screen, or stretch"),
+    _p("display/rotate", "choice", "0", choices=("0", "90", "180", "270"), desc="rotate clockwise", unit="deg"),
+    _p("display/mirror_x", "bool", False, desc="mirror left-right (rear projection)"),
+    _p("display/mirror_y", "bool", False, desc="mirror top-bottom (ceiling mount)"),
+    *[_p(f"display/{c}_{a}", "float", 0.0, -0.5, 0.5, f"corner pin: move the {c.upper()} corner along {a}",
+         unit="screen") for c in ("tl", "tr", "br", "bl") for a in ("x", "y")],
+    _p("display/gamma", "float", 1.0, 0.2, 5.0, "projector gamma correction", smoothing_s=0.1),
+    _p("colour/brightness", "float", 1.0, 0, 2, "brightness multiplier", smoothing_s=0.1),
+    _p("colour/contrast", "float", 1.0, 0, 3, "contrast around mid-grey", smoothing_s=0.1),
+    _p("colour/saturation", "float", 1.0, 0, 3, "0: grey, 1: as is", smoothing_s=0.1),
+    _p("display/monitor", "bool", False, "tuning view: camera, model input, mask and output side by side",
+       persist=False),
+    _p("hud/show", "bool", False, "heads-up display: fps, latency, faults, messages"),
+]
+
+
+def projection_matrix(screen: tuple[int, int], content: tuple[int, int], fit: str = "fit", rotate: int = 0,
+                      mirror_x: bool = False, mirror_y: bool = False,
+                      corners: tuple[tuple[float, float], ...] = ((0, 0),) * 4) -> np.ndarray:
+    """The 3x3 matrix taking screen coordinates ([0,1]², top-left origin) to content coordinates.
+
+    Forward, content -> screen: mirror, rotate clockwise, place in a centred rect (fit/fill/stretch),
+    then the corner pin moves the screen's corners (tl, tr, br, bl) by the given offsets.
+    """
+    sw, sh = screen
+    cw, ch = content
+    if rotate in (90, 270):
+        cw, ch = ch, cw
+    ca, sa = cw / ch, sw / sh
+    if fit == "stretch":
+        fw = fh = 1.0
+    elif (fit == "fit") == (ca > sa):
+        fw, fh = 1.0, sa / ca
+    else:
+        fw, fh = ca / sa, 1.0
+    x0, y0 = (1 - fw) / 2, (1 - fh) / 2
+    src = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
+    dst = []
+    for u, v in src:
+        if mirror_x:
+            u = 1 - u
+        if mirror_y:
+            v = 1 - v
+        u, v = {0: (u, v), 90: (1 - v, u), 180: (1 - u, 1 - v), 270: (v, 1 - u)}[rotate]
+        dst.append((x0 + u * fw, y0 + v * fh))
+    unit = np.float32(src)
+    pinned = unit + np.float32(corners)
+    keystone = cv2.getPerspectiveTransform(unit, pinned)
+    pts = cv2.perspectiveTransform(np.float32(dst)[None], keystone)[0]
+    m = cv2.getPerspectiveTransform(pts.astype(np.float32), unit)  # screen -> content
+    return m.astype(np.float32)
+
+
+def matrix_from_snapshot(snap: Any, screen: tuple[int, int], content: tuple[int, int]) -> np.ndarray:
+    corners = tuple((snap[f"display/{c}_x"], snap[f"display/{c}_y"]) for c in ("tl", "tr", "br", "bl"))
+    return projection_matrix(screen, content, snap["display/fit"], int(snap["display/rotate"]),
+                             snap["display/mirror_x"], snap["display/mirror_y"], corners)
+
+
+class ShaderSet:
+    """Programs built from shaders/*.vert + *.frag; reloaded when a file changes.
+
+    A program that fails to compile on reload leaves the last good one in use, and its compiler
+    message in `errors` for the HUD. At start a broken program is an error (nothing to fall back on).
+    """
+
+    def __init__(self, ctx: Any, directory: Path = SHADER_DIR,
+                 programs: dict[str, tuple[str, str]] | None = None) -> None:
+        self.ctx = ctx
+        self.dir = Path(directory)
+        self.specs = programs or {"composite": ("quad.vert", "composite.frag"),
+                                  "present": ("quad.vert", "present.frag"),
+                                  "hud": ("quad.vert", "hud.frag")}
+        self.programs: dict[str, Any] = {}
+        self.vaos: dict[str, Any] = {}
+        self.errors: dict[str, str] = {}
+        self.reloads = 0
+        self._mtimes: dict[str, float] = {}
+        for name in self.specs:
+            self._build(name, initial=True)
+
+    def _files(self, name: str) -> list[Path]:
+        return [self.dir / f for f in self.specs[name]]
+
+    def _build(self, name: str, initial: bool = False) -> bool:
+        files = self._files(name)
+        for f in files:
+            try:
+                self._mtimes[str(f)] = f.stat().st_mtime
+            except OSError:
+                pass
+        try:
+            vert, frag = (f.read_text() for f in files)
+            prog = self.ctx.program(vertex_shader=vert, fragment_shader=frag)
+        except Exception as e:  # moderngl raises plain Exception with the compiler log
+            msg = f"{name}: {str(e).strip()}"
+            if initial and name not in self.programs:
+                raise RuntimeError(f"shader {msg}") from None
+            self.errors[name] = msg
+            log.error("shader reload failed, keeping the last good program: %s", msg)
+            return False
+        old = self.programs.get(name)
+        self.programs[name] = prog
+        self.vaos[name] = self.ctx.vertex_array(prog, [])
+        if old is not None:
+            old.release()
+        self.errors.pop(name, None)
+        return True
+
+    def reload_if_changed(self) -> list[str]:
+        changed = []
+        for name in self.specs:
+            for f in self._files(name):
+                try:
+                    m = f.stat().st_mtime
+                except OSError:
+                    continue
+                if self._mtimes.get(str(f)) != m:
+                    changed.append(name)
+                    break
+        for name in changed:
+            if self._build(name):
+                self.reloads += 1
+                log.info("shader %s reloaded", name)
+        return changed
+
+    def set(self, name: str, **uniforms: Any) -> Any:
+        prog = self.programs[name]
+        for k, v in uniforms.items():
+            if k in prog:
+                u = prog[k]
+                if isinstance(v, np.ndarray):
+                    u.write(v.astype(np.float32).T.tobytes() if v.ndim == 2 else v.astype(np.float32).tobytes())
+                else:
+                    u.value = v
+        return prog
+
+    def draw(self, name: str) -> None:
+        self.vaos[name].render(mode=self.ctx.TRIANGLE_STRIP, vertices=4)
+
+
+class Texture:
+    """A texture that follows the shape of what is uploaded into it."""
+
+    def __init__(self, ctx: Any, components: int = 3, dtype: str = "f1") -> None:
+        self.ctx = ctx
+        self.components = components
+        self.dtype = dtype
+        self.tex: Any = None
+        self.shape: tuple[int, ...] = ()
+
+    def ensure(self, w: int, h: int) -> Any:
+        if self.tex is None or self.shape != (h, w):
+            if self.tex is not None:
+                self.tex.release()
+            self.tex = self.ctx.texture((w, h), self.components, dtype=self.dtype)
+            self.tex.filter = (self.ctx.LINEAR, self.ctx.LINEAR)
+            self.tex.repeat_x = self.tex.repeat_y = False
+            self.shape = (h, w)
+        return self.tex
+
+    def upload(self, a: np.ndarray) -> Any:
+        h, w = a.shape[:2]
+        tex = self.ensure(w, h)
+        tex.write(np.ascontiguousarray(a))
+        return tex
+
+    def use(self, location: int) -> None:
+        if self.tex is None:
+            self.upload(np.zeros((1, 1, self.components), np.uint8 if self.dtype == "f1" else np.float32))
+        self.tex.use(location)
+
+
+@dataclass
+class Layers:
+    """What the inference thread produced for one frame, ready to upload."""
+
+    camera: np.ndarray  # HxWx3 uint8, the camera picture aligned with the model (flip + crop)
+    output: np.ndarray | None  # HxWx3 uint8, the model's picture (None: no model)
+    mask: np.ndarray | None = None  # HxW float32 [0,1]
+    model_input: np.ndarray | None = None  # HxWx3 uint8, for the monitor view
+    output_b: np.ndarray | None = None  # the incoming model during a crossfade
+
+
+class Renderer:
+    """The three passes: composite (content, square) -> present (screen) -> HUD."""
+
+    def __init__(self, ctx: Any, content_size: int = 720, shader_dir: Path = SHADER_DIR) -> None:
+        self.ctx = ctx
+        self.shaders = ShaderSet(ctx, shader_dir)
+        self.content_size = content_size
+        self.camera = Texture(ctx)
+        self.mask = Texture(ctx, 1, "f4")
+        self.out_a = Texture(ctx)
+        self.out_b = Texture(ctx)
+        self.model_input = Texture(ctx)
+        self.hud = Texture(ctx, 4)
+        self._ping = [self._content_fbo() for _ in range(2)]
+        self._frame = 0
+        self.has_model = False
+        self.has_mask = False
+        self.has_b = False
+
+    def _content_fbo(self) -> tuple[Any, Any]:
+        s = self.content_size
+        tex = self.ctx.texture((s, s), 3)
+        tex.filter = (self.ctx.LINEAR, self.ctx.LINEAR)
+        tex.repeat_x = tex.repeat_y = False
+        fbo = self.ctx.framebuffer(color_attachments=[tex])
+        fbo.use()
+        self.ctx.clear(0, 0, 0, 1)
+        return tex, fbo
+
+    def upload(self, layers: Layers, monitor: bool = False) -> None:
+        self.camera.upload(layers.camera)
+        self.has_model = layers.output is not None
+        if layers.output is not None:
+            self.out_a.upload(layers.output)
+        self.has_b = layers.output_b is not None
+        if layers.output_b is not None:
+            self.out_b.upload(layers.output_b)
+        self.has_mask = layers.mask is not None
+        if layers.mask is not None:
+            self.mask.upload(layers.mask.astype(np.float32, copy=False))
+        if monitor and layers.model_input is not None:
+            self.model_input.upload(layers.model_input)
+
+    def composite(self, snap: Any, crossfade: float = 0.0) -> Any:
+        """Mix camera, mask and model into the content texture; returns that texture."""
+        src_tex, _ = self._ping[self._frame % 2]
+        dst_tex, dst_fbo = self._ping[(self._frame + 1) % 2]
+        self._frame += 1
+        self.camera.use(0)
+        self.mask.use(1)
+        self.out_a.use(2)
+        (self.out_b if self.has_b else self.out_a).use(3)
+        src_tex.use(4)
+        s = self.content_size
+        self.shaders.set("composite", u_camera=0, u_mask=1, u_out_a=2, u_out_b=3, u_prev=4, u_size=(s, s),
+                         u_mode=COMPOSITE_MODES.index(snap["mix/mode"]), u_amount=float(snap["mix/amount"]),
+                         u_crossfade=float(crossfade) if self.has_b else 0.0,
+                         u_feedback=float(snap["mix/feedback"]), u_has_model=self.has_model,
+                         u_has_mask=self.has_mask)
+        dst_fbo.use()
+        self.ctx.viewport = (0, 0, s, s)
+        self.ctx.disable(self.ctx.BLEND)
+        self.shaders.draw("composite")
+        return dst_tex
+
+    def present(self, snap: Any, target: Any, size: tuple[int, int], content: Any) -> None:
+        target.use()
+        self.ctx.viewport = (0, 0, *size)
+        content.use(0)
+        self.camera.use(1)
+        self.model_input.use(2)
+        self.mask.use(3)
+        self.out_a.use(4)
+        m = matrix_from_snapshot(snap, size, (self.content_size, self.content_size))
+        self.shaders.set("present", u_content=0, u_camera=1, u_input=2, u_mask=3, u_output=4,
+                         u_screen_to_content=m, u_screen=size, u_gamma=float(snap["display/gamma"]),
+                         u_brightness=float(snap["colour/brightness"]), u_contrast=float(snap["colour/contrast"]),
+                         u_saturation=float(snap["colour/saturation"]), u_blackout=bool(snap["show/blackout"]),
+                         u_monitor=bool(snap["display/monitor"]))
+        self.shaders.draw("present")
+
+    def draw_hud(self, overlay: np.ndarray | None, target: Any, size: tuple[int, int]) -> None:
+        if overlay is None:
+            return
+        if overlay is not getattr(self, "_hud_src", None):
+            self.hud.upload(overlay)
+            self._hud_src = overlay
+        target.use()
+        self.ctx.viewport = (0, 0, *size)
+        self.ctx.enable(self.ctx.BLEND)
+        self.ctx.blend_func = self.ctx.SRC_ALPHA, self.ctx.ONE_MINUS_SRC_ALPHA
+        self.hud.use(0)
+        h, w = overlay.shape[:2]
+        self.shaders.set("hud", u_hud=0, u_origin=(12.0, 12.0), u_hud_size=(float(w), float(h)), u_screen=size)
+        self.shaders.draw("hud")
+        self.ctx.disable(self.ctx.BLEND)
+
+    def frame(self, snap: Any, target: Any, size: tuple[int, int], overlay: np.ndarray | None,
+              crossfade: float = 0.0) -> None:
+        content = self.composite(snap, crossfade)
+        self.present(snap, target, size, content)
+        if snap["hud/show"]:
+            self.draw_hud(overlay, target, size)
+
+    def content_picture(self) -> np.ndarray:
+        """The last composite, read back as HxWx3 uint8 (picture convention)."""
+        tex, _ = self._ping[self._frame % 2]
+        s = self.content_size
+        return np.frombuffer(tex.read(), np.uint8).reshape(s, s, 3).copy()
+
+
+def read_pixels(fbo: Any, size: tuple[int, int]) -> np.ndarray:
+    """What a framebuffer holds, as HxWx3 uint8 RGB, top row first."""
+    w, h = size
+    data = fbo.read(viewport=(0, 0, w, h), components=3, alignment=1)
+    return np.flipud(np.frombuffer(data, np.uint8).reshape(h, w, 3))
+
+
+# ---- displays ----------------------------------------------------------------------------------
+
+class HeadlessDisplay:
+    """An offscreen target on an EGL context: the same shaders, no screen needed."""
+
+    headless = True
+
+    def __init__(self, size: tuple[int, int] = (1280, 720)) -> None:
+        import moderngl
+
+        self.ctx = moderngl.create_standalone_context(backend="egl")
+        self.size = size
+        self._colour = self.ctx.renderbuffer(size, 3)
+        self.fbo = self.ctx.framebuffer(color_attachments=[self._colour])
+        self.should_close = False
+        self.on_key: Any = None
+
+    @property
+    def renderer_name(self) -> str:
+        return str(self.ctx.info.get("GL_RENDERER", "?"))
+
+    def poll(self) -> None:
+        pass
+
+    def flip(self) -> None:
+        pass
+
+    def read(self) -> np.ndarray:
+        return read_pixels(self.fbo, self.size)
+
+    def close(self) -> None:
+        self.ctx.release()
+
+
+class WindowDisplay:
+    """A pyglet window with moderngl on its context: fullscreen on a chosen screen, cursor hidden."""
+
+    headless = False
+
+    def __init__(self, fullscreen: bool = True, screen: int = 0, size: tuple[int, int] = (1280, 720),
+                 vsync: bool = True, title: str = "installation") -> None:
+        import moderngl
+        import pyglet
+
+        display = pyglet.display.get_display()
+        screens = display.get_screens()
+        chosen = screens[min(screen, len(screens) - 1)]
+        config = pyglet.gl.Config(double_buffer=True, major_version=3, minor_version=3, forward_compatible=True)
+        try:
+            self.window = pyglet.window.Window(
+                width=size[0], height=size[1], fullscreen=fullscreen, screen=chosen, vsync=vsync,
+                caption=title, config=config, resizable=not fullscreen)
+        except pyglet.window.NoSuchConfigException:
+            self.window = pyglet.window.Window(width=size[0], height=size[1], fullscreen=fullscreen,
+                                               screen=chosen, vsync=vsync, caption=title,
+                                               resizable=not fullscreen)
+        self.window.set_mouse_visible(not fullscreen)
+        self.ctx = moderngl.create_context()
+        self.should_close = False
+        self.on_key: Any = None
+        self.window.push_handlers(on_key_press=self._key, on_close=self._close)
+
+    @property
+    def renderer_name(self) -> str:
+        return str(self.ctx.info.get("GL_RENDERER", "?"))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.window.get_framebuffer_size())  # type: ignore[return-value]
+
+    @property
+    def fbo(self) -> Any:
+        return self.ctx.detect_framebuffer()
+
+    def _key(self, symbol: int, modifiers: int) -> bool:
+        if self.on_key:
+            self.on_key(symbol, modifiers)
+        return True  # swallow Escape: a visitor pressing a key must not end the show
+
+    def _close(self) -> bool:
+        self.should_close = True
+        return True
+
+    def set_fullscreen(self, on: bool) -> None:
+        self.window.set_fullscreen(on)
+        self.window.set_mouse_visible(not on)
+
+    def poll(self) -> None:
+        self.window.dispatch_events()
+
+    def flip(self) -> None:
+        self.window.flip()
+
+    def read(self) -> np.ndarray:
+        return read_pixels(self.ctx.detect_framebuffer(), self.size)
+
+    def close(self) -> None:
+        self.window.close()
+
+
+def has_screen() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def list_screens() -> list[str]:
+    if not has_screen():
+        return []
+    try:
+        import pyglet
+
+        return [f"{i}: {s.width}x{s.height} at {s.x},{s.y}"
+                for i, s in enumerate(pyglet.display.get_display().get_screens())]
+    except Exception as e:
+        return [f"(can't list screens: {e})"]
+
+
+# ---- recording ---------------------------------------------------------------------------------
+
+class Recorder:
+    """Writes what was shown to an mp4 on its own thread. Lockstep recordings block rather than drop."""
+
+    def __init__(self, path: str | Path, size: tuple[int, int], fps: float, lockstep: bool = False) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        if not self.writer.isOpened():
+            raise OSError(f"can't write video to {self.path}")
+        self.lockstep = lockstep
+        self.size = size
+        self.frames = 0
+        self.dropped = 0
+        self._q: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=8)
+        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (img := self._q.get()) is not None:
+            self.writer.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+            self.frames += 1
+
+    def write(self, rgb: np.ndarray) -> None:
+        try:
+            self._q.put(rgb, block=self.lockstep, timeout=5.0 if self.lockstep else None)
+        except queue.Full:
+            self.dropped += 1
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._thread.join()
+        self.writer.release()

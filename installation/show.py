@@ -1,0 +1,500 @@
+"""The live loop, in nannou's shape: build the model of the show once, `update` it once per frame (input
+drained, triggers handled, one immutable parameter snapshot published), then `view` it (draw only).
+
+Threads: the source reads frames into a latest-wins slot; the inference thread takes the newest,
+preprocesses, segments and runs the model, and puts the result into another latest-wins slot; the main
+thread owns GL and draws. A slow stage drops stale frames, it never queues them; --lockstep makes every
+slot wait instead, so each source frame is processed in order (repeatable rehearsals and recordings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import hud
+from .config import ShowConfig, load_show
+from .errors import UserError
+from .frames import EndOfStream, Frame, LatestSlot, SlotClosed
+from .models import Model, choose_providers, load_model
+from .params import Param, ParamStore, Registry, Snapshot, default_registry
+from .preprocess import Chain, ChainState
+from .render import Layers, Recorder, Renderer
+from .stats import Stats
+
+log = logging.getLogger("installation.show")
+
+PARAMS: list[Param] = [
+    Param("show/blackout", "bool", False, description="black screen, the show keeps running", persist=False),
+    Param("show/freeze", "bool", False, description="hold the current picture", persist=False),
+    Param("model/select", "str", "", description="load this model (a name in models/ or a path), crossfade to it",
+          persist=False),
+    Param("model/crossfade", "float", 2.0, 0, 30, unit="s", description="how long a model swap crossfades"),
+]
+
+
+@dataclass
+class RunOptions:
+    headless: bool = True
+    frames: int | None = None  # stop after this many presented frames
+    seconds: float | None = None
+    record: Path | None = None
+    stats: Path | None = None
+    lockstep: bool = False
+    realtime: bool = True  # pace video and synthetic sources to their frame rate
+    video: Path | None = None  # rehearse: play this instead of the show's source
+    fullscreen: bool | None = None
+    extra_params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    """One processed frame, from the inference thread to the main thread."""
+
+    frame: Frame
+    layers: Layers
+    fresh: bool = True  # False when the output was reused rather than inferred
+    t_ready: float = 0.0
+
+
+class Show:
+    """A show being played: built once, updated and viewed each frame, closed once."""
+
+    def __init__(self, cfg: ShowConfig, opts: RunOptions, registry: Registry | None = None) -> None:
+        self.cfg = cfg
+        self.opts = opts
+        self.stats = Stats()
+        self.registry = registry or default_registry()
+        self.store = ParamStore(self.registry)
+        self.inbox: queue.SimpleQueue[Callable[[Show], None]] = queue.SimpleQueue()
+        self.hud_lines: list[Callable[[Show], list[str]]] = []  # extra HUD text from control surfaces
+        self.controls: list[Any] = []  # objects with update(show) and close()
+        self.model: Model | None = None
+        self.model_error = ""
+        self.chain: Chain | None = None
+        self.source: Any = None
+        self.display: Any = None
+        self.renderer: Renderer | None = None
+        self.recorder: Recorder | None = None
+        self.results: LatestSlot[Result] = LatestSlot("results", lockstep=opts.lockstep)
+        self._stop = threading.Event()
+        self._infer_thread: threading.Thread | None = None
+        self._last: Result | None = None
+        self._overlay: np.ndarray | None = None
+        self._t_overlay = 0.0
+        self._source_ended = False
+        self.snapshot: Snapshot = self.store.snapshot()
+
+    # ---- build -------------------------------------------------------------------------------
+    def build(self) -> Show:
+        cfg = self.cfg
+        self.load_initial_model()
+        values: dict[str, Any] = {}
+        if self.chain is not None:
+            values.update(self.chain.param_values())
+        values.update(cfg.params)
+        values.update(self.opts.extra_params)
+        for name, v in values.items():
+            self.store.set(name, v, source="config", ramp_s=0.0)
+        self.snapshot = self.store.publish()
+        self.source = self.open_source()
+        self.display = self.open_display()
+        self.renderer = Renderer(self.display.ctx, cfg.render.content_size)
+        self.display.on_key = self.on_key
+        if self.opts.record:
+            self.recorder = Recorder(self.opts.record, self.display.size, self.source.fps or 30.0,
+                                     lockstep=self.opts.lockstep)
+        self._infer_thread = threading.Thread(target=self._infer_loop, name="inference", daemon=True)
+        self._infer_thread.start()
+        return self
+
+    def load_initial_model(self) -> None:
+        """A missing or broken model is not fatal here: the camera picture shows, the HUD says why."""
+        path = self.cfg.model.path
+        if path is None:
+            return
+        try:
+            self.model = load_model(path, self.cfg.model.providers)
+            self.chain = self.model.card.chain
+        except UserError as e:
+            self.model_error = e.render()
+            self.stats.fault("model", self.model_error)
+
+    def open_source(self) -> Any:
+        from .sources import VideoSource, open_source
+
+        src = self.cfg.source
+        if self.opts.video is not None:
+            return VideoSource(self.opts.video, loop=True, realtime=self.opts.realtime,
+                               lockstep=self.opts.lockstep, on_fault=self.stats.fault).start()
+        return open_source(src.kind, lockstep=self.opts.lockstep, realtime=self.opts.realtime,
+                           on_fault=self.stats.fault, **src.model_dump(exclude={"kind"}))
+
+    def open_display(self) -> Any:
+        from .render import HeadlessDisplay, WindowDisplay
+
+        r = self.cfg.render
+        if self.opts.headless:
+            return HeadlessDisplay((r.width, r.height))
+        fullscreen = r.fullscreen if self.opts.fullscreen is None else self.opts.fullscreen
+        return WindowDisplay(fullscreen=fullscreen, screen=r.screen, size=(r.width, r.height), vsync=r.vsync)
+
+    # ---- the inference thread -----------------------------------------------------------------
+    def _infer_loop(self) -> None:
+        state = ChainState()
+        prev_output: np.ndarray | None = None
+        while not self._stop.is_set():
+            try:
+                frame = self.source.recv(timeout=0.25)
+            except EndOfStream:
+                self._source_ended = True
+                self.results.close()
+                return
+            if frame is None:
+                continue
+            snap = self.store.snapshot()
+            try:
+                result = self.process(frame, snap, state, prev_output)
+            except Exception as e:  # a picture must stay up: count it, log it once, go on
+                self.stats.fault("inference", f"{type(e).__name__}: {e}")
+                continue
+            if result.layers.output is not None:
+                prev_output = result.layers.output
+            if not self.results.put(result, timeout=None if self.opts.lockstep else 0):
+                return
+
+    def process(self, frame: Frame, snap: Snapshot, state: ChainState,
+                prev_output: np.ndarray | None) -> Result:
+        """One frame through preprocessing and the model: pure work, no GL."""
+        chain = self.chain or Chain.from_spec("plain", (self.cfg.render.content_size,) * 2)
+        st = self.stats
+        mask = None
+        with st.time("preprocess"):
+            view, view_mask = chain.view(frame.image, snap, mask)
+        output = model_input = None
+        model = self.model
+        if model is not None:
+            with st.time("preprocess"):
+                model_input, _ = chain.apply_live(frame.image, snap, state, mask, prev_output)
+            try:
+                with st.time("infer"):
+                    output = model.infer(model_input)
+                output = chain.apply_output(output, snap, state)
+                st.count("frames_inferred")
+            except Exception as e:
+                st.fault("model", f"{type(e).__name__}: {e}")
+                output = prev_output
+        return Result(frame, Layers(view, output, view_mask, model_input), fresh=output is not None,
+                      t_ready=time.monotonic())
+
+    # ---- update: input, triggers, snapshot -----------------------------------------------------
+    def update(self) -> Snapshot:
+        if self.display is not None:
+            self.display.poll()
+            if self.display.should_close:
+                self.stop()
+        while True:
+            try:
+                job = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                job(self)
+            except Exception as e:
+                self.stats.fault("control", f"{type(e).__name__}: {e}")
+        for c in self.controls:
+            try:
+                c.update(self)
+            except Exception as e:
+                self.stats.fault("control", f"{type(e).__name__}: {e}")
+        for name, _ in self.store.drain_triggers():
+            self.on_trigger(name)
+        self.snapshot = self.store.publish()
+        return self.snapshot
+
+    def on_trigger(self, name: str) -> None:
+        """Triggers with no owner of their own; control surfaces handle theirs in update()."""
+        log.debug("trigger %s", name)
+
+    def on_key(self, symbol: int, modifiers: int) -> None:
+        """Keys in the window. Quitting needs Ctrl: a visitor pressing a key must not end the show."""
+        from pyglet.window import key
+
+        toggles = {key.H: "hud/show", key.B: "show/blackout", key.SPACE: "show/freeze", key.M: "display/monitor"}
+        if symbol in toggles:
+            name = toggles[symbol]
+            self.store.set(name, not self.store.target(name), source="key")
+        elif symbol == key.Q and modifiers & key.MOD_CTRL:
+            self.stop()
+        elif symbol == key.F and hasattr(self.display, "set_fullscreen"):
+            self.display.set_fullscreen(not self.display.window.fullscreen)
+        for c in self.controls:
+            handler = getattr(c, "on_key", None)
+            if handler:
+                handler(self, symbol, modifiers)
+
+    # ---- view: draw only ------------------------------------------------------------------------
+    def hud_text(self) -> list[str]:
+        st = self.stats
+        src = self.source
+        lines = [f"{self.cfg.name}  {st.fps():5.1f} fps  latency p50 {st.latency_p50():5.1f} ms",
+                 f"frames {st.counters['frames_presented']}  dropped {self.dropped()}  faults {sum(st.faults.values())}"]
+        if self.model is not None:
+            lines.append(f"model {self.model.name} {self.model.card.size[1]}x{self.model.card.size[0]} "
+                         f"via {self.model.backend.providers[0].replace('ExecutionProvider', '')}")
+        if self.model_error:
+            lines.append("! " + self.model_error)
+        if src is not None and not src.connected:
+            lines.append(f"! source {src.name}: {src.last_error or 'connecting'}")
+        for err in (self.renderer.shaders.errors.values() if self.renderer else ()):
+            lines.append("! " + err.splitlines()[0])
+        if st.last_fault:
+            lines.append("! last fault: " + st.last_fault)
+        for extra in self.hud_lines:
+            lines.extend(extra(self))
+        return lines
+
+    def dropped(self) -> int:
+        return (self.source.dropped if self.source else 0) + self.results.dropped
+
+    def view(self, result: Result | None) -> None:
+        """Draw the newest result (or redraw the last one) and present it."""
+        snap = self.snapshot
+        r, d, st = self.renderer, self.display, self.stats
+        assert r is not None and d is not None
+        now = time.monotonic()
+        if snap["hud/show"] and now - self._t_overlay > 0.25:
+            self._overlay = hud.overlay(self.hud_text())
+            self._t_overlay = now
+        fresh = result is not None and not snap["show/freeze"]
+        with st.time("draw"):
+            if fresh:
+                assert result is not None
+                with st.time("upload"):
+                    r.upload(result.layers, monitor=bool(snap["display/monitor"]))
+                content = r.composite(snap)
+            else:
+                content = r._ping[r._frame % 2][0]
+            r.present(snap, d.fbo, d.size, content)
+            if snap["hud/show"]:
+                r.draw_hud(self._overlay, d.fbo, d.size)
+            d.ctx.finish()  # 'present' means the GL work is done, not merely queued
+        t_done = time.monotonic()
+        if result is not None:
+            st.presented(result.frame.t_capture, t_done)
+            if not result.fresh:
+                st.count("frames_reused")
+            if self.recorder is not None:
+                with st.time("record"):
+                    self.recorder.write(d.read())
+        d.flip()
+
+    # ---- the loop -------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        t0 = time.monotonic()
+        opts = self.opts
+        next_redraw = 0.0
+        try:
+            while not self._stop.is_set():
+                self.update()
+                try:
+                    result = self.results.get(timeout=1 / 120)
+                except SlotClosed:
+                    break
+                if self.renderer and self.renderer.shaders.reload_if_changed():
+                    next_redraw = 0.0
+                now = time.monotonic()
+                if result is not None:
+                    self._last = result
+                    self.view(result)
+                    next_redraw = now + 0.05
+                elif not self.display.headless and now >= next_redraw:
+                    self.view(None)  # keep a window live (HUD, blackout) while no frame comes
+                    next_redraw = now + 1 / 30
+                n = self.stats.counters["frames_presented"]
+                if opts.frames is not None and n >= opts.frames:
+                    break
+                if opts.seconds is not None and now - t0 >= opts.seconds:
+                    break
+        finally:
+            summary = self.close()
+        return summary
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def summary(self) -> dict[str, Any]:
+        import onnxruntime
+
+        src = self.source
+        return self.stats.to_dict({
+            "show": self.cfg.name,
+            "source": getattr(src, "name", None),
+            "source_fps": getattr(src, "fps", None),
+            "source_frames_read": getattr(src, "index", 0),
+            "dropped_source": getattr(src, "dropped", 0),
+            "dropped_inference": self.results.dropped,
+            "dropped_total": self.dropped(),
+            "reconnects": getattr(src, "reconnects", 0),
+            "model": self.model.name if self.model else None,
+            "model_error": self.model_error or None,
+            "providers": self.model.backend.providers if self.model else [],
+            "onnxruntime": onnxruntime.__version__,
+            "gl_renderer": self.display.renderer_name if self.display else None,
+            "display_size": list(self.display.size) if self.display else None,
+            "lockstep": self.opts.lockstep,
+            "recorded_frames": self.recorder.frames if self.recorder else 0,
+            "shader_reloads": self.renderer.shaders.reloads if self.renderer else 0,
+        })
+
+    def close(self) -> dict[str, Any]:
+        self._stop.set()
+        self.results.close()
+        if self.source is not None:
+            self.source.close()
+        if self._infer_thread is not None:
+            self._infer_thread.join(timeout=5.0)
+        for c in self.controls:
+            try:
+                c.close()
+            except Exception as e:
+                log.warning("closing %s: %s", type(c).__name__, e)
+        if self.recorder is not None:
+            self.recorder.close()
+        summary = self.summary()
+        if self.opts.stats:
+            Path(self.opts.stats).parent.mkdir(parents=True, exist_ok=True)
+            Path(self.opts.stats).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        if self.display is not None:
+            self.display.close()
+        return summary
+
+
+# ---- commands -----------------------------------------------------------------------------------
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("show", nargs="?", default=None, help="a show file, or a name in show_configs/ (default)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--headless", action="store_true", help="render offscreen through EGL, no display needed")
+    mode.add_argument("--window", action="store_true", help="a window instead of fullscreen")
+    p.add_argument("--frames", type=int, help="stop after N presented frames")
+    p.add_argument("--seconds", type=float, help="stop after S seconds")
+    p.add_argument("--record", type=Path, metavar="OUT.mp4", help="record what was shown")
+    p.add_argument("--stats", type=Path, metavar="OUT.json", help="write timings and counters")
+    p.add_argument("--lockstep", action="store_true",
+                   help="process every source frame in order, none dropped (repeatable runs)")
+    p.add_argument("--fast", action="store_true", help="don't pace video/synthetic sources to their frame rate")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="set a parameter")
+
+
+def _options(args: argparse.Namespace, registry: Registry) -> RunOptions:
+    from .config import check_params
+    from .render import has_screen
+
+    extra = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--set {item!r}", expected="NAME=VALUE")
+        extra[name] = value
+    extra = check_params(extra, registry, None) if extra else {}
+    headless = args.headless or (not args.window and not has_screen())
+    return RunOptions(headless=headless, frames=args.frames, seconds=args.seconds, record=args.record,
+                      stats=args.stats, lockstep=args.lockstep, realtime=not args.fast,
+                      fullscreen=False if args.window else None, extra_params=extra,
+                      video=getattr(args, "video", None))
+
+
+def play(args: argparse.Namespace, rehearse: bool) -> int:
+    registry = default_registry()
+    cfg = load_show(args.show, registry)
+    opts = _options(args, registry)
+    if rehearse and opts.video is None and cfg.source.kind == "camera":
+        from .sample import ensure_sample_clip
+
+        opts.video = ensure_sample_clip()
+    if opts.video is not None and not Path(opts.video).is_file():
+        raise UserError("video not found", file=opts.video)
+    show = Show(cfg, opts, registry)
+    signal.signal(signal.SIGTERM, lambda *_: show.stop())
+    show.build()
+    where = "offscreen (EGL)" if opts.headless else "in a window"
+    print(f"{cfg.name}: playing {show.source.name} {where}; model: "
+          f"{show.model.name if show.model else 'none'}" + (f" [{show.model_error}]" if show.model_error else ""))
+    try:
+        summary = show.run()
+    except KeyboardInterrupt:
+        summary = show.close()
+    lat = summary["latency_ms"]
+    print(f"{summary['frames_presented']} frames, {summary['fps_mean']:.1f} fps, latency p50 {lat['p50']} ms "
+          f"p95 {lat['p95']} ms, dropped {summary['dropped_total']}, faults {sum(summary['faults'].values())}")
+    if opts.record:
+        print(f"recorded {summary['recorded_frames']} frames to {opts.record}")
+    if opts.stats:
+        print(f"stats written to {opts.stats}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return play(args, rehearse=False)
+
+
+def cmd_rehearse(args: argparse.Namespace) -> int:
+    return play(args, rehearse=True)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate a show and say what it would use. A missing or broken model is an error here."""
+    from .render import list_screens
+    from .sources import list_cameras
+
+    registry = default_registry()
+    cfg = load_show(args.show, registry)
+    print(f"show: {cfg.name} ({cfg.path})")
+    s = cfg.source
+    what = {"camera": f"camera {s.camera} at {s.width}x{s.height} {s.fps:g} fps", "video": f"video {s.video}",
+            "synthetic": f"synthetic pattern {s.width}x{s.height}"}[s.kind]
+    print(f"source: {what}")
+    if s.kind == "video" and (s.video is None or not s.video.is_file()):
+        raise UserError("video not found", file=cfg.path, key="source.video", expected=f"a file at {s.video}")
+    providers = choose_providers(cfg.model.providers)
+    if cfg.model.path is None:
+        print("model: none (camera picture only)")
+    else:
+        model = load_model(cfg.model.path, cfg.model.providers)
+        c = model.card
+        print(f"model: {c.name} ({model.path}), input {c.size[1]}x{c.size[0]} {c.layout} range {c.value_range}"
+              + (" [card inferred from the graph]" if c.inferred else ""))
+        print(f"preprocessing: {' -> '.join(st.kind for st in c.chain.steps)}")
+        print(f"inference: {', '.join(model.backend.providers)}")
+    print(f"providers available: {', '.join(providers)}")
+    screens = list_screens()
+    print(f"displays: {'; '.join(screens) if screens else 'none (headless: EGL offscreen)'}")
+    cams = list_cameras()
+    print(f"cameras: {', '.join(cams) if cams else 'none found'}")
+    print("ok")
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser("run", help="play a show from its source (the camera)")
+    _add_run_flags(p)
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("rehearse", help="play a show from recorded video instead of the camera")
+    _add_run_flags(p)
+    p.add_argument("--video", type=Path, help="the clip to play (default: the sample clip)")
+    p.set_defaults(func=cmd_rehearse)
+    p = sub.add_parser("check", help="validate a show and print what it would use")
+    p.add_argument("show", nargs="?", default=None)
+    p.set_defaults(func=cmd_check)

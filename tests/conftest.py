@@ -1,0 +1,92 @@
+"""Shared fixtures: tiny real ONNX models and clips made in a temporary folder, and a GL context."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+os.environ.setdefault("INSTALLATION_STATE_DIR", "")  # tests pass --state or a tmp dir explicitly
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def make_tiny_onnx(path: Path, size: int = 64, dynamic_batch: bool = False, names: tuple[str, str] = ("input", "output"),
+                   opset: int = 17, seed: int = 0, raises_on_nan: bool = False) -> Path:
+    """A real image-to-image ONNX graph (conv -> relu -> conv -> tanh), random weights, NCHW in [-1, 1]."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    w1 = numpy_helper.from_array((rng.standard_normal((8, 3, 3, 3)) * 0.4).astype(np.float32), "w1")
+    b1 = numpy_helper.from_array(np.zeros(8, np.float32), "b1")
+    w2 = numpy_helper.from_array((rng.standard_normal((3, 8, 3, 3)) * 0.4).astype(np.float32), "w2")
+    b2 = numpy_helper.from_array(np.zeros(3, np.float32), "b2")
+    nodes = [
+        helper.make_node("Conv", [names[0], "w1", "b1"], ["h1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["h1"], ["h2"]),
+        helper.make_node("Conv", ["h2", "w2", "b2"], ["h3"], pads=[1, 1, 1, 1]),
+        helper.make_node("Tanh", ["h3"], [names[1]]),
+    ]
+    batch = "N" if dynamic_batch else 1
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info(names[0], TensorProto.FLOAT, [batch, 3, size, size])],
+        [helper.make_tensor_value_info(names[1], TensorProto.FLOAT, [batch, 3, size, size])], [w1, b1, w2, b2])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def make_model_folder(folder: Path, size: int = 64, chain: str = "plain", name: str = "tiny") -> Path:
+    """A model folder (model.onnx + model.toml) as the exporter writes them."""
+    from installation.models import ModelCard
+    from installation.preprocess import Chain
+
+    make_tiny_onnx(folder / "model.onnx", size)
+    ModelCard(name=name, size=(size, size), chain=Chain.from_spec(chain, size),
+              provenance={"made_by": "tests/conftest.py"}).save(folder)
+    return folder
+
+
+def make_clip(path: Path, frames: int = 30, size: tuple[int, int] = (320, 180), fps: float = 30.0) -> Path:
+    """A short mp4 of a bright disc moving across a gradient."""
+    w, h = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    xx = np.linspace(0, 255, w, dtype=np.float32)[None, :].repeat(h, 0)
+    for i in range(frames):
+        img = np.stack([xx, xx[::-1, ::-1] * 0.5, np.full_like(xx, 80)], axis=2).astype(np.uint8)
+        cv2.circle(img, (int(w * (0.1 + 0.8 * i / max(frames - 1, 1))), h // 2), h // 5, (250, 250, 250), -1)
+        writer.write(img)
+    writer.release()
+    return path
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> Path:
+    return make_model_folder(tmp_path / "models" / "tiny")
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    return make_clip(tmp_path / "clip.mp4")
+
+
+@pytest.fixture(scope="session")
+def gl():
+    """A real OpenGL context (Mesa llvmpipe through EGL when there is no GPU)."""
+    import moderngl
+
+    ctx = moderngl.create_standalone_context(backend="egl")
+    yield ctx
+    ctx.release()
+
+
+def write_show(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
