@@ -13,11 +13,16 @@ from .errors import UserError
 # Modules that register commands, in the order `installation --help` lists them.
 COMMAND_MODULES = (
     "installation.show",
+    "installation.segment",
+    "installation.training.cli",
+    "installation.soak",
+    "installation.service",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="installation", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="installation", description="A real-time runtime for camera-driven image-to-image installations.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in COMMAND_MODULES:

@@ -39,6 +39,7 @@ class SourceConfig(_Strict):
 class ModelConfig(_Strict):
     path: Path | None = None  # a model folder (model.onnx + model.toml) or a bare .onnx; None: camera only
     providers: str | list[str] = "auto"  # "auto", or e.g. ["cuda", "cpu"]
+    then: list[Path] = Field(default_factory=list)  # chained models: each one repaints the one before
 
 
 class RenderConfig(_Strict):
@@ -90,6 +91,7 @@ class ShowConfig(_Strict):
             self.source.video = (base / self.source.video).resolve()
         if self.model.path is not None and not self.model.path.is_absolute():
             self.model.path = (base / self.model.path).resolve()
+        self.model.then = [p if p.is_absolute() else (base / p).resolve() for p in self.model.then]
 
 
 def find_show(show: str | Path | None) -> Path:

@@ -209,12 +209,18 @@ class OnnxBackend:
                 opts.append((n, {"trt_fp16_enable": fp16, "trt_engine_cache_enable": True,
                                  "trt_engine_cache_path": str(cache), "trt_timing_cache_enable": True,
                                  "trt_timing_cache_path": str(cache)}))
+            elif n == "CUDAExecutionProvider":
+                # EXHAUSTIVE picks the fastest cuDNN kernels once at load; the shapes never change here
+                opts.append((n, {"cudnn_conv_algo_search": "EXHAUSTIVE", "do_copy_in_default_stream": True}))
             else:
                 opts.append((n, {}))
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             so.intra_op_num_threads = threads
+        # Idle pool threads must sleep, not spin: on a small CPU the spinning stole the cores that
+        # the GL rasterizer and the preprocessing thread needed (see docs/performance.md).
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(str(onnx_path), sess_options=so, providers=opts)
@@ -226,14 +232,40 @@ class OnnxBackend:
         self.input_name = inp.name
         self.output_name = self.session.get_outputs()[0].name
         self.input_dtype = np.float16 if "float16" in inp.type else np.float32
+        # On a GPU provider the output stays on the device between runs (IO binding), so a run moves
+        # only the input up and the picture down, and run_device() moves nothing at all.
+        self.on_gpu = self.providers[0] in PROVIDER_ORDER[:2]
+        self._binding: Any = self.session.io_binding() if self.on_gpu else None
 
     def run(self, x: np.ndarray) -> np.ndarray:
+        if self._binding is not None and self.card.layout == "NCHW":
+            b = self._binding
+            b.bind_cpu_input(self.input_name, x.astype(self.input_dtype, copy=False))
+            b.bind_output(self.output_name, "cuda")
+            self.session.run_with_iobinding(b)
+            return b.copy_outputs_to_cpu()[0]
         if self.card.layout == "NHWC":
             x = x.transpose(0, 2, 3, 1)
         y = self.session.run([self.output_name], {self.input_name: x.astype(self.input_dtype, copy=False)})[0]
         if self.card.layout == "NHWC":
             y = y.transpose(0, 3, 1, 2)
         return y
+
+    def run_device(self, x: Any, out: Any) -> Any:
+        """GPU in, GPU out: x and out are contiguous CUDA tensors (torch) of the model's NCHW shapes and
+        dtype; ONNX Runtime reads and writes them in place. Returns out."""
+        if self._binding is None:
+            raise RuntimeError("run_device needs a CUDA or TensorRT provider")
+        import torch
+
+        b = self._binding
+        torch.cuda.current_stream().synchronize()  # ORT runs on its own stream: x must be written first
+        for name, t in ((self.input_name, x), (self.output_name, out)):
+            bind = b.bind_input if name == self.input_name else b.bind_output
+            bind(name, device_type="cuda", device_id=t.device.index or 0, element_type=self.input_dtype,
+                 shape=tuple(t.shape), buffer_ptr=t.data_ptr())
+        self.session.run_with_iobinding(b)  # returns once the outputs are written
+        return out
 
 
 class Model:
@@ -257,11 +289,37 @@ class Model:
         return from_tensor(y, self.card.output_range)
 
 
+def default_threads() -> int:
+    """ONNX Runtime's intra-op threads: INSTALLATION_ORT_THREADS, else all cores but one on a small
+    CPU (the render and preprocessing threads need the other), else ORT's own choice (0)."""
+    env = os.environ.get("INSTALLATION_ORT_THREADS")
+    if env:
+        return int(env)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores - 1) if cores <= 4 else 0
+
+
+BACKENDS = ("onnx", "torch")
+
+
 def load_model(path: str | Path, providers: list[str] | str | None = None,
-               cache_dir: Path | None = None) -> Model:
-    """Resolve, check and open a model. Raises UserError for anything the user can fix."""
+               cache_dir: Path | None = None, backend: str | None = None, threads: int | None = None) -> Model:
+    """Resolve, check and open a model. Raises UserError for anything the user can fix.
+
+    backend: "onnx" (ONNX Runtime, the default) or "torch" (installation.gpu.TorchBackend: the same
+    graph run by PyTorch, fp16 + channels_last + CUDA graphs on a GPU); INSTALLATION_BACKEND sets it too.
+    """
     onnx_path, card = resolve_model(path)
-    backend = OnnxBackend(onnx_path, card, providers, cache_dir=cache_dir,
-                          threads=int(os.environ.get("INSTALLATION_ORT_THREADS", "0")))
-    log.info("model %s: %dx%d via %s", card.name, card.size[1], card.size[0], ",".join(backend.providers))
-    return Model(onnx_path, card, backend)
+    backend = backend or os.environ.get("INSTALLATION_BACKEND") or "onnx"
+    if backend not in BACKENDS:
+        raise UserError(f"unknown inference backend {backend!r}", expected=" or ".join(BACKENDS))
+    if backend == "torch":
+        from .gpu import TorchBackend
+
+        tb = TorchBackend.from_onnx(onnx_path, card)
+        log.info("model %s: %dx%d via %s", card.name, card.size[1], card.size[0], ",".join(tb.providers))
+        return Model(onnx_path, card, tb)
+    ob = OnnxBackend(onnx_path, card, providers, cache_dir=cache_dir,
+                     threads=default_threads() if threads is None else threads)
+    log.info("model %s: %dx%d via %s", card.name, card.size[1], card.size[0], ",".join(ob.providers))
+    return Model(onnx_path, card, ob)

@@ -51,6 +51,10 @@ class Param:
             raise ValueError(f"{self.name}: a choice needs choices")
         if self.kind in ("float", "int") and (self.lo is None or self.hi is None):
             raise ValueError(f"{self.name}: numbers need a range")
+        if self.kind not in ("float", "int") and (self.lo is not None or self.hi is not None):
+            raise ValueError(f"{self.name}: only numbers have a range")
+        if not self.description:
+            raise ValueError(f"{self.name}: every parameter needs a one-line description")
         if self.kind != "trigger":
             self.coerce(self.default)  # a default out of range is a programming error: fail at import
 
@@ -99,7 +103,7 @@ class Param:
         x = _number(self, value)
         assert self.lo is not None and self.hi is not None
         x = min(max(x, self.lo), self.hi)
-        return int(round(x)) if k == "int" else float(x)
+        return round(x) if k == "int" else float(x)
 
     def describe_range(self) -> str:
         if self.kind in ("float", "int"):

@@ -33,6 +33,8 @@ from .preprocess import Chain, ChainState
 from .render import Layers, Recorder, Renderer
 from .stats import Stats
 
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
 log = logging.getLogger("installation.show")
 
 PARAMS: list[Param] = [
@@ -83,6 +85,12 @@ class Show:
         self.model: Model | None = None
         self.model_error = ""
         self.chain: Chain | None = None
+        self.stages: list[Model] = []  # chained models after the first, each fed the one before
+        self.incoming: Model | None = None  # a model being crossfaded in
+        self._swap_t0 = 0.0
+        self._swap_name = ""
+        self._swap_thread: threading.Thread | None = None
+        self.segmenter: Any = None
         self.source: Any = None
         self.display: Any = None
         self.renderer: Renderer | None = None
@@ -109,6 +117,9 @@ class Show:
             self.store.set(name, v, source="config", ramp_s=0.0)
         self.snapshot = self.store.publish()
         self.source = self.open_source()
+        from .segment import SegmentWorker
+
+        self.segmenter = SegmentWorker()
         self.display = self.open_display()
         self.renderer = Renderer(self.display.ctx, cfg.render.content_size)
         self.display.on_key = self.on_key
@@ -127,6 +138,7 @@ class Show:
         try:
             self.model = load_model(path, self.cfg.model.providers)
             self.chain = self.model.card.chain
+            self.stages = [load_model(p, self.cfg.model.providers) for p in self.cfg.model.then]
         except UserError as e:
             self.model_error = e.render()
             self.stats.fault("model", self.model_error)
@@ -176,13 +188,13 @@ class Show:
 
     def process(self, frame: Frame, snap: Snapshot, state: ChainState,
                 prev_output: np.ndarray | None) -> Result:
-        """One frame through preprocessing and the model: pure work, no GL."""
+        """One frame through segmentation, preprocessing and the model(s): pure work, no GL."""
         chain = self.chain or Chain.from_spec("plain", (self.cfg.render.content_size,) * 2)
         st = self.stats
-        mask = None
+        mask = self.segment(frame, snap)
         with st.time("preprocess"):
             view, view_mask = chain.view(frame.image, snap, mask)
-        output = model_input = None
+        output = model_input = output_b = None
         model = self.model
         if model is not None:
             with st.time("preprocess"):
@@ -190,13 +202,48 @@ class Show:
             try:
                 with st.time("infer"):
                     output = model.infer(model_input)
+                    for i, stage in enumerate(self.stages):
+                        output = self._run_stage(stage, output, snap, state.of(1000 + i), view_mask)
                 output = chain.apply_output(output, snap, state)
                 st.count("frames_inferred")
             except Exception as e:
                 st.fault("model", f"{type(e).__name__}: {e}")
                 output = prev_output
-        return Result(frame, Layers(view, output, view_mask, model_input), fresh=output is not None,
+        incoming = self.incoming
+        if incoming is not None:
+            try:
+                with st.time("infer_incoming"):
+                    values = {**snap, **incoming.card.chain.param_values()}
+                    x, _ = incoming.card.chain.apply_live(frame.image, values, state.of(2000), mask)
+                    output_b = incoming.infer(x)
+            except Exception as e:
+                st.fault("model", f"incoming {incoming.name}: {type(e).__name__}: {e}")
+        return Result(frame, Layers(view, output, view_mask, model_input, output_b), fresh=output is not None,
                       t_ready=time.monotonic())
+
+    @staticmethod
+    def _run_stage(stage: Model, picture: np.ndarray, snap: Snapshot, state: dict[str, Any],
+                   mask: np.ndarray | None) -> np.ndarray:
+        """A chained model: its own card's preprocessing (less the mirror: the picture is already
+        oriented) on the previous model's picture."""
+        chain = stage.card.chain.without("flip")
+        sub = ChainState()
+        sub.per_step = state.setdefault("chain", {})
+        x, _ = chain.apply_live(picture, {**snap, **chain.param_values()}, sub, mask)
+        return stage.infer(x)
+
+    def segment(self, frame: Frame, snap: Snapshot) -> np.ndarray | None:
+        """The person mask for this frame, from the segmentation thread (the newest one it has)."""
+        worker = self.segmenter
+        if worker is None or snap["seg/mode"] == "none":
+            return None
+        with self.stats.time("segment_submit"):
+            worker.submit(frame.index, frame.image, snap)
+            got = worker.wait_for(frame.index, 5.0) if self.opts.lockstep else worker.latest()
+        if got is None:
+            return None
+        mask, _ = got
+        return mask if mask.shape[:2] == frame.image.shape[:2] else None
 
     # ---- update: input, triggers, snapshot -----------------------------------------------------
     def update(self) -> Snapshot:
@@ -220,12 +267,60 @@ class Show:
                 self.stats.fault("control", f"{type(e).__name__}: {e}")
         for name, _ in self.store.drain_triggers():
             self.on_trigger(name)
+        self.update_model_swap()
         self.snapshot = self.store.publish()
         return self.snapshot
 
     def on_trigger(self, name: str) -> None:
         """Triggers with no owner of their own; control surfaces handle theirs in update()."""
-        log.debug("trigger %s", name)
+        if name == "seg/relearn" and self.segmenter is not None:
+            self.segmenter.relearn()
+
+    # ---- model swap: load in the background, crossfade in the shader ------------------------------
+    def update_model_swap(self) -> None:
+        wanted = self.store.target("model/select")
+        if wanted and wanted != self._swap_name and self._swap_thread is None:
+            self._swap_name = wanted
+            self._swap_thread = threading.Thread(target=self._load_incoming, args=(wanted,), name="model-load",
+                                                 daemon=True)
+            self._swap_thread.start()
+        if self._swap_thread is not None and not self._swap_thread.is_alive():
+            self._swap_thread = None
+        if self.incoming is not None and self.crossfade() >= 1.0:
+            self._finish_swap()
+
+    def _load_incoming(self, name: str) -> None:
+        path = Path(name) if ("/" in name or name.endswith(".onnx")) else MODELS_DIR / name
+        try:
+            model = load_model(path, self.cfg.model.providers)
+        except Exception as e:  # a failed swap keeps the model that was running
+            msg = e.render() if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
+            self.stats.fault("model", f"swap to {name!r} failed: {msg}")
+            self.inbox.put(lambda show: setattr(show, "model_error", f"swap to {name!r} failed: {msg}"))
+            return
+        def start(show: Show) -> None:
+            if show.model is None:  # nothing to fade from: take it at once
+                show.incoming = model
+                show._finish_swap()
+                return
+            show.incoming = model
+            show._swap_t0 = time.monotonic()
+        self.inbox.put(start)
+
+    def crossfade(self) -> float:
+        if self.incoming is None:
+            return 0.0
+        dur = float(self.store.get("model/crossfade"))
+        return 1.0 if dur <= 0 else min(1.0, (time.monotonic() - self._swap_t0) / dur)
+
+    def _finish_swap(self) -> None:
+        model, self.incoming = self.incoming, None
+        assert model is not None
+        self.model, self.chain, self.stages, self.model_error = model, model.card.chain, [], ""
+        for name, v in model.card.chain.param_values().items():
+            self.store.set(name, v, source="model")
+        self.stats.count("model_swaps")
+        log.info("now playing model %s", model.name)
 
     def on_key(self, symbol: int, modifiers: int) -> None:
         """Keys in the window. Quitting needs Ctrl: a visitor pressing a key must not end the show."""
@@ -249,7 +344,8 @@ class Show:
         st = self.stats
         src = self.source
         lines = [f"{self.cfg.name}  {st.fps():5.1f} fps  latency p50 {st.latency_p50():5.1f} ms",
-                 f"frames {st.counters['frames_presented']}  dropped {self.dropped()}  faults {sum(st.faults.values())}"]
+                 f"frames {st.counters['frames_presented']}  dropped {self.dropped()}  "
+                 f"faults {sum(st.faults.values())}"]
         if self.model is not None:
             lines.append(f"model {self.model.name} {self.model.card.size[1]}x{self.model.card.size[0]} "
                          f"via {self.model.backend.providers[0].replace('ExecutionProvider', '')}")
@@ -283,7 +379,7 @@ class Show:
                 assert result is not None
                 with st.time("upload"):
                     r.upload(result.layers, monitor=bool(snap["display/monitor"]))
-                content = r.composite(snap)
+                content = r.composite(snap, self.crossfade())
             else:
                 content = r._ping[r._frame % 2][0]
             r.present(snap, d.fbo, d.size, content)
@@ -356,6 +452,8 @@ class Show:
             "lockstep": self.opts.lockstep,
             "recorded_frames": self.recorder.frames if self.recorder else 0,
             "shader_reloads": self.renderer.shaders.reloads if self.renderer else 0,
+            "segment_failures": self.segmenter.failures if self.segmenter else 0,
+            "segmented_frames": self.segmenter.segmented if self.segmenter else 0,
         })
 
     def close(self) -> dict[str, Any]:
@@ -365,6 +463,8 @@ class Show:
             self.source.close()
         if self._infer_thread is not None:
             self._infer_thread.join(timeout=5.0)
+        if self.segmenter is not None:
+            self.segmenter.close()
         for c in self.controls:
             try:
                 c.close()

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 extras=""
 [[ "${1:-}" == "--dev" ]] && extras="[train,dev]"
 
-system_packages=(libegl1 libgl1 libgl1-mesa-dri libegl-mesa0 xvfb xauth systemd)
+system_packages=(libegl1 libgl1 libgl1-mesa-dri libegl-mesa0 xvfb xauth xdotool systemd)
 missing=()
 for p in "${system_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

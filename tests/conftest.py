@@ -14,8 +14,8 @@ os.environ.setdefault("INSTALLATION_STATE_DIR", "")  # tests pass --state or a t
 REPO = Path(__file__).resolve().parent.parent
 
 
-def make_tiny_onnx(path: Path, size: int = 64, dynamic_batch: bool = False, names: tuple[str, str] = ("input", "output"),
-                   opset: int = 17, seed: int = 0, raises_on_nan: bool = False) -> Path:
+def make_tiny_onnx(path: Path, size: int = 64, dynamic_batch: bool = False,
+                   names: tuple[str, str] = ("input", "output"), opset: int = 17, seed: int = 0) -> Path:
     """A real image-to-image ONNX graph (conv -> relu -> conv -> tanh), random weights, NCHW in [-1, 1]."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The second command: set everything up (training and test tools included), lint, run the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --dev
+.venv/bin/ruff check .
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

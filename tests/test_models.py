@@ -1,0 +1,74 @@
+"""Model folders, cards and a real ONNX Runtime session."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import make_tiny_onnx
+
+from installation.errors import UserError
+from installation.models import choose_providers, infer_card, load_model, read_card
+
+
+def test_model_folder_loads_and_infers(tiny_model):
+    m = load_model(tiny_model)
+    assert m.card.size == (64, 64) and m.backend.providers == ["CPUExecutionProvider"]
+    out = m.infer(np.full((64, 64, 3), 128, np.uint8))
+    assert out.shape == (64, 64, 3) and out.dtype == np.uint8
+
+
+def test_card_round_trips(tiny_model):
+    card = read_card(tiny_model / "model.toml")
+    assert card.name == "tiny" and card.value_range == (-1.0, 1.0)
+    assert [s.kind for s in card.chain.steps] == ["flip", "crop", "resize"]
+
+
+def test_bare_onnx_with_dynamic_batch_gets_an_inferred_card(tmp_path):
+    path = make_tiny_onnx(tmp_path / "other_trainer.onnx", size=96, dynamic_batch=True, opset=11)
+    m = load_model(path)
+    assert m.card.inferred and m.card.size == (96, 96) and m.card.layout == "NCHW"
+    assert m.infer(np.zeros((96, 96, 3), np.uint8)).shape == (96, 96, 3)
+
+
+def test_non_image_input_is_refused_with_the_file_named(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 10])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])])
+    path = tmp_path / "vec.onnx"
+    onnx.save(helper.make_model(g), str(path))
+    with pytest.raises(UserError) as e:
+        infer_card(path)
+    assert "vec.onnx" in e.value.render() and "rank 4" in e.value.render()
+
+
+def test_corrupt_model_file_is_a_user_error(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model.onnx").write_bytes(b"\x08\x01garbage" * 10)
+    with pytest.raises(UserError):
+        load_model(tmp_path / "m")
+
+
+@pytest.mark.parametrize("bad, key", [
+    ("schema = 2\n", "schema"),
+    ("schema = 1\n[input]\nsize = [0, 3]\n", "input.size"),
+    ("schema = 1\n[input]\nsize = [8, 8]\nlayout = \"CHW\"\n", "input.layout"),
+    ("schema = 1\n[input]\nsize = [8, 8]\nvalue_range = [1, -1]\n", "input.value_range"),
+    ("schema = 1\n[input]\nsize = [8, 8]\n[[preprocess]]\nstep = \"nope\"\n", "preprocess[0].step"),
+    ("schema = = 1", None),
+])
+def test_bad_cards_name_file_and_key(tmp_path, bad, key):
+    p = tmp_path / "model.toml"
+    p.write_text(bad)
+    with pytest.raises(UserError) as e:
+        read_card(p)
+    assert str(p) in e.value.render()
+    if key:
+        assert e.value.key == key
+
+
+def test_provider_choice_always_ends_with_cpu():
+    assert choose_providers("auto")[-1] == "CPUExecutionProvider"
+    assert choose_providers(["cuda", "cpu"])[-1] == "CPUExecutionProvider"

@@ -1,0 +1,177 @@
+"""Real GL (Mesa llvmpipe through EGL when there is no GPU): the composite and present shaders, read back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from installation.params import ParamStore, default_registry
+from installation.render import COMPOSITE_MODES, Layers, Renderer, ShaderSet, projection_matrix, read_pixels
+
+S = 16
+RED, BLUE = (255, 0, 0), (0, 0, 255)
+
+
+def solid(colour: tuple[int, int, int], n: int = S) -> np.ndarray:
+    return np.full((n, n, 3), colour, np.uint8)
+
+
+def left_half_mask(n: int = S) -> np.ndarray:
+    m = np.zeros((n, n), np.float32)
+    m[:, : n // 2] = 1.0
+    return m
+
+
+@pytest.fixture
+def store() -> ParamStore:
+    return ParamStore(default_registry())
+
+
+@pytest.fixture
+def renderer(gl) -> Renderer:
+    return Renderer(gl, content_size=S)
+
+
+def composite(renderer: Renderer, store: ParamStore, mode: str, amount: float = 1.0, **layers) -> np.ndarray:
+    store.set("mix/mode", mode)
+    store.set("mix/amount", amount, ramp_s=0)
+    renderer.upload(Layers(camera=layers.get("camera", solid(RED)), output=layers.get("output", solid(BLUE)),
+                           mask=layers.get("mask", left_half_mask())))
+    renderer.composite(store.publish())
+    return renderer.content_picture()
+
+
+def test_output_mode_shows_the_model_everywhere(renderer, store):
+    pic = composite(renderer, store, "output")
+    assert (pic == BLUE).all()
+
+
+def test_person_mode_paints_the_model_on_the_person_only(renderer, store):
+    pic = composite(renderer, store, "person")
+    assert (pic[:, : S // 2] == BLUE).all()
+    assert (pic[:, S // 2 + 1:] == RED).all()
+
+
+def test_background_mode_paints_the_room_only(renderer, store):
+    pic = composite(renderer, store, "background")
+    assert (pic[:, : S // 2] == RED).all()
+    assert (pic[:, S // 2 + 1:] == BLUE).all()
+
+
+def test_blend_mode_mixes_by_amount(renderer, store):
+    pic = composite(renderer, store, "blend", amount=0.5)
+    assert np.allclose(pic[4, 4], (128, 0, 128), atol=2)
+
+
+def test_camera_mode_and_no_model_show_the_camera(renderer, store):
+    assert (composite(renderer, store, "camera") == RED).all()
+    store.set("mix/mode", "output")
+    renderer.upload(Layers(camera=solid(RED), output=None))
+    renderer.composite(store.publish())
+    assert (renderer.content_picture() == RED).all()
+
+
+def test_feedback_keeps_trails_of_the_previous_composite(renderer, store):
+    composite(renderer, store, "output")  # blue everywhere
+    store.set("mix/feedback", 0.5, ramp_s=0)
+    pic = composite(renderer, store, "camera")  # now red, half of last frame's blue remains
+    assert np.allclose(pic[3, 3], (128, 0, 128), atol=2)
+
+
+def test_every_mode_is_tested():
+    tested = {"output", "person", "background", "blend", "camera"}
+    assert tested == set(COMPOSITE_MODES)
+
+
+def test_texture_orientation_survives_the_whole_chain(gl, store):
+    """A picture with a marked top-left corner comes out of present + readback the right way up."""
+    r = Renderer(gl, content_size=64)
+    cam = np.zeros((64, 64, 3), np.uint8)
+    cam[:16, :16] = (255, 255, 255)
+    store.set("mix/mode", "camera")
+    store.set("pre/flip", False)
+    r.upload(Layers(camera=cam, output=None))
+    content = r.composite(store.publish())
+    target = gl.framebuffer(color_attachments=[gl.renderbuffer((64, 64), 3)])
+    r.present(store.snapshot(), target, (64, 64), content)
+    shown = read_pixels(target, (64, 64))
+    assert shown[4, 4].min() > 200, "top-left marker should stay top-left"
+    assert shown[60, 60].max() < 30
+
+
+def test_present_fits_a_square_picture_into_a_wide_screen_with_bars(gl, store):
+    r = Renderer(gl, content_size=32)
+    store.set("mix/mode", "camera")
+    r.upload(Layers(camera=solid((200, 200, 200), 32), output=None))
+    content = r.composite(store.publish())
+    target = gl.framebuffer(color_attachments=[gl.renderbuffer((64, 32), 3)])
+    r.present(store.snapshot(), target, (64, 32), content)
+    shown = read_pixels(target, (64, 32))
+    assert shown[16, 2].max() == 0 and shown[16, 61].max() == 0, "bars at the sides"
+    assert shown[16, 32].min() > 190
+    store.set("display/fit", "stretch")
+    r.present(store.publish(), target, (64, 32), content)
+    assert read_pixels(target, (64, 32))[16, 2].min() > 190
+    store.set("show/blackout", True)
+    r.present(store.publish(), target, (64, 32), content)
+    assert read_pixels(target, (64, 32)).max() == 0
+
+
+def test_gamma_brightens_mid_grey(gl, store):
+    r = Renderer(gl, content_size=8)
+    store.set("mix/mode", "camera")
+    r.upload(Layers(camera=solid((64, 64, 64), 8), output=None))
+    content = r.composite(store.publish())
+    target = gl.framebuffer(color_attachments=[gl.renderbuffer((8, 8), 3)])
+    r.present(store.snapshot(), target, (8, 8), content)
+    before = int(read_pixels(target, (8, 8))[4, 4, 0])
+    store.set("display/gamma", 2.2, ramp_s=0)
+    r.present(store.publish(), target, (8, 8), content)
+    after = int(read_pixels(target, (8, 8))[4, 4, 0])
+    assert before == pytest.approx(64, abs=2)
+    assert after == pytest.approx(255 * (64 / 255) ** (1 / 2.2), abs=3)
+
+
+@pytest.mark.parametrize("rotate", [0, 90, 180, 270])
+def test_projection_matrix_maps_screen_corners_to_content_corners(rotate):
+    m = projection_matrix((100, 100), (50, 50), "stretch", rotate)
+    def to_content(x: float, y: float) -> tuple[float, float]:
+        p = m @ np.array([x, y, 1.0])
+        return p[0] / p[2], p[1] / p[2]
+    expected_tl = {0: (0, 0), 90: (0, 1), 180: (1, 1), 270: (1, 0)}[rotate]
+    assert np.allclose(to_content(0, 0), expected_tl, atol=1e-5)
+
+
+def test_corner_pin_moves_the_picture_corner():
+    corners = ((0.1, 0.1), (0, 0), (0, 0), (0, 0))
+    m = projection_matrix((100, 100), (100, 100), "stretch", corners=corners)
+    p = m @ np.array([0.1, 0.1, 1.0])
+    assert np.allclose(p[:2] / p[2], (0, 0), atol=1e-5), "content's top-left now sits at the pinned corner"
+
+
+def test_mirror_x_swaps_left_and_right():
+    m = projection_matrix((10, 10), (10, 10), "stretch", mirror_x=True)
+    p = m @ np.array([0.0, 0.0, 1.0])
+    assert np.allclose(p[:2] / p[2], (1, 0), atol=1e-5)
+
+
+def test_broken_shader_on_reload_keeps_the_last_good_program(gl, tmp_path):
+    from installation.render import SHADER_DIR
+
+    for f in ("quad.vert", "composite.frag", "present.frag", "hud.frag"):
+        (tmp_path / f).write_text((SHADER_DIR / f).read_text())
+    shaders = ShaderSet(gl, tmp_path)
+    good = shaders.programs["composite"]
+    import os
+    import time
+
+    frag = tmp_path / "composite.frag"
+    frag.write_text(frag.read_text().replace("void main() {", "void main() { this is not glsl;"))
+    os.utime(frag, (time.time() + 5, time.time() + 5))
+    assert shaders.reload_if_changed() == ["composite"]
+    assert shaders.programs["composite"] is good
+    assert "composite" in shaders.errors and "error" in shaders.errors["composite"].lower()
+    frag.write_text((SHADER_DIR / "composite.frag").read_text())
+    os.utime(frag, (time.time() + 10, time.time() + 10))
+    shaders.reload_if_changed()
+    assert "composite" not in shaders.errors and shaders.programs["composite"] is not good

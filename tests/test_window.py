@@ -1,0 +1,95 @@
+"""A real pyglet window on a real X server (Xvfb): fullscreen, the cursor, keys sent by xdotool."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not shutil.which("Xvfb") or not shutil.which("xdotool"),
+                                reason="needs Debian's xvfb and xdotool (scripts/setup.sh installs them)")
+
+CHILD = textwrap.dedent("""
+    import json, sys, threading
+    from installation.config import load_show
+    from installation.show import RunOptions, Show
+
+    show = Show(load_show(sys.argv[1]), RunOptions(headless=False, seconds=60, realtime=True))
+    show.build()
+    print(json.dumps({"size": list(show.display.size), "fullscreen": show.display.window.fullscreen}), flush=True)
+    seen = {"hud": False, "blackout": False}
+    def watch():
+        # report what the keys did, as the main loop sees it, once per change
+        last = None
+        while not show._stop.is_set():
+            now = (show.store.get("hud/show"), show.store.get("show/blackout"))
+            if now != last:
+                print(json.dumps({"hud": now[0], "blackout": now[1]}), flush=True)
+                last = now
+            show._stop.wait(0.05)
+    threading.Thread(target=watch, daemon=True).start()
+    summary = show.run()
+    print(json.dumps({"done": True, "frames": summary["frames_presented"]}), flush=True)
+""")
+
+
+@pytest.fixture
+def xserver():
+    display = f":{90 + os.getpid() % 9}"
+    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    assert proc.poll() is None, "Xvfb did not start"
+    yield display
+    proc.terminate()
+    proc.wait(5)
+
+
+def xdotool(display: str, *args: str) -> None:
+    subprocess.run(["xdotool", *args], env={**os.environ, "DISPLAY": display}, check=True, timeout=10)
+
+
+def test_fullscreen_window_and_keys(tmp_path: Path, xserver: str):
+    show = tmp_path / "w.toml"
+    show.write_text('name = "w"\n[source]\nkind = "synthetic"\nwidth = 160\nheight = 90\n'
+                    '[render]\nfullscreen = true\ncontent_size = 64\n[osc]\nenabled = false\n')
+    env = {**os.environ, "DISPLAY": xserver}
+    env.pop("WAYLAND_DISPLAY", None)
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(show)], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(child.stdout.readline())
+        assert first["fullscreen"] is True
+        assert first["size"] == [800, 600], "fullscreen fills the screen"
+        states = [json.loads(child.stdout.readline())]
+        assert states[-1] == {"hud": False, "blackout": False}
+
+        def key_until(key: str, want: dict) -> None:
+            xdotool(xserver, "search", "--name", "installation", "windowfocus", "--sync")
+            xdotool(xserver, "key", key)
+            deadline = time.monotonic() + 10
+            while states[-1] != want:
+                assert time.monotonic() < deadline, f"{key} did not give {want}: {states}"
+                states.append(json.loads(child.stdout.readline()))
+
+        key_until("h", {"hud": True, "blackout": False})
+        key_until("b", {"hud": True, "blackout": True})
+        xdotool(xserver, "key", "Escape")
+        xdotool(xserver, "key", "q")
+        time.sleep(1.0)
+        assert child.poll() is None, "Escape or a bare Q must not end the show"
+        xdotool(xserver, "key", "ctrl+q")
+        out, err = child.communicate(timeout=20)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 0, err
+    last = json.loads(out.strip().splitlines()[-1])
+    assert last["done"] and last["frames"] > 0
