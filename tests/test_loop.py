@@ -309,3 +309,27 @@ def test_default_show_validates():
 def test_record_of_loop_with_make_clip_helper(tmp_path):
     # the helper clip itself is readable and 30 frames long
     assert len(frames_of(make_clip(tmp_path / "c.mp4"))) == 30
+
+
+def test_grab_saves_the_frame_layers_in_the_state_folder(tmp_path, tiny_model):
+    path = show_file(tmp_path, 'kind = "synthetic"\nwidth = 160\nheight = 90', tiny_model,
+                     '[params]\n"seg/mode" = "chroma"')
+    state = tmp_path / "state"
+    show = Show(load_show(path), RunOptions(headless=True, realtime=False, lockstep=True, state=state))
+    show.build()
+    for _ in range(3):
+        show.update()
+        show.view(show.results.get(5.0))
+    show.store.set("show/grab", 1, source="key")
+    show.update()
+    grabs = state / "grabs"
+    t0 = time.monotonic()
+    while len(list(grabs.glob("*.png"))) < 4:
+        assert time.monotonic() - t0 < 10, f"grab wrote {list(grabs.glob('*'))}"
+        time.sleep(0.05)
+    show.close()
+    names = sorted(p.name.rsplit("-", 1)[1] for p in grabs.glob("*.png"))
+    assert names == ["camera.png", "input.png", "mask.png", "output.png"]
+    out = cv2.imread(str(next(grabs.glob("*-output.png"))))
+    assert out.shape == (64, 64, 3)
+    assert not (tmp_path / "show.toml").with_name("grabs").exists(), "nothing beside the show file"
