@@ -13,10 +13,13 @@ from .errors import UserError
 # Modules that register commands, in the order `installation --help` lists them.
 COMMAND_MODULES = (
     "installation.show",
+    "installation.osc",
     "installation.segment",
     "installation.training.cli",
     "installation.soak",
     "installation.service",
+    "installation.bench",
+    "installation.latency_test",
 )
 
 

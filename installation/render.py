@@ -7,6 +7,7 @@ Everything here runs on the main thread: GL contexts belong to one thread.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -48,9 +49,9 @@ PARAMS: list[Param] = [
     _p("colour/brightness", "float", 1.0, 0, 2, "brightness multiplier", smoothing_s=0.1),
     _p("colour/contrast", "float", 1.0, 0, 3, "contrast around mid-grey", smoothing_s=0.1),
     _p("colour/saturation", "float", 1.0, 0, 3, "0: grey, 1: as is", smoothing_s=0.1),
-    _p("display/monitor", "bool", False, "tuning view: camera, model input, mask and output side by side",
+    _p("display/monitor", "bool", False, desc="tuning view: camera, model input, mask and output side by side",
        persist=False),
-    _p("hud/show", "bool", False, "heads-up display: fps, latency, faults, messages"),
+    _p("hud/show", "bool", False, desc="heads-up display: fps, latency, faults, messages"),
 ]
 
 
@@ -91,6 +92,25 @@ def projection_matrix(screen: tuple[int, int], content: tuple[int, int], fit: st
     return m.astype(np.float32)
 
 
+def content_box(screen_to_content: np.ndarray, screen: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The screen rectangle (x, y, w, h; GL's bottom-left origin) holding the content's picture, for a
+    scissor: outside it the present pass would only paint black. None when the mapping is degenerate."""
+    try:
+        fwd = np.linalg.inv(screen_to_content.astype(np.float64))
+    except np.linalg.LinAlgError:
+        return None
+    pts = fwd @ np.array([[0, 1, 1, 0], [0, 0, 1, 1], [1, 1, 1, 1]], np.float64)
+    if (pts[2] <= 1e-9).any():
+        return None
+    sx, sy = pts[0] / pts[2], pts[1] / pts[2]  # screen [0, 1], top-left origin
+    w, h = screen
+    x0, x1 = int(np.floor(max(sx.min(), 0) * w)), int(np.ceil(min(sx.max(), 1) * w))
+    y0, y1 = int(np.floor((1 - min(sy.max(), 1)) * h)), int(np.ceil((1 - max(sy.min(), 0)) * h))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1 - x0, y1 - y0
+
+
 def matrix_from_snapshot(snap: Any, screen: tuple[int, int], content: tuple[int, int]) -> np.ndarray:
     corners = tuple((snap[f"display/{c}_x"], snap[f"display/{c}_y"]) for c in ("tl", "tr", "br", "bl"))
     return projection_matrix(screen, content, snap["display/fit"], int(snap["display/rotate"]),
@@ -108,9 +128,14 @@ class ShaderSet:
                  programs: dict[str, tuple[str, str]] | None = None) -> None:
         self.ctx = ctx
         self.dir = Path(directory)
-        self.specs = programs or {"composite": ("quad.vert", "composite.frag"),
-                                  "present": ("quad.vert", "present.frag"),
-                                  "hud": ("quad.vert", "hud.frag")}
+        # (vertex, fragment[, #defines]). The monitor view is its own program, not a uniform branch:
+        # llvmpipe runs both sides of a branch, and the monitor's four texture reads doubled the
+        # present pass's cost on a 2-core CPU even while the monitor was off.
+        self.specs: dict[str, tuple[Any, ...]] = programs or {
+            "composite": ("quad.vert", "composite.frag"),
+            "present": ("quad.vert", "present.frag", {"MONITOR": 0}),
+            "present_monitor": ("quad.vert", "present.frag", {"MONITOR": 1}),
+            "hud": ("quad.vert", "hud.frag")}
         self.programs: dict[str, Any] = {}
         self.vaos: dict[str, Any] = {}
         self.errors: dict[str, str] = {}
@@ -120,18 +145,24 @@ class ShaderSet:
             self._build(name, initial=True)
 
     def _files(self, name: str) -> list[Path]:
-        return [self.dir / f for f in self.specs[name]]
+        return [self.dir / f for f in self.specs[name][:2]]
+
+    def _defines(self, name: str, frag: str) -> str:
+        spec = self.specs[name]
+        if len(spec) < 3 or not spec[2]:
+            return frag
+        first, _, rest = frag.partition("\n")  # #version must stay the first line
+        defines = "".join(f"#define {k} {v}\n" for k, v in spec[2].items())
+        return f"{first}\n{defines}#line 2\n{rest}"
 
     def _build(self, name: str, initial: bool = False) -> bool:
         files = self._files(name)
         for f in files:
-            try:
+            with contextlib.suppress(OSError):  # a missing file fails the compile below, with its name
                 self._mtimes[str(f)] = f.stat().st_mtime
-            except OSError:
-                pass
         try:
             vert, frag = (f.read_text() for f in files)
-            prog = self.ctx.program(vertex_shader=vert, fragment_shader=frag)
+            prog = self.ctx.program(vertex_shader=vert, fragment_shader=self._defines(name, frag))
         except Exception as e:  # moderngl raises plain Exception with the compiler log
             msg = f"{name}: {str(e).strip()}"
             if initial and name not in self.programs:
@@ -188,24 +219,53 @@ class Texture:
         self.dtype = dtype
         self.tex: Any = None
         self.shape: tuple[int, ...] = ()
+        self._interop: Any = None  # gpu.GLInterop once a CUDA tensor was uploaded
+        self._pending: np.ndarray | None = None  # staged, uploaded at the next use()
 
-    def ensure(self, w: int, h: int) -> Any:
-        if self.tex is None or self.shape != (h, w):
+    def ensure(self, w: int, h: int, components: int | None = None) -> Any:
+        c = components or self.components
+        if self.tex is None or self.shape != (h, w) or self.tex.components != c:
+            if self._interop is not None:  # unregister from CUDA before GL deletes the texture
+                self._interop.close()
+                self._interop = None
             if self.tex is not None:
                 self.tex.release()
-            self.tex = self.ctx.texture((w, h), self.components, dtype=self.dtype)
+            self.tex = self.ctx.texture((w, h), c, dtype=self.dtype)
             self.tex.filter = (self.ctx.LINEAR, self.ctx.LINEAR)
             self.tex.repeat_x = self.tex.repeat_y = False
             self.shape = (h, w)
         return self.tex
 
     def upload(self, a: np.ndarray) -> Any:
+        if getattr(a, "is_cuda", False):
+            return self.upload_device(a)
         h, w = a.shape[:2]
         tex = self.ensure(w, h)
         tex.write(np.ascontiguousarray(a))
         return tex
 
+    def upload_device(self, t: Any) -> Any:
+        """An HxWx4 uint8 CUDA tensor (the GPU frame path's output) copied device-to-device into an
+        RGBA8 texture through CUDA-GL interop: no download to the CPU and no re-upload."""
+        from .gpu import GLInterop
+
+        h, w = int(t.shape[0]), int(t.shape[1])
+        tex = self.ensure(w, h, components=4)
+        if self._interop is None:
+            self._interop = GLInterop(tex)
+        self._interop.copy(t)
+        return tex
+
+    def stage(self, a: np.ndarray) -> None:
+        """Upload on first use rather than now: a layer no pass reads this frame (the camera while the
+        model's picture fills the screen) costs nothing."""
+        self._pending = a
+
     def use(self, location: int) -> None:
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            self.upload(pending.astype(np.float32, copy=False) if self.dtype == "f4" else pending)
         if self.tex is None:
             self.upload(np.zeros((1, 1, self.components), np.uint8 if self.dtype == "f1" else np.float32))
         self.tex.use(location)
@@ -237,6 +297,7 @@ class Renderer:
         self.hud = Texture(ctx, 4)
         self._ping = [self._content_fbo() for _ in range(2)]
         self._frame = 0
+        self.content: Any = self._ping[0][0]  # what the last present showed (redrawn as is on freeze)
         self.has_model = False
         self.has_mask = False
         self.has_b = False
@@ -252,7 +313,7 @@ class Renderer:
         return tex, fbo
 
     def upload(self, layers: Layers, monitor: bool = False) -> None:
-        self.camera.upload(layers.camera)
+        self.camera.stage(layers.camera)  # uploaded when a pass reads it (Texture.stage)
         self.has_model = layers.output is not None
         if layers.output is not None:
             self.out_a.upload(layers.output)
@@ -261,9 +322,9 @@ class Renderer:
             self.out_b.upload(layers.output_b)
         self.has_mask = layers.mask is not None
         if layers.mask is not None:
-            self.mask.upload(layers.mask.astype(np.float32, copy=False))
+            self.mask.stage(layers.mask)
         if monitor and layers.model_input is not None:
-            self.model_input.upload(layers.model_input)
+            self.model_input.stage(layers.model_input)
 
     def composite(self, snap: Any, crossfade: float = 0.0) -> Any:
         """Mix camera, mask and model into the content texture; returns that texture."""
@@ -285,23 +346,42 @@ class Renderer:
         self.ctx.viewport = (0, 0, s, s)
         self.ctx.disable(self.ctx.BLEND)
         self.shaders.draw("composite")
+        self.content = dst_tex
         return dst_tex
+
+    def content_for(self, snap: Any, crossfade: float = 0.0) -> Any:
+        """The texture to present. In the plain case (the model's picture at full opacity, no trails,
+        no crossfade) that is the model's own texture: the composite pass would only resample it to
+        content size, and on llvmpipe that pass (five texture reads a pixel) cost a third of the draw."""
+        plain = (self.has_model and not self.has_b and snap["mix/mode"] == "output"
+                 and float(snap["mix/amount"]) >= 1.0 and float(snap["mix/feedback"]) <= 0.0)
+        if plain and self.out_a.tex is not None:
+            self.content = self.out_a.tex
+            return self.content
+        return self.composite(snap, crossfade)
 
     def present(self, snap: Any, target: Any, size: tuple[int, int], content: Any) -> None:
         target.use()
         self.ctx.viewport = (0, 0, *size)
         content.use(0)
-        self.camera.use(1)
-        self.model_input.use(2)
-        self.mask.use(3)
-        self.out_a.use(4)
+        program = "present_monitor" if snap["display/monitor"] else "present"
+        if program == "present_monitor":
+            self.camera.use(1)
+            self.model_input.use(2)
+            self.mask.use(3)
+            self.out_a.use(4)
         m = matrix_from_snapshot(snap, size, (self.content_size, self.content_size))
-        self.shaders.set("present", u_content=0, u_camera=1, u_input=2, u_mask=3, u_output=4,
+        box = None if program == "present_monitor" else content_box(m, size)
+        if box is not None:  # shade only where the content lands; the bars are a plain clear
+            self.ctx.clear(0.0, 0.0, 0.0, 1.0)
+            self.ctx.scissor = box
+        self.shaders.set(program, u_content=0, u_camera=1, u_input=2, u_mask=3, u_output=4,
                          u_screen_to_content=m, u_screen=size, u_gamma=float(snap["display/gamma"]),
                          u_brightness=float(snap["colour/brightness"]), u_contrast=float(snap["colour/contrast"]),
-                         u_saturation=float(snap["colour/saturation"]), u_blackout=bool(snap["show/blackout"]),
-                         u_monitor=bool(snap["display/monitor"]))
-        self.shaders.draw("present")
+                         u_saturation=float(snap["colour/saturation"]),
+                         u_blackout=bool(snap["show/blackout"]))
+        self.shaders.draw(program)
+        self.ctx.scissor = None
 
     def draw_hud(self, overlay: np.ndarray | None, target: Any, size: tuple[int, int]) -> None:
         if overlay is None:
@@ -316,7 +396,10 @@ class Renderer:
         self.hud.use(0)
         h, w = overlay.shape[:2]
         self.shaders.set("hud", u_hud=0, u_origin=(12.0, 12.0), u_hud_size=(float(w), float(h)), u_screen=size)
+        # the overlay's rectangle only: shading the whole screen to discard it cost llvmpipe ~10 ms a frame
+        self.ctx.scissor = (12, max(0, size[1] - 12 - h), w, h)
         self.shaders.draw("hud")
+        self.ctx.scissor = None
         self.ctx.disable(self.ctx.BLEND)
 
     def frame(self, snap: Any, target: Any, size: tuple[int, int], overlay: np.ndarray | None,
@@ -331,6 +414,31 @@ class Renderer:
         tex, _ = self._ping[self._frame % 2]
         s = self.content_size
         return np.frombuffer(tex.read(), np.uint8).reshape(s, s, 3).copy()
+
+
+_GL_FINISH: Any = None
+
+
+def finish(ctx: Any) -> None:
+    """Wait until the GL work is done, letting other Python threads run meanwhile. moderngl's
+    ctx.finish() holds the GIL while it waits, which stalled the inference thread for the whole
+    rasterization (on llvmpipe) or GPU drain; glFinish through ctypes releases it."""
+    global _GL_FINISH
+    if _GL_FINISH is None:
+        import ctypes
+
+        _GL_FINISH = False
+        for name in ("libGL.so.1", "libOpenGL.so.0"):
+            try:
+                _GL_FINISH = ctypes.CDLL(name).glFinish  # glvnd: goes to this thread's current context
+                _GL_FINISH.restype = None
+                break
+            except (OSError, AttributeError):
+                continue
+    if _GL_FINISH:
+        _GL_FINISH()
+    else:
+        ctx.finish()
 
 
 def read_pixels(fbo: Any, size: tuple[int, int]) -> np.ndarray:
@@ -387,15 +495,15 @@ class WindowDisplay:
         display = pyglet.display.get_display()
         screens = display.get_screens()
         chosen = screens[min(screen, len(screens) - 1)]
+        # Fullscreen takes the screen's own mode: asking for a size would try to switch modes.
+        size_args = {} if fullscreen else {"width": size[0], "height": size[1]}
         config = pyglet.gl.Config(double_buffer=True, major_version=3, minor_version=3, forward_compatible=True)
         try:
-            self.window = pyglet.window.Window(
-                width=size[0], height=size[1], fullscreen=fullscreen, screen=chosen, vsync=vsync,
-                caption=title, config=config, resizable=not fullscreen)
+            self.window = pyglet.window.Window(fullscreen=fullscreen, screen=chosen, vsync=vsync, caption=title,
+                                               config=config, resizable=not fullscreen, **size_args)
         except pyglet.window.NoSuchConfigException:
-            self.window = pyglet.window.Window(width=size[0], height=size[1], fullscreen=fullscreen,
-                                               screen=chosen, vsync=vsync, caption=title,
-                                               resizable=not fullscreen)
+            self.window = pyglet.window.Window(fullscreen=fullscreen, screen=chosen, vsync=vsync, caption=title,
+                                               resizable=not fullscreen, **size_args)
         self.window.set_mouse_visible(not fullscreen)
         self.ctx = moderngl.create_context()
         self.should_close = False

@@ -27,15 +27,20 @@ from . import hud
 from .config import ShowConfig, load_show
 from .errors import UserError
 from .frames import EndOfStream, Frame, LatestSlot, SlotClosed
+from .health import counters as health_counters
 from .models import Model, choose_providers, load_model
 from .params import Param, ParamStore, Registry, Snapshot, default_registry
 from .preprocess import Chain, ChainState
-from .render import Layers, Recorder, Renderer
+from .render import Layers, Recorder, Renderer, finish
 from .stats import Stats
+from .stillness import StillnessGate
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 log = logging.getLogger("installation.show")
+
+HOLD_AFTER_S = 0.5  # headless: with no fresh frame for this long, present the last picture again...
+HOLD_FPS = 5.0  # ...at this rate (counted as frames_held, apart from fresh frames_presented)
 
 PARAMS: list[Param] = [
     Param("show/blackout", "bool", False, description="black screen, the show keeps running", persist=False),
@@ -43,6 +48,10 @@ PARAMS: list[Param] = [
     Param("model/select", "str", "", description="load this model (a name in models/ or a path), crossfade to it",
           persist=False),
     Param("model/crossfade", "float", 2.0, 0, 30, unit="s", description="how long a model swap crossfades"),
+    Param("model/skip_still", "float", 0.5, 0, 20, unit="grey levels",
+          description="reuse the last output while the model's input changes less than this (0: always infer)"),
+    Param("show/grab", "trigger", description="save camera, mask, model input and output as PNGs (state folder)",
+          persist=False),
 ]
 
 
@@ -58,6 +67,16 @@ class RunOptions:
     video: Path | None = None  # rehearse: play this instead of the show's source
     fullscreen: bool | None = None
     extra_params: dict[str, Any] = field(default_factory=dict)
+    # live control (installation/osc.py); None: as the show file says
+    state: Path | None = None  # the state folder (presets, live values, recordings, logs)
+    osc: bool = True
+    osc_host: str | None = None
+    osc_port: int | None = None  # 0: any free port
+    osc_feedback: list[str] = field(default_factory=list)  # "HOST:PORT", added to the show's
+    osc_allow: list[str] = field(default_factory=list)
+    oscquery_port: int | None = None  # 0: off
+    osc_record: Path | bool | None = None  # True: a new file in the state folder
+    osc_replay: Path | None = None
 
 
 @dataclass
@@ -91,6 +110,7 @@ class Show:
         self._swap_name = ""
         self._swap_thread: threading.Thread | None = None
         self.segmenter: Any = None
+        self.still = StillnessGate()  # skips inference while the room is still (stillness.py)
         self.source: Any = None
         self.display: Any = None
         self.renderer: Renderer | None = None
@@ -103,6 +123,9 @@ class Show:
         self._t_overlay = 0.0
         self._source_ended = False
         self.snapshot: Snapshot = self.store.snapshot()
+        self.overrides: dict[str, dict[str, Any]] = {}  # values laid over each snapshot, by owner (looks)
+        self.model_wanted: Path | None = None  # a model dropped after failing, to load again (health.py)
+        self._model_failures = 0
 
     # ---- build -------------------------------------------------------------------------------
     def build(self) -> Show:
@@ -126,6 +149,12 @@ class Show:
         if self.opts.record:
             self.recorder = Recorder(self.opts.record, self.display.size, self.source.fps or 30.0,
                                      lockstep=self.opts.lockstep)
+        from .health import attach
+
+        attach(self)  # heartbeat, model retry, opening hours and attract look
+        from .osc import attach_controls
+
+        attach_controls(self)  # live values restored, presets, OSC in/out, record/replay
         self._infer_thread = threading.Thread(target=self._infer_loop, name="inference", daemon=True)
         self._infer_thread.start()
         return self
@@ -139,8 +168,8 @@ class Show:
             self.model = load_model(path, self.cfg.model.providers)
             self.chain = self.model.card.chain
             self.stages = [load_model(p, self.cfg.model.providers) for p in self.cfg.model.then]
-        except UserError as e:
-            self.model_error = e.render()
+        except Exception as e:  # retried by health.ModelRetry while the camera picture shows
+            self.model_error = e.render() if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
             self.stats.fault("model", self.model_error)
 
     def open_source(self) -> Any:
@@ -196,9 +225,23 @@ class Show:
             view, view_mask = chain.view(frame.image, snap, mask)
         output = model_input = output_b = None
         model = self.model
+        if model is not None and self.incoming is None and not self.stages:
+            from .gpu import gpu_path_for
+
+            gpu = gpu_path_for(model)  # torch on CUDA: preprocess + infer on the GPU, output stays there
+            if gpu is not None:
+                with st.time("infer"):
+                    output = gpu.process(frame.image, snap, state)
+                st.count("frames_inferred")
+                return Result(frame, Layers(view, output, view_mask), t_ready=time.monotonic())
         if model is not None:
             with st.time("preprocess"):
                 model_input, _ = chain.apply_live(frame.image, snap, state, mask, prev_output)
+            if (prev_output is not None and self.incoming is None
+                    and self.still.still(model_input, float(snap["model/skip_still"]), key=model)):
+                st.count("frames_still")
+                return Result(frame, Layers(view, prev_output, view_mask, model_input), fresh=False,
+                              t_ready=time.monotonic())
             try:
                 with st.time("infer"):
                     output = model.infer(model_input)
@@ -206,9 +249,10 @@ class Show:
                         output = self._run_stage(stage, output, snap, state.of(1000 + i), view_mask)
                 output = chain.apply_output(output, snap, state)
                 st.count("frames_inferred")
+                self._model_failures = 0
             except Exception as e:
                 st.fault("model", f"{type(e).__name__}: {e}")
-                output = prev_output
+                output = None if self.drop_failing_model(model, e) else prev_output
         incoming = self.incoming
         if incoming is not None:
             try:
@@ -220,6 +264,34 @@ class Show:
                 st.fault("model", f"incoming {incoming.name}: {type(e).__name__}: {e}")
         return Result(frame, Layers(view, output, view_mask, model_input, output_b), fresh=output is not None,
                       t_ready=time.monotonic())
+
+    def drop_failing_model(self, model: Model, e: Exception) -> bool:
+        """After a few failures in a row, stop using a model: the camera picture shows through the
+        composite and health.ModelRetry loads it again later. True when it was dropped."""
+        self._model_failures += 1
+        if self._model_failures < self.cfg.health.model_fail_after or self.model is not model:
+            return False
+        self._model_failures = 0
+        self.model, self.model_wanted = None, model.path
+        self.model_error = f"model {model.name} failed ({type(e).__name__}: {e}); showing the camera, retrying"
+        log.error("%s", self.model_error)
+        return True
+
+    def adopt_model(self, model: Model) -> None:
+        """Take a model at once (a retried load): nothing to fade from. The show file's values for the
+        model's preprocessing still win over the card's, as at build()."""
+        self.incoming = model
+        self._finish_swap()
+        mine = {**self.cfg.params, **self.opts.extra_params}
+        for name in model.card.chain.param_values():
+            if name in mine:
+                self.store.set(name, mine[name], source="config", ramp_s=0.0)
+        self.model_wanted = None
+
+    @property
+    def last_result(self) -> Result | None:
+        """The newest result presented (read by controls such as the attract look's presence check)."""
+        return self._last
 
     @staticmethod
     def _run_stage(stage: Model, picture: np.ndarray, snap: Snapshot, state: dict[str, Any],
@@ -265,16 +337,51 @@ class Show:
                 c.update(self)
             except Exception as e:
                 self.stats.fault("control", f"{type(e).__name__}: {e}")
-        for name, _ in self.store.drain_triggers():
-            self.on_trigger(name)
+        for name, value in self.store.drain_triggers():
+            self.on_trigger(name, value)
         self.update_model_swap()
-        self.snapshot = self.store.publish()
+        snap = self.store.publish()
+        if self.overrides:  # a look lays its values over the live ones; the store keeps the operator's
+            laid = {k: v for values in self.overrides.values() for k, v in values.items() if k in snap}
+            snap = Snapshot({**snap, **laid}, snap.version, snap.t)
+        self.snapshot = snap
         return self.snapshot
 
-    def on_trigger(self, name: str) -> None:
-        """Triggers with no owner of their own; control surfaces handle theirs in update()."""
+    def on_trigger(self, name: str, value: Any = None) -> None:
+        """A fired trigger with its argument (/preset/recall 3): the show's own here, then every control
+        with on_trigger(show, name, value) sees it and handles those it owns."""
         if name == "seg/relearn" and self.segmenter is not None:
             self.segmenter.relearn()
+        elif name == "show/grab":
+            self.grab()
+        for c in self.controls:
+            handler = getattr(c, "on_trigger", None)
+            if handler is not None:
+                try:
+                    handler(self, name, value)
+                except Exception as e:
+                    self.stats.fault("control", f"{type(e).__name__}: {e}")
+
+    def grab(self) -> None:
+        """Save the last shown frame's layers in the state folder, off the main thread."""
+        from .grab import save_grab
+        from .state import state_dir
+
+        last = self._last
+        folder = state_dir(self.cfg.name, self.opts.state)
+        if last is None or folder is None:
+            self.stats.fault("grab", "nothing to grab yet" if last is None else "the state folder is switched off")
+            return
+
+        def work() -> None:
+            try:
+                files = save_grab(folder / "grabs", last.frame.index, last.layers)
+                self.stats.count("grabs")
+                log.info("grabbed %d pictures into %s", len(files), folder / "grabs")
+            except OSError as e:
+                self.stats.fault("grab", str(e))
+
+        threading.Thread(target=work, name="grab", daemon=True).start()
 
     # ---- model swap: load in the background, crossfade in the shader ------------------------------
     def update_model_swap(self) -> None:
@@ -327,7 +434,9 @@ class Show:
         from pyglet.window import key
 
         toggles = {key.H: "hud/show", key.B: "show/blackout", key.SPACE: "show/freeze", key.M: "display/monitor"}
-        if symbol in toggles:
+        if symbol == key.G:
+            self.store.set("show/grab", 1, source="key")
+        elif symbol in toggles:
             name = toggles[symbol]
             self.store.set(name, not self.store.target(name), source="key")
         elif symbol == key.Q and modifiers & key.MOD_CTRL:
@@ -355,6 +464,9 @@ class Show:
             lines.append(f"! source {src.name}: {src.last_error or 'connecting'}")
         for err in (self.renderer.shaders.errors.values() if self.renderer else ()):
             lines.append("! " + err.splitlines()[0])
+            why = next((ln.strip() for ln in err.splitlines() if "error" in ln.lower()), "")
+            if why:  # the compiler's first complaint: what to fix, and on which line
+                lines.append("!   " + why)
         if st.last_fault:
             lines.append("! last fault: " + st.last_fault)
         for extra in self.hud_lines:
@@ -366,6 +478,8 @@ class Show:
 
     def view(self, result: Result | None) -> None:
         """Draw the newest result (or redraw the last one) and present it."""
+        if result is not None:
+            self._last = result
         snap = self.snapshot
         r, d, st = self.renderer, self.display, self.stats
         assert r is not None and d is not None
@@ -379,15 +493,17 @@ class Show:
                 assert result is not None
                 with st.time("upload"):
                     r.upload(result.layers, monitor=bool(snap["display/monitor"]))
-                content = r.composite(snap, self.crossfade())
+                content = r.content_for(snap, self.crossfade())
             else:
-                content = r._ping[r._frame % 2][0]
+                content = r.content
             r.present(snap, d.fbo, d.size, content)
             if snap["hud/show"]:
                 r.draw_hud(self._overlay, d.fbo, d.size)
-            d.ctx.finish()  # 'present' means the GL work is done, not merely queued
+            finish(d.ctx)  # 'present' means the GL work is done, not merely queued (GIL released)
         t_done = time.monotonic()
-        if result is not None:
+        if result is None:
+            st.count("frames_held")  # the last picture again: no fresh frame came (source down, or stalled)
+        else:
             st.presented(result.frame.t_capture, t_done)
             if not result.fresh:
                 st.count("frames_reused")
@@ -401,6 +517,8 @@ class Show:
         t0 = time.monotonic()
         opts = self.opts
         next_redraw = 0.0
+        t_fresh = t0
+        headless = self.display.headless
         try:
             while not self._stop.is_set():
                 self.update()
@@ -412,12 +530,14 @@ class Show:
                     next_redraw = 0.0
                 now = time.monotonic()
                 if result is not None:
-                    self._last = result
                     self.view(result)
                     next_redraw = now + 0.05
-                elif not self.display.headless and now >= next_redraw:
-                    self.view(None)  # keep a window live (HUD, blackout) while no frame comes
-                    next_redraw = now + 1 / 30
+                    t_fresh = now
+                elif now >= next_redraw and (not headless or now - t_fresh >= HOLD_AFTER_S):
+                    # keep presenting while no frame comes (source lost, model stalled): the last picture,
+                    # HUD, blackout and looks stay live; headless at a low rate, as a sign of life
+                    self.view(None)
+                    next_redraw = now + (1 / HOLD_FPS if headless else 1 / 30)
                 n = self.stats.counters["frames_presented"]
                 if opts.frames is not None and n >= opts.frames:
                     break
@@ -454,6 +574,7 @@ class Show:
             "shader_reloads": self.renderer.shaders.reloads if self.renderer else 0,
             "segment_failures": self.segmenter.failures if self.segmenter else 0,
             "segmented_frames": self.segmenter.segmented if self.segmenter else 0,
+            "health": health_counters(self),
         })
 
     def close(self) -> dict[str, Any]:
@@ -496,10 +617,14 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="process every source frame in order, none dropped (repeatable runs)")
     p.add_argument("--fast", action="store_true", help="don't pace video/synthetic sources to their frame rate")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="set a parameter")
+    from .osc import add_run_flags
+
+    add_run_flags(p)  # --osc-*, --state
 
 
 def _options(args: argparse.Namespace, registry: Registry) -> RunOptions:
     from .config import check_params
+    from .osc import run_options as osc_run_options
     from .render import has_screen
 
     extra = {}
@@ -513,7 +638,7 @@ def _options(args: argparse.Namespace, registry: Registry) -> RunOptions:
     return RunOptions(headless=headless, frames=args.frames, seconds=args.seconds, record=args.record,
                       stats=args.stats, lockstep=args.lockstep, realtime=not args.fast,
                       fullscreen=False if args.window else None, extra_params=extra,
-                      video=getattr(args, "video", None))
+                      video=getattr(args, "video", None), **osc_run_options(args))
 
 
 def play(args: argparse.Namespace, rehearse: bool) -> int:

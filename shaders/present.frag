@@ -13,8 +13,13 @@ uniform float u_brightness;
 uniform float u_contrast;
 uniform float u_saturation;
 uniform bool u_blackout;
-uniform bool u_monitor;
 out vec4 f_color;
+
+// MONITOR is set per program by render.py's ShaderSet (a compile-time switch, not a uniform: llvmpipe
+// would run the monitor's four texture reads for every pixel even with the view off).
+#ifndef MONITOR
+#define MONITOR 0
+#endif
 
 vec3 monitor(vec2 s) {
     vec2 cell = floor(s * 2.0);
@@ -33,9 +38,10 @@ void main() {
     vec2 s = gl_FragCoord.xy / u_screen;
     s.y = 1.0 - s.y;  // picture convention: top row first
     vec3 c;
-    if (u_monitor) {
-        c = monitor(s);
-    } else {
+#if MONITOR
+    c = monitor(s);
+#else
+    {
         vec3 p = u_screen_to_content * vec3(s, 1.0);
         vec2 uv = p.xy / p.z;
         if (p.z <= 0.0 || any(lessThan(uv, vec2(0.0))) || any(greaterThan(uv, vec2(1.0)))) {
@@ -44,6 +50,7 @@ void main() {
         }
         c = texture(u_content, uv).rgb;
     }
+#endif
     float luma = dot(c, vec3(0.2126, 0.7152, 0.0722));
     c = mix(vec3(luma), c, u_saturation);
     c = (c - 0.5) * u_contrast + 0.5;

@@ -1,0 +1,152 @@
+"""`installation bench` end to end on a tiny model, and the speed paths it measures (the still-room
+skip, presenting the model's texture directly, the monitor view as its own program)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+from conftest import make_clip, make_model_folder, write_show
+
+from installation.bench import BenchConfig, ClipSource, bench, load_clip
+from installation.cli import main
+from installation.params import ParamStore, default_registry
+from installation.render import Layers, Renderer, read_pixels
+from installation.stillness import StillnessGate
+
+RUN_KEYS = {"fps", "cpu_ms_per_frame", "frames_presented", "frames_fresh", "frames_reused", "frames_inferred",
+            "seconds", "latency_ms", "stage_ms", "dropped", "faults", "providers", "gl_renderer"}
+
+
+def tiny_show(tmp_path: Path) -> Path:
+    model = make_model_folder(tmp_path / "models" / "tiny", size=64)
+    return write_show(tmp_path / "show.toml", f"""name = "bench-test"
+[source]
+kind = "camera"
+[model]
+path = "{model}"
+[render]
+width = 160
+height = 90
+content_size = 64
+""")
+
+
+def test_bench_writes_every_figure_and_a_plot(tmp_path):
+    show, clip = tiny_show(tmp_path), make_clip(tmp_path / "clip.mp4", frames=12)
+    out, png = tmp_path / "b.json", tmp_path / "b.png"
+    rc = main(["bench", str(show), "--frames", "8", "--warmup", "2", "--video", str(clip), "--size", "160x90",
+               "--paced-fps", "120", "--json", str(out), "--plot", str(png), "--set", "model/skip_still=0"])
+    assert rc == 0
+    r = json.loads(out.read_text())
+    assert set(r["runs"]) == {"pipelined", "paced", "naive"}
+    for run in r["runs"].values():
+        assert set(run) >= RUN_KEYS
+        assert run["frames_presented"] >= 8 and run["fps"] > 0
+        assert {"p50", "p95", "p99"} <= set(run["latency_ms"])
+        assert {"preprocess", "infer", "draw"} <= set(run["stage_ms"])
+        assert run["frames_fresh"] == run["frames_presented"] - run["frames_reused"]
+    pipe, naive = r["runs"]["pipelined"], r["runs"]["naive"]
+    assert r["ratio_pipelined_to_naive"] == round(pipe["fps"] / naive["fps"], 3)  # one run, one ratio
+    assert r["providers"] == ["CPUExecutionProvider"]
+    s = r["settings"]
+    assert s["display_size"] == [160, 90] and s["content_size"] == 64 and s["source_size"] == [320, 180]
+    assert s["frames"] == 8 and s["warmup"] == 2 and s["paced_fps"] == 120 and s["backend"] == "onnx"
+    assert r["device"]["cpu"] and r["device"]["cores"] >= 1 and r["device"]["gl_renderer"]
+    assert {"python", "numpy", "onnxruntime", "opencv", "moderngl", "torch", "gl"} <= set(r["versions"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_still_room_reuses_the_output_and_counts_it_apart(tmp_path):
+    show, clip = tiny_show(tmp_path), make_clip(tmp_path / "clip.mp4", frames=2)
+    pictures = load_clip(clip, 1)  # one picture over and over: nobody moves
+    bc = BenchConfig(show=str(show), frames=6, warmup=2, width=160, height=90, runs=("naive",))
+    bc.video = clip
+    bc.clip_frames = 1
+    r = bench(bc)["runs"]["naive"]
+    assert len(pictures) == 1
+    assert r["frames_presented"] == 6 and r["frames_reused"] == 6
+    assert r["frames_fresh"] == 0 and r["fps"] == 0.0  # throughput counts fresh inferences only
+
+
+def test_unpaced_clip_source_hands_over_at_once_in_order():
+    pics = [np.full((4, 4, 3), i, np.uint8) for i in range(3)]
+    src = ClipSource(pics).start()
+    frames = [src.recv(0) for _ in range(5)]
+    assert [f.index for f in frames] == [0, 1, 2, 3, 4]
+    assert [int(f.image[0, 0, 0]) for f in frames] == [0, 1, 2, 0, 1]
+    assert all(b.t_capture >= a.t_capture for a, b in itertools.pairwise(frames))
+
+
+def test_stillness_gate():
+    gate = StillnessGate()
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    assert not gate.still(a, 0.5, key="m")  # the first picture is always inferred
+    noisy = np.clip(a.astype(int) + rng.integers(-2, 3, a.shape), 0, 255).astype(np.uint8)
+    assert gate.still(noisy, 0.5, key="m")  # sensor noise averages out in the thumbnail
+    assert not gate.still(noisy, 0.5, key="other model")  # a swapped model paints afresh
+    moved = np.roll(a, 16, axis=1)
+    assert not gate.still(moved, 0.5, key="other model")
+    assert not gate.still(moved, 0.0, key="other model")  # 0: off
+
+
+def _present(r: Renderer, gl, store: ParamStore, content) -> np.ndarray:
+    fbo = gl.framebuffer(color_attachments=[gl.renderbuffer((32, 32), 3)])
+    r.present(store.publish(), fbo, (32, 32), content)
+    return read_pixels(fbo, (32, 32))
+
+
+def test_plain_output_is_presented_without_a_composite_pass(gl):
+    store = ParamStore(default_registry())
+    r = Renderer(gl, content_size=32)
+    blue = np.zeros((16, 16, 3), np.uint8)
+    blue[..., 2] = 255
+    r.upload(Layers(camera=np.full((32, 32, 3), 255, np.uint8), output=blue))
+    frame0 = r._frame
+    content = r.content_for(store.publish())
+    assert content is r.out_a.tex and r._frame == frame0 and r.content is content
+    assert (_present(r, gl, store, content) == (0, 0, 255)).all()
+    store.set("mix/mode", "camera")
+    content = r.content_for(store.publish())  # anything else still composites
+    assert content is not r.out_a.tex and r._frame == frame0 + 1
+    assert (_present(r, gl, store, content) == 255).all()
+
+
+def test_monitor_view_is_its_own_program(gl):
+    r = Renderer(gl, content_size=32)
+    plain, monitor = r.shaders.programs["present"], r.shaders.programs["present_monitor"]
+    assert "u_camera" not in plain and "u_content" in plain  # no monitor reads while it is off
+    assert "u_camera" in monitor
+    store = ParamStore(default_registry())
+    r.upload(Layers(camera=np.full((32, 32, 3), 200, np.uint8), output=np.zeros((16, 16, 3), np.uint8)))
+    store.set("display/monitor", True)
+    pic = _present(r, gl, store, r.content_for(store.publish()))
+    assert pic[:16, :16].mean() > 150 and pic[16:, 16:].mean() < 50  # camera tile top-left, output bottom-right
+
+
+def test_present_shades_only_the_content_box():
+    from installation.render import content_box, projection_matrix
+
+    assert content_box(projection_matrix((1280, 720), (720, 720), "fit"), (1280, 720)) == (280, 0, 720, 720)
+    assert content_box(projection_matrix((1280, 720), (720, 720), "stretch"), (1280, 720)) == (0, 0, 1280, 720)
+    pinned = projection_matrix((100, 100), (100, 100), "stretch", corners=((0.1, 0.2), (0, 0), (0, 0), (0, 0)))
+    assert content_box(pinned, (100, 100)) == (0, 0, 100, 100)  # the other corners still reach the edges
+    inset = projection_matrix((100, 100), (100, 100), "stretch", corners=((0.1, 0.1), (-0.1, 0.1), (-0.1, -0.1),
+                                                                          (0.1, -0.1)))
+    assert content_box(inset, (100, 100)) == (10, 10, 80, 80)
+
+
+def test_letterboxed_present_keeps_black_bars_and_the_picture(gl):
+    store = ParamStore(default_registry())
+    r = Renderer(gl, content_size=16)
+    r.upload(Layers(camera=np.zeros((16, 16, 3), np.uint8), output=np.full((16, 16, 3), 200, np.uint8)))
+    fbo = gl.framebuffer(color_attachments=[gl.renderbuffer((64, 32), 3)])
+    fbo.use()
+    gl.clear(1.0, 1.0, 1.0, 1.0)  # stale white must not survive in the bars
+    r.present(store.publish(), fbo, (64, 32), r.content_for(store.publish()))
+    pic = read_pixels(fbo, (64, 32))
+    assert (pic[:, :16] == 0).all() and (pic[:, 48:] == 0).all()
+    assert (pic[:, 16:48] == 200).all()
