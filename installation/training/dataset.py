@@ -1,0 +1,516 @@
+"""Aligned pairs: building them from videos and pictures, describing them, and reading them back.
+
+A dataset folder, as the well-known pix2pix code reads it, plus a description:
+
+    DIR/dataset.toml     layout, size, the preprocessing chain (full spec), split and counts
+    DIR/train/*.png      one image per pair, 2*size wide: input A | target B (layout "AB")
+    DIR/val/*.png        the same, held out
+
+The input half is made by the same preprocessing chain the live show runs (`chain.for_training()`),
+and the target half by the chain's geometric steps alone (flip, crop, resize), so the two stay
+pixel-aligned. No torch here: the trainer wraps these readers in its DataLoader.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shlex
+import shutil
+import sys
+import tomllib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import UserError
+from ..preprocess import Chain, ChainError, to_tensor
+
+DATASET_FORMAT = "installation-dataset"
+DATASET_VERSION = 1
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+LAYOUTS = ("AB", "BA")
+SEGMENT_MODES = ("none", "chroma", "selfie")
+
+# ---- reading pictures --------------------------------------------------------------------------
+
+
+def read_image(path: Path) -> np.ndarray:
+    """An image file as HxWx3 uint8 RGB. Raises UserError for a file OpenCV can't decode."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise UserError("cannot read this image (missing, corrupt or not an image)", file=path,
+                        expected="a PNG, JPEG or other picture OpenCV decodes")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def list_images(folder: Path) -> list[Path]:
+    files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserError("no images in this folder", file=folder, expected=" ".join(IMAGE_SUFFIXES))
+    return files
+
+
+@dataclass
+class FrameSource:
+    """One input of the builder: a video, or a sequence of pictures (a folder or a single image)."""
+
+    path: Path
+    video: bool
+    images: list[Path] = field(default_factory=list)
+
+    @property
+    def stem(self) -> str:
+        return "".join(c if c.isalnum() or c in "-_" else "_" for c in self.path.stem) or "src"
+
+    def count(self, every: int) -> int | None:
+        if not self.video:
+            return len(self.images)
+        cap = cv2.VideoCapture(str(self.path))
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        cap.release()
+        return (n + every - 1) // every if n > 0 else None
+
+    def frames(self, every: int) -> Iterator[tuple[int, np.ndarray]]:
+        """(frame number, RGB picture); videos yield every Nth frame, picture sequences every picture."""
+        if not self.video:
+            for i, f in enumerate(self.images):
+                yield i, read_image(f)
+            return
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            ok, bgr = cap.read() if cap.isOpened() else (False, None)
+            if not ok or bgr is None:
+                raise UserError("cannot read this video (corrupt, empty or an unknown codec)", file=self.path,
+                                expected="a video file OpenCV can decode (mp4, mov, avi, ...)")
+            i = 0
+            while ok and bgr is not None:
+                if i % every == 0:
+                    yield i, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                ok, bgr = cap.read()
+                i += 1
+        finally:
+            cap.release()
+
+
+def find_sources(inputs: Sequence[str | Path]) -> list[FrameSource]:
+    """Videos, image files and folders (of pictures and/or videos) -> the builder's sources."""
+    sources: list[FrameSource] = []
+    for raw in inputs:
+        p = Path(raw)
+        if not p.exists():
+            raise UserError("no such file or folder", file=p, expected="a video, an image or a folder of them")
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.is_file())
+            videos = [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]
+            images = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
+            if not videos and not images:
+                raise UserError("no images or videos in this folder", file=p,
+                                expected=" ".join(IMAGE_SUFFIXES + VIDEO_SUFFIXES))
+            if images:
+                sources.append(FrameSource(p, video=False, images=images))
+            sources += [FrameSource(v, video=True) for v in videos]
+        elif p.suffix.lower() in IMAGE_SUFFIXES:
+            sources.append(FrameSource(p, video=False, images=[p]))
+        else:  # anything else is tried as a video; frames() says so if OpenCV can't decode it
+            sources.append(FrameSource(p, video=True))
+    return sources
+
+
+# ---- the pieces of a pair ----------------------------------------------------------------------
+
+
+def thumbnail(rgb: np.ndarray, side: int = 32) -> np.ndarray:
+    """A small grey picture: cheap to compare, blind to sensor noise."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def person_box(mask: np.ndarray, pad: float = 0.1, min_area: float = 0.005) -> tuple[int, int, int, int] | None:
+    """A square (y0, x0, y1, x1) around the person (mask > 0.5), padded by `pad` of its size on each side
+    and kept inside the frame; None when the person covers less than `min_area` of the frame."""
+    h, w = mask.shape[:2]
+    person = mask > 0.5
+    if person.mean() < min_area:
+        return None
+    ys, xs = np.nonzero(person)
+    by0, by1, bx0, bx1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    side = round(max(by1 - by0, bx1 - bx0) * (1 + 2 * pad))
+    side = min(side, h, w)
+    cy, cx = (by0 + by1) / 2, (bx0 + bx1) / 2
+    y0 = int(np.clip(round(cy - side / 2), 0, h - side))
+    x0 = int(np.clip(round(cx - side / 2), 0, w - side))
+    return y0, x0, y0 + side, x0 + side
+
+
+def geometric_chain(chain: Chain) -> Chain:
+    """The chain's steps that move pixels (flip, crop, resize): what the target half gets, so it stays
+    aligned with the input half."""
+    return Chain(tuple(s for s in chain.for_training().steps if s.definition.geometric), chain.size)
+
+
+def needs_mask(chain: Chain) -> bool:
+    return any(s.kind == "mask" for s in chain.for_training().steps)
+
+
+def make_pair(rgb: np.ndarray, mask: np.ndarray | None, chain: Chain) -> tuple[np.ndarray, np.ndarray]:
+    """(model input, target), both size x size RGB uint8, from one picture (and its person mask)."""
+    model_input, _ = chain.for_training().apply(rgb, mask)
+    target, _ = geometric_chain(chain).apply(rgb, None)
+    return model_input, target
+
+
+def join_pair(a: np.ndarray, b: np.ndarray, layout: str = "AB") -> np.ndarray:
+    """One side-by-side image: input A left and target B right ("AB"), or the other way ("BA")."""
+    return np.concatenate([a, b] if layout == "AB" else [b, a], axis=1)
+
+
+def split_pair(img: np.ndarray, layout: str = "AB") -> tuple[np.ndarray, np.ndarray]:
+    """(A, B) from a side-by-side image."""
+    w = img.shape[1] // 2
+    left, right = img[:, :w], img[:, w:2 * w]
+    return (left, right) if layout == "AB" else (right, left)
+
+
+# ---- dataset.toml ------------------------------------------------------------------------------
+
+
+@dataclass
+class DatasetInfo:
+    """What dataset.toml records: enough for the trainer to need no flag repeated."""
+
+    folder: Path
+    layout: str
+    size: int
+    chain: Chain
+    split: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)  # created, command, sources, segment, every
+
+    @property
+    def path(self) -> Path:
+        return self.folder / "dataset.toml"
+
+    def to_toml(self) -> str:
+        lines = [f"format = {_tv(DATASET_FORMAT)}", f"version = {DATASET_VERSION}", f"layout = {_tv(self.layout)}",
+                 f"size = {self.size}"]
+        lines += [f"{k} = {_tv(v)}" for k, v in self.meta.items()]
+        for name, table in (("split", self.split), ("counts", self.counts)):
+            lines += ["", f"[{name}]", *[f"{k} = {_tv(v)}" for k, v in table.items()]]
+        for step in self.chain.to_spec():
+            lines += ["", "[[preprocess]]", *[f"{k} = {_tv(v)}" for k, v in step.items()]]
+        return "\n".join(lines) + "\n"
+
+    def save(self) -> Path:
+        self.path.write_text(self.to_toml())
+        return self.path
+
+
+def _tv(v: Any) -> str:
+    """A TOML value for the plain types dataset.toml holds."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_tv(x) for x in v) + "]"
+    s = str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{s}"'
+
+
+def read_dataset(folder: str | Path) -> DatasetInfo:
+    """Read and check DIR/dataset.toml. Raises UserError naming the file and the key."""
+    folder = Path(folder)
+    path = folder / "dataset.toml"
+    if not folder.is_dir():
+        raise UserError("no such dataset folder", file=folder, expected="a folder made by `installation dataset build`")
+    if not path.is_file():
+        raise UserError("no dataset.toml in this folder", file=folder,
+                        expected="a folder made by `installation dataset build` (or use --from-targets "
+                                 "for a folder of target pictures)")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise UserError(f"can't read it: {e}", file=path) from None
+    if data.get("format") != DATASET_FORMAT or data.get("version") != DATASET_VERSION:
+        raise UserError(f"format {data.get('format')!r} version {data.get('version')!r}", file=path, key="format",
+                        expected=f'format = "{DATASET_FORMAT}", version = {DATASET_VERSION}')
+    layout = data.get("layout")
+    if layout not in LAYOUTS:
+        raise UserError(f"bad layout {layout!r}", file=path, key="layout", expected='"AB" or "BA"')
+    size = data.get("size")
+    if not isinstance(size, int) or size < 8:
+        raise UserError(f"bad size {size!r}", file=path, key="size", expected="an integer side in pixels")
+    try:
+        chain = Chain.from_spec(data.get("preprocess", "plain"), size)
+    except ChainError as e:
+        raise UserError(e.message, file=path, key=e.path) from None
+    meta = {k: v for k, v in data.items() if k not in ("format", "version", "layout", "size", "split", "counts",
+                                                       "preprocess")}
+    return DatasetInfo(folder, layout, size, chain, dict(data.get("split", {})), dict(data.get("counts", {})), meta)
+
+
+# ---- the builder -------------------------------------------------------------------------------
+
+
+@dataclass
+class BuildOptions:
+    size: int = 256  # side of the model's input, in pixels
+    every: int = 1  # take every Nth video frame
+    segment: str = "none"  # who finds the person: none, chroma (green screen) or selfie (MediaPipe)
+    layout: str = "AB"  # input left ("AB", pix2pix) or target left ("BA", some workshop trainers)
+    val: float = 0.1  # fraction held out for validation
+    duplicate_threshold: float = 2.0  # mean grey-level difference of 32x32 thumbnails below which a frame repeats
+    pad: float = 0.1  # margin around the person's box, as a fraction of its size
+    seed: int = 0  # the train/val split's shuffle
+
+
+def build_dataset(inputs: Sequence[str | Path], out: str | Path, chain_spec: Any = "edges",
+                  opts: BuildOptions | None = None, models_dir: Path | None = None,
+                  command: str | None = None, progress: bool = True) -> DatasetInfo:
+    """Sample, segment, crop and pair frames from videos and pictures into an aligned dataset."""
+
+    opts = opts or BuildOptions()
+    if opts.layout not in LAYOUTS:
+        raise UserError(f"bad layout {opts.layout!r}", key="--layout", expected="AB or BA")
+    if opts.segment not in SEGMENT_MODES:
+        raise UserError(f"bad segmenter {opts.segment!r}", key="--segment", expected=", ".join(SEGMENT_MODES))
+    if opts.every < 1 or opts.size < 16 or not 0 <= opts.val < 1:
+        raise UserError(f"every={opts.every}, size={opts.size}, val={opts.val}", key="options",
+                        expected="--every >= 1, --size >= 16, 0 <= --val < 1")
+    try:
+        chain = Chain.from_spec(chain_spec, opts.size)
+    except ChainError as e:
+        raise UserError(e.message, key=e.path) from None
+    if needs_mask(chain) and opts.segment == "none":
+        raise UserError("this chain uses the person mask, so it needs a segmenter", key="--segment",
+                        expected="--segment chroma or --segment selfie")
+    sources = find_sources(inputs)
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise UserError("the output folder is not empty", file=out, expected="a new or empty folder")
+    existed = out.exists()
+    try:
+        return _build(sources, out, chain, opts, models_dir, command, progress)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)  # half a dataset would only be in the way of the next try
+        if existed:
+            out.mkdir()
+        raise
+
+
+def _build(sources: list[FrameSource], out: Path, chain: Chain, opts: BuildOptions, models_dir: Path | None,
+           command: str | None, progress: bool) -> DatasetInfo:
+    from tqdm import tqdm
+
+    train_dir = out / "train"
+    train_dir.mkdir(parents=True, exist_ok=True)
+
+    segmenter, treatment, values = _segmenter(opts.segment, models_dir)
+    counts = {"frames_read": 0, "duplicates_skipped": 0, "no_person_skipped": 0, "pairs": 0}
+    names: list[str] = []
+    try:
+        for k, src in enumerate(sources):
+            last: np.ndarray | None = None
+            bar = tqdm(src.frames(opts.every), total=src.count(opts.every), unit="frame",
+                       desc=f"dataset {src.path.name}", disable=not progress)
+            for n, rgb in bar:
+                counts["frames_read"] += 1
+                thumb = thumbnail(rgb)
+                if last is not None and float(np.abs(thumb - last).mean()) < opts.duplicate_threshold:
+                    counts["duplicates_skipped"] += 1
+                    continue
+                last = thumb
+                mask = None
+                if segmenter is not None:
+                    from ..segment import segment_frame
+
+                    treatment.reset()  # sampled frames are far apart: no temporal smoothing between them
+                    mask = segment_frame(segmenter, treatment, rgb, values)
+                    box = person_box(mask, opts.pad)
+                    if box is None:
+                        counts["no_person_skipped"] += 1
+                        continue
+                    y0, x0, y1, x1 = box
+                    rgb, mask = rgb[y0:y1, x0:x1], mask[y0:y1, x0:x1]
+                a, b = make_pair(rgb, mask, chain)
+                name = f"{k:02d}_{src.stem}_{n:06d}.png"
+                path = train_dir / name
+                if not cv2.imwrite(str(path), cv2.cvtColor(join_pair(a, b, opts.layout), cv2.COLOR_RGB2BGR)):
+                    raise UserError("cannot write the pair", file=path)
+                names.append(name)
+    finally:
+        if segmenter is not None:
+            segmenter.close()
+    if not names:
+        raise UserError(f"no pairs were made ({counts['frames_read']} frames read, "
+                        f"{counts['duplicates_skipped']} duplicates, {counts['no_person_skipped']} without a person)",
+                        file=", ".join(str(s.path) for s in sources),
+                        expected="frames with a person in them (check --segment)")
+
+    # A seeded shuffle picks the held-out pairs: reproducible, and spread over every source.
+    n_val = round(len(names) * opts.val) if len(names) > 1 else 0
+    if opts.val > 0 and len(names) > 1:
+        n_val = max(1, n_val)
+    val_names = set(np.random.default_rng(opts.seed).permutation(len(names))[:n_val].tolist())
+    if n_val:
+        (out / "val").mkdir(exist_ok=True)
+    for i in sorted(val_names):
+        os.replace(train_dir / names[i], out / "val" / names[i])
+    counts["pairs"] = len(names)
+    info = DatasetInfo(
+        out, opts.layout, opts.size, chain,
+        split={"val_fraction": opts.val, "seed": opts.seed, "train": len(names) - n_val, "val": n_val},
+        counts=counts,
+        meta={"created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+              "command": command or shlex.join(["installation", *sys.argv[1:]]),
+              "sources": [str(s.path) for s in sources], "segment": opts.segment, "every": opts.every})
+    info.save()
+    return info
+
+
+def _segmenter(mode: str, models_dir: Path | None) -> tuple[Any, Any, dict[str, Any]]:
+    if mode == "none":
+        return None, None, {}
+    from ..segment import DEFAULT_MODELS_DIR, MaskTreatment, default_values, make_segmenter
+
+    # Offline there is time for full resolution; temporal smoothing would smear unrelated samples.
+    values = default_values(mode=mode, scale=1.0, smooth=0.0)
+    return make_segmenter(mode, models_dir or DEFAULT_MODELS_DIR, values), MaskTreatment(), values
+
+
+# ---- reading for training ----------------------------------------------------------------------
+
+
+def jitter_box(rng: np.random.Generator, h: int, w: int, size: int,
+               scale: tuple[float, float] = (1.0, 1.3)) -> tuple[float, int, int]:
+    """Random zoom and crop position: (factor that makes the short side size*zoom, y, x of the crop)."""
+    zoom = rng.uniform(*scale)
+    f = size * zoom / min(h, w)
+    sh, sw = max(size, round(h * f)), max(size, round(w * f))
+    return f, int(rng.integers(0, sh - size + 1)), int(rng.integers(0, sw - size + 1))
+
+
+def scale_crop(img: np.ndarray, f: float, y: int, x: int, size: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    sh, sw = max(size, round(h * f)), max(size, round(w * f))
+    if (sh, sw) != (h, w):
+        img = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA if sh < h else cv2.INTER_CUBIC)
+    return img[y:y + size, x:x + size]
+
+
+class PairReader:
+    """The pairs of one split of a built dataset, as float32 CHW arrays in [-1, 1].
+
+    Every file is checked on opening, so a wrong-sized pair fails before training starts. With
+    `augment`, each pair gets pix2pix's jitter, the same for both halves: zoom 100-130 %, random crop,
+    random flip. Randomness comes from (seed, epoch, index), so any worker or a resumed run sees the
+    same pictures. `repeat` shows each pair that many times an epoch, each time jittered anew.
+    """
+
+    def __init__(self, info: DatasetInfo, split: str = "train", augment: bool = True, seed: int = 0,
+                 progress: bool = False, repeat: int = 1) -> None:
+        from tqdm import tqdm
+
+        self.info, self.augment, self.seed, self.epoch, self.repeat = info, augment, seed, 0, max(1, repeat)
+        folder = info.folder / split
+        self.files = list_images(folder) if folder.is_dir() else []
+        s = info.size
+        for f in tqdm(self.files, desc=f"check {split}", unit="pair", disable=not progress):
+            img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
+            if img is None:
+                raise UserError("cannot read this pair image", file=f, expected="a PNG or JPEG")
+            if img.shape[:2] != (s, 2 * s):
+                raise UserError(f"the pair is {img.shape[1]}x{img.shape[0]}", file=f,
+                                expected=f"{2 * s}x{s}: two {s}x{s} halves side by side, as dataset.toml says")
+
+    def __len__(self) -> int:
+        return len(self.files) * self.repeat
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(A, B) as uint8 RGB, augmented when asked."""
+        a, b = split_pair(read_image(self.files[i % len(self.files)]), self.info.layout)
+        if self.augment:
+            rng = np.random.default_rng((self.seed, self.epoch, i))
+            s = self.info.size
+            f, y, x = jitter_box(rng, s, s, s)
+            a, b = scale_crop(a, f, y, x, s), scale_crop(b, f, y, x, s)
+            if rng.random() < 0.5:
+                a, b = a[:, ::-1], b[:, ::-1]
+        return np.ascontiguousarray(a), np.ascontiguousarray(b)
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        a, b = self.pair(i)
+        return {"A": to_tensor(a)[0], "B": to_tensor(b)[0], "index": np.int64(i)}
+
+
+class TargetReader:
+    """Training from target pictures alone, as Learning to See's later installation did: each picture
+    is zoomed 100-130 %, cropped and flipped at random, its brightness jittered, and the model's input
+    is made from it on the fly by the preprocessing chain. Without `augment`: a centre crop, no jitter."""
+
+    def __init__(self, folder: str | Path, chain: Chain, augment: bool = True, seed: int = 0,
+                 brightness: float = 0.25, progress: bool = False, repeat: int = 1) -> None:
+        from tqdm import tqdm
+
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise UserError("no such folder of target pictures", file=folder, expected="a folder of images")
+        if needs_mask(chain):
+            raise UserError("the chain uses a person mask, which plain target pictures don't have", file=folder,
+                            expected="a chain without a 'mask' step, or a dataset built with --segment")
+        self.chain, self.augment, self.seed, self.brightness, self.epoch = chain, augment, seed, brightness, 0
+        self._input_chain, self._target_chain = chain.for_training(), geometric_chain(chain)
+        self.repeat = max(1, repeat)  # each picture this many times an epoch, each time cropped anew
+        self.files = list_images(folder)
+        self.size = chain.size[0]
+        # Target pictures are few and the chain runs per sample: decode once, keep them in memory
+        # (scaled so the short side is at most 2x the model's input, plenty for a 130 % zoom).
+        self.images = []
+        for f in tqdm(self.files, desc="load targets", unit="image", disable=not progress):
+            img = read_image(f)
+            h, w = img.shape[:2]
+            if min(h, w) < self.size // 2:
+                raise UserError(f"the picture is {w}x{h}", file=f,
+                                expected=f"at least {self.size // 2} pixels on the short side")
+            k = min(1.0, 2 * self.size / min(h, w))
+            if k < 1:
+                img = cv2.resize(img, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA)
+            self.images.append(img)
+
+    def __len__(self) -> int:
+        return len(self.images) * self.repeat
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        img, s = self.images[i % len(self.images)], self.size
+        h, w = img.shape[:2]
+        if self.augment:
+            rng = np.random.default_rng((self.seed, self.epoch, i))
+            f, y, x = jitter_box(rng, h, w, s)
+            crop = scale_crop(img, f, y, x, s)
+            if rng.random() < 0.5:
+                crop = crop[:, ::-1]
+            gain = 1.0 + rng.uniform(-self.brightness, self.brightness)
+            lit = np.clip(crop.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+        else:
+            f = s / min(h, w)
+            crop = scale_crop(img, f, (max(s, round(h * f)) - s) // 2, (max(s, round(w * f)) - s) // 2, s)
+            lit = crop
+        a, _ = self._input_chain.apply(np.ascontiguousarray(lit), None)
+        b, _ = self._target_chain.apply(np.ascontiguousarray(crop), None)
+        return a, b
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        a, b = self.pair(i)
+        return {"A": to_tensor(a)[0], "B": to_tensor(b)[0], "index": np.int64(i)}

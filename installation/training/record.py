@@ -1,0 +1,169 @@
+"""Recording takes for a dataset: a countdown, then N seconds of camera frames to take_NNN.mp4, repeated.
+
+Time is the source's own clock (a frame's source_pts): wall time for a camera, media time for a
+video file. So a file stands in for the camera in rehearsals and tests, and a test runs as fast as
+the file decodes. `installation dataset build DIR` then turns the takes into pairs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from ..errors import UserError
+from ..frames import EndOfStream, Frame
+
+if TYPE_CHECKING:
+    from ..sources import ThreadedSource
+
+log = logging.getLogger("installation.record")
+
+
+@dataclass
+class Take:
+    path: Path
+    frames: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class TakeRecorder:
+    """The countdown/record state machine, fed one frame at a time; `done` once every take is written."""
+
+    out: Path
+    takes: int = 3
+    seconds: float = 10.0
+    countdown: float = 3.0
+    fps: float = 30.0
+    written: list[Take] = field(default_factory=list)
+    phase: str = "countdown"  # or "recording", "done"
+    _t0: float | None = None
+    _writer: cv2.VideoWriter | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.phase == "done"
+
+    def feed(self, frame: Frame) -> str:
+        """Take one RGB frame; returns what to show over it ("3", "2", "1", "REC 4.2s", or "")."""
+        t = frame.source_pts
+        if self.done:
+            return ""
+        if self._t0 is None:
+            self._t0 = t
+        if self.phase == "countdown":
+            left = self.countdown - (t - self._t0)
+            if left > 0:
+                return str(int(np.ceil(left)))
+            self._start(frame, t)
+        elapsed = t - self._t0
+        if elapsed >= self.seconds:
+            self._finish()
+            if len(self.written) >= self.takes:
+                self.phase = "done"
+                return ""
+            self.phase, self._t0 = "countdown", t
+            return str(int(np.ceil(self.countdown))) if self.countdown > 0 else self.feed(frame)
+        assert self._writer is not None
+        self._writer.write(cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
+        take = self.written[-1]
+        take.frames += 1
+        take.seconds = elapsed
+        return f"REC {elapsed:.1f}s"
+
+    def _start(self, frame: Frame, t: float) -> None:
+        h, w = frame.image.shape[:2]
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = self.out / f"take_{len(self.written) + 1:03d}.mp4"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+        if not writer.isOpened():
+            raise UserError("cannot write a video here", file=path, expected="a writable folder (mp4v codec)")
+        self._writer, self._t0, self.phase = writer, t, "recording"
+        self.written.append(Take(path))
+        log.info("recording %s", path)
+
+    def _finish(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+    def close(self) -> None:
+        """Stop where we are; a take cut short is kept (the frames in it are good)."""
+        self._finish()
+        if self.written and self.written[-1].frames == 0:
+            self.written.pop().path.unlink(missing_ok=True)
+
+
+def overlay(rgb: np.ndarray, text: str) -> np.ndarray:
+    """The preview picture: big countdown digits, or a red dot and the time while recording."""
+    img = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    h, w = img.shape[:2]
+    if text.startswith("REC"):
+        cv2.circle(img, (30, 30), 12, (0, 0, 255), -1)
+        cv2.putText(img, text[4:], (50, 40), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (0, 0, 255), 2)
+    elif text:
+        scale = h / 120
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 8)
+        cv2.putText(img, text, ((w - tw) // 2, (h + th) // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 8)
+    return img
+
+
+def open_recording_source(camera: str) -> ThreadedSource:
+    """A camera index or device path, or a video file standing in for the camera (every frame, in order)."""
+    from ..sources import CameraSource, VideoSource
+
+    p = Path(camera)
+    if p.is_file():
+        return VideoSource(p, loop=False, realtime=False, lockstep=True).start()
+    return CameraSource(int(camera) if camera.isdigit() else camera).start()
+
+
+def record(camera: str, out: str | Path, takes: int = 3, seconds: float = 10.0, countdown: float = 3.0,
+           preview: bool = False, timeout: float = 5.0) -> list[Take]:
+    """Record `takes` takes of `seconds` each after a countdown; returns what was written."""
+    from tqdm import tqdm
+
+    if takes < 1 or seconds <= 0 or countdown < 0:
+        raise UserError(f"takes={takes}, seconds={seconds}, countdown={countdown}", key="options",
+                        expected="--takes >= 1, --seconds > 0, --countdown >= 0")
+    out = Path(out)
+    src = open_recording_source(camera)
+    rec = TakeRecorder(out, takes, seconds, countdown, fps=src.fps or 30.0)
+    bar = tqdm(total=takes, unit="take", desc="record")
+    waited = 0.0
+    try:
+        while not rec.done:
+            try:
+                frame = src.recv(timeout=0.5)
+            except EndOfStream:
+                log.warning("the source ended after %d of %d takes", len(rec.written), takes)
+                break
+            if frame is None:
+                waited += 0.5
+                if waited >= timeout:
+                    raise UserError(f"no frame for {timeout:.0f} s", file=camera,
+                                    expected="a working camera (see `installation check`) or a video file")
+                continue
+            waited = 0.0
+            text = rec.feed(frame)
+            finished = len(rec.written) - (rec.phase == "recording")
+            if finished > bar.n:
+                bar.update(finished - bar.n)
+            if preview:
+                cv2.imshow("installation record", overlay(frame.image, text))
+                if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                    break
+            if text.startswith("REC"):
+                bar.set_postfix(take=len(rec.written), t=text[4:])
+    finally:
+        rec.close()
+        src.close()
+        bar.close()
+        if preview:
+            cv2.destroyAllWindows()
+    return rec.written

@@ -1,0 +1,589 @@
+"""The pix2pix trainer: U-Net generator, PatchGAN discriminator, GAN + 100 x L1, Adam 2e-4 beta1 0.5.
+
+One process on a CPU or a GPU, or several through torchrun (DDP and a DistributedSampler; NCCL on
+GPUs, gloo on CPUs):
+
+    installation train DATASET --out runs/NAME
+    torchrun --standalone --nproc_per_node=2 -m installation.training.train DATASET --out runs/NAME
+
+Each epoch writes runs/NAME/latest.pt (one self-describing dict: architecture, chain, config,
+optimizer and scaler state, losses, RNG state), a line of losses.jsonl and samples/epoch_NNNN.png.
+Ctrl-C stops at the end of the current step and saves; `--resume runs/NAME/latest.pt` goes on from
+exactly there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+
+from .. import __version__
+from ..errors import UserError
+from ..preprocess import Chain, ChainError, from_tensor
+from .dataset import DatasetInfo, PairReader, TargetReader, read_dataset
+from .networks import count_parameters, default_depth, define_D, define_G
+
+log = logging.getLogger("installation.train")
+
+CHECKPOINT_FORMAT = "installation-pix2pix"
+CHECKPOINT_VERSION = 1
+LOSS_KEYS = ("G_GAN", "G_L1", "D_real", "D_fake")
+
+
+@dataclass
+class TrainConfig:
+    # data
+    dataset: str = ""  # a folder from `installation dataset build`, or of target pictures with from_targets
+    from_targets: bool = False  # make each input on the fly from a target picture (Learning to See's later way)
+    chain: Any = "grey_blur_downscale"  # from_targets only (a NAMED_CHAINS name or a spec list); pairs bring theirs
+    size: int = 0  # the model's input side; 0: the dataset's (from_targets: 256)
+    repeat: int = 1  # each training picture this many times an epoch, each time augmented anew (few pictures)
+    out: str = "runs/default"  # run folder: latest.pt, losses.jsonl, losses.png, samples/
+    # networks
+    width: int = 64  # generator base width (pix2pix's ngf); CPU cost grows with its square
+    depth: int = 0  # U-Net down-blocks; 0: down to 1x1 (8 at 256 like unet_256, 9 at 512)
+    dropout: bool = True  # pix2pix's decoder dropout; the exported model runs in eval mode, without it
+    d_width: int = 64  # discriminator base width (pix2pix's ndf)
+    d_layers: int = 3  # PatchGAN depth: 3 judges 70x70 patches
+    # optimisation
+    epochs: int = 200
+    batch_size: int = 4  # pix2pix uses 1; a few more give batch norm running statistics close to the
+    #                      per-batch ones training used, and eval mode (the exported model) uses the former
+    lr: float = 2e-4
+    beta1: float = 0.5
+    l1_weight: float = 100.0
+    decay: float = 0.5  # fraction of the epochs over which the learning rate falls linearly to 0 (pix2pix: half)
+    # running
+    seed: int = 0
+    device: str = "auto"  # auto: cuda when there is one, else cpu
+    amp: bool = True  # float16 autocast + GradScaler on CUDA; the CPU trains in float32
+    workers: int = 0  # DataLoader worker processes (0: load in the training process)
+    samples: int = 4  # rows in each epoch's sample grid
+    progress: bool = True  # tqdm bars
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# ---- checkpoints -------------------------------------------------------------------------------
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A checkpoint of this trainer, checked. Raises UserError naming the file and what was expected."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("no such checkpoint", file=path, expected="runs/NAME/latest.pt")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise UserError(f"not a readable PyTorch checkpoint: {str(e).splitlines()[0][:200]}", file=path) from None
+    return check_checkpoint(ckpt, path)
+
+
+def check_checkpoint(ckpt: Any, path: str | Path) -> dict[str, Any]:
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise UserError("not a checkpoint of `installation train`", file=path,
+                        expected=f'a dict with format "{CHECKPOINT_FORMAT}" (a pix2pix latest_net_G.pth '
+                                 "goes to `installation export`)")
+    if ckpt.get("version") != CHECKPOINT_VERSION:
+        raise UserError(f"checkpoint version {ckpt.get('version')!r}", file=path,
+                        expected=f"version {CHECKPOINT_VERSION}")
+    for key in ("arch", "disc", "G", "chain", "size", "config", "epoch"):
+        if key not in ckpt:
+            raise UserError(f"the checkpoint has no {key!r}", file=path, key=key)
+    return ckpt
+
+
+def build_generator(ckpt: dict[str, Any], file: str | Path) -> nn.Module:
+    """The checkpoint's generator with its weights. Raises UserError when they don't fit its architecture."""
+    try:
+        G = define_G(**ckpt["arch"])
+    except (TypeError, ValueError) as e:
+        raise UserError(f"unknown architecture {ckpt['arch']!r}: {e}", file=file, key="arch") from None
+    load_weights(G, ckpt["G"], file, what=f"a {ckpt['arch'].get('kind')} generator {ckpt['arch']}")
+    return G
+
+
+def load_weights(net: nn.Module, state: dict[str, torch.Tensor], file: str | Path, what: str) -> None:
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()][1:4]
+        raise UserError("the weights don't fit the architecture: " + " ".join(lines)[:400], file=file,
+                        expected=f"the weights of {what}") from None
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """Write beside, then rename: a crash or a second Ctrl-C mid-write leaves the old file whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def versions() -> dict[str, str]:
+    import platform
+
+    # str(): torch.__version__ is a TorchVersion, which weights_only loading refuses
+    return {"installation": str(__version__), "torch": str(torch.__version__), "numpy": str(np.__version__),
+            "python": platform.python_version()}
+
+
+# ---- distributed -------------------------------------------------------------------------------
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def on(self) -> bool:
+        return self.world > 1
+
+
+def setup_distributed(device_pref: str) -> tuple[Dist, torch.device]:
+    """Join torchrun's process group when launched by it (WORLD_SIZE > 1) and pick this rank's device."""
+    d = Dist(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+             int(os.environ.get("LOCAL_RANK", 0)))
+    cuda = torch.cuda.is_available() and device_pref in ("auto", "cuda")
+    if device_pref not in ("auto", "cuda", "cpu"):
+        raise UserError(f"unknown device {device_pref!r}", key="device", expected="auto, cuda or cpu")
+    if device_pref == "cuda" and not torch.cuda.is_available():
+        raise UserError("no CUDA device here", key="device", expected="--device cpu or auto")
+    device = torch.device("cuda", d.local_rank) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if d.on and not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    if d.on and not cuda:  # share the cores between the processes rather than oversubscribe them
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // d.world))
+    return d, device
+
+
+def unwrap(net: nn.Module) -> nn.Module:
+    return net.module if isinstance(net, DistributedDataParallel) else net
+
+
+# ---- the trainer -------------------------------------------------------------------------------
+
+
+class Stop:
+    """Ctrl-C (SIGINT) or SIGTERM asks for a stop at the end of the current step; a second one stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this step to save a checkpoint (Ctrl-C again to quit at once)", file=sys.stderr)
+
+    def __enter__(self) -> Stop:
+        if _main_thread():  # Python lets only the main thread set handlers
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped on request; the checkpoint at `path` holds every step done."""
+
+    def __init__(self, path: Path, epoch: int, step: int) -> None:
+        super().__init__(f"saved {path} at epoch {epoch} step {step}")
+        self.path, self.epoch, self.step = path, epoch, step
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, resume: dict[str, Any] | None = None, command: str = "",
+                 on_step: Callable[[Trainer], None] | None = None) -> None:
+        self.cfg, self.command, self.on_step = cfg, command, on_step
+        self.dist, self.device = setup_distributed(cfg.device)
+        self.out = Path(cfg.out)
+        self.amp = cfg.amp and self.device.type == "cuda"
+        self._open_data(resume)
+        torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP checks they agree)
+        self.arch = resume["arch"] if resume else {
+            "kind": "unet", "in_channels": 3, "out_channels": 3, "width": cfg.width,
+            "depth": self._depth(), "norm": "batch", "dropout": cfg.dropout}
+        self.disc = resume["disc"] if resume else {"in_channels": 6, "width": cfg.d_width, "layers": cfg.d_layers,
+                                                   "norm": "batch"}
+        self.G = define_G(**self.arch).to(self.device)
+        self.D = define_D(**self.disc).to(self.device)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
+        self.epoch, self.step, self.global_step, self.seconds = 0, 0, 0, 0.0
+        self.history: list[dict[str, Any]] = []
+        self.sums: dict[str, float] = dict.fromkeys((*LOSS_KEYS, "n"), 0.0)
+        if resume:
+            self._restore(resume)
+        else:
+            torch.manual_seed(cfg.seed + self.dist.rank)  # dropout differs between ranks
+        if self.dist.on:
+            self.G = DistributedDataParallel(self.G, device_ids=[self.device.index] if self.device.type == "cuda"
+                                             else None)
+            self.D = DistributedDataParallel(self.D, device_ids=[self.device.index] if self.device.type == "cuda"
+                                             else None)
+        self.gan_loss = nn.BCEWithLogitsLoss()
+        self.l1 = nn.L1Loss()
+
+    # -- setup --
+
+    def _open_data(self, resume: dict[str, Any] | None) -> None:
+        cfg, show = self.cfg, self.cfg.progress and self.dist.main
+        self.info: DatasetInfo | None = None
+        if cfg.from_targets:
+            size = cfg.size or 256
+            try:
+                self.chain = Chain.from_spec(resume["chain"] if resume else cfg.chain, size)
+            except ChainError as e:
+                raise UserError(e.message, key=f"chain: {e.path}") from None
+            self.data: PairReader | TargetReader = TargetReader(cfg.dataset, self.chain, True, cfg.seed,
+                                                                progress=show, repeat=cfg.repeat)
+            fixed = TargetReader(cfg.dataset, self.chain, False, cfg.seed)
+            self.val: PairReader | TargetReader | None = None
+            self.dataset_meta = {"path": str(cfg.dataset), "kind": "targets", "images": len(self.data.images)}
+        else:
+            self.info = read_dataset(cfg.dataset)
+            if cfg.size and cfg.size != self.info.size:
+                raise UserError(f"the dataset was built at {self.info.size}x{self.info.size}",
+                                file=self.info.path, key="size",
+                                expected=f"--size {self.info.size}, or rebuild it with --size {cfg.size}")
+            size, self.chain = self.info.size, self.info.chain
+            self.data = PairReader(self.info, "train", True, cfg.seed, progress=show, repeat=cfg.repeat)
+            if len(self.data) == 0:
+                raise UserError("no training pairs", file=self.info.folder / "train",
+                                expected="pair images made by `installation dataset build`")
+            self.val = PairReader(self.info, "val", False, cfg.seed) if (self.info.folder / "val").is_dir() else None
+            fixed = self.val if self.val is not None and len(self.val) else PairReader(self.info, "train", False)
+            self.dataset_meta = {"path": str(self.info.folder), "kind": "pairs", "layout": self.info.layout,
+                                 **{f"split_{k}": v for k, v in self.info.split.items()},
+                                 **{k: v for k, v in self.info.counts.items()}}
+        self.size = size
+        picks = range(min(self.cfg.samples, len(fixed)))
+        self.fixed = {k: torch.from_numpy(np.stack([fixed[i][k] for i in picks])) for k in ("A", "B")}
+
+    def _depth(self) -> int:
+        try:
+            depth = self.cfg.depth or default_depth(self.size)
+        except ValueError as e:
+            raise UserError(str(e), key="size", expected="a power of two (256, 512), or give depth") from None
+        if self.size % (2 ** depth):
+            raise UserError(f"{depth} down-blocks need a size divisible by {2 ** depth}, not {self.size}",
+                            key="depth")
+        return depth
+
+    def _restore(self, ckpt: dict[str, Any]) -> None:
+        where = ckpt.get("_path", "checkpoint")
+        load_weights(self.G, ckpt["G"], where, "this run's generator")
+        load_weights(self.D, ckpt["D"], where, "this run's discriminator")
+        self.opt_G.load_state_dict(ckpt["opt_G"])
+        self.opt_D.load_state_dict(ckpt["opt_D"])
+        if ckpt.get("scaler") and self.amp:
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.epoch, self.step = ckpt["epoch"], ckpt.get("step", 0)
+        self.global_step, self.seconds = ckpt.get("global_step", 0), ckpt.get("seconds", 0.0)
+        self.history = list(ckpt.get("losses", []))
+        self.sums = dict(ckpt.get("sums") or self.sums)
+        rng = ckpt.get("rng", {})
+        if self.dist.rank == 0 and "torch" in rng:
+            torch.set_rng_state(rng["torch"].cpu())
+            if self.device.type == "cuda" and rng.get("cuda") is not None:
+                torch.cuda.set_rng_state(rng["cuda"].cpu())
+        else:
+            torch.manual_seed(self.cfg.seed + self.dist.rank + self.global_step)
+
+    # -- checkpoints and reports --
+
+    def checkpoint(self) -> dict[str, Any]:
+        G, D = unwrap(self.G), unwrap(self.D)
+        return {
+            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+            "arch": self.arch, "disc": self.disc, "size": self.size, "value_range": [-1.0, 1.0],
+            "chain": self.chain.to_spec(), "config": asdict(self.cfg), "dataset": self.dataset_meta,
+            "command": self.command, "world_size": self.dist.world,
+            "epoch": self.epoch, "step": self.step, "global_step": self.global_step,
+            "seconds": self.seconds, "sums": dict(self.sums), "losses": self.history,
+            "G": G.state_dict(), "D": D.state_dict(), "opt_G": self.opt_G.state_dict(),
+            "opt_D": self.opt_D.state_dict(), "scaler": self.scaler.state_dict() if self.amp else None,
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state() if self.device.type == "cuda" else None},
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "versions": versions(),
+        }
+
+    @property
+    def latest(self) -> Path:
+        return self.out / "latest.pt"
+
+    def save(self) -> None:
+        if self.dist.main:
+            save_atomic(self.checkpoint(), self.latest)
+
+    @torch.no_grad()
+    def sample_grid(self) -> np.ndarray:
+        """Rows of input | output | target for the fixed samples, in eval mode as the export will run."""
+        G = unwrap(self.G)
+        G.eval()
+        fake = G(self.fixed["A"].to(self.device)).float().cpu().numpy()
+        G.train()
+        rows = [np.concatenate([from_tensor(self.fixed["A"][i].numpy()), from_tensor(fake[i]),
+                                from_tensor(self.fixed["B"][i].numpy())], axis=1) for i in range(len(fake))]
+        return np.concatenate(rows, axis=0)
+
+    @torch.no_grad()
+    def val_l1(self) -> float | None:
+        if self.val is None or len(self.val) == 0:
+            return None
+        G = unwrap(self.G)
+        G.eval()
+        total, n = 0.0, 0
+        for batch in DataLoader(self.val, batch_size=self.cfg.batch_size):
+            fake = G(batch["A"].to(self.device)).float()
+            total += float((fake - batch["B"].to(self.device)).abs().mean()) * len(fake)
+            n += len(fake)
+        G.train()
+        return total / n
+
+    def _report(self, seconds: float) -> dict[str, Any]:
+        sums = torch.tensor([self.sums[k] for k in (*LOSS_KEYS, "n")], dtype=torch.float64)
+        if self.dist.on:
+            dist.all_reduce(sums)
+        n = max(1.0, float(sums[-1]))
+        row: dict[str, Any] = {"epoch": self.epoch + 1, **{k: float(sums[i]) / n for i, k in enumerate(LOSS_KEYS)}}
+        row["lr"] = self.opt_G.param_groups[0]["lr"]
+        row["seconds"] = round(seconds, 2)
+        if self.dist.main:
+            v = self.val_l1()
+            if v is not None:
+                row["val_L1"] = v
+        return row
+
+    # -- training --
+
+    def lr_at(self, epoch: int) -> float:
+        """pix2pix's 'linear' policy: constant, then down to 0 over the last `decay` of the epochs."""
+        n_decay = round(self.cfg.epochs * self.cfg.decay)
+        n_const = self.cfg.epochs - n_decay
+        return self.cfg.lr * (1.0 - max(0, epoch + 1 - n_const) / (n_decay + 1))
+
+    def _batches(self, epoch: int, skip: int) -> Iterator[dict[str, torch.Tensor]]:
+        """This rank's batches of the epoch, the first `skip` left out (a resumed epoch goes on)."""
+        sampler = DistributedSampler(self.data, num_replicas=self.dist.world, rank=self.dist.rank, shuffle=True,
+                                     seed=self.cfg.seed)
+        sampler.set_epoch(epoch)
+        self.data.set_epoch(epoch)
+        order = list(sampler)
+        bs = self.cfg.batch_size
+        batches = [order[i:i + bs] for i in range(0, len(order), bs)]
+        loader = DataLoader(self.data, batch_sampler=batches[skip:], num_workers=self.cfg.workers,
+                            pin_memory=self.device.type == "cuda")
+        yield from loader
+
+    def train_step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, float]:
+        autocast = torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp)
+        with autocast:
+            fake_B = self.G(real_A)
+
+        # D: real pairs -> 1, fake pairs -> 0 (the fake detached: this step leaves G alone)
+        self.D.requires_grad_(True)
+        self.opt_D.zero_grad(set_to_none=True)
+        with autocast:
+            pred_fake = self.D(torch.cat([real_A, fake_B.detach()], 1))
+            pred_real = self.D(torch.cat([real_A, real_B], 1))
+            loss_D_fake = self.gan_loss(pred_fake, torch.zeros_like(pred_fake))
+            loss_D_real = self.gan_loss(pred_real, torch.ones_like(pred_real))
+            loss_D = 0.5 * (loss_D_fake + loss_D_real)
+        self.scaler.scale(loss_D).backward()
+        self.scaler.step(self.opt_D)
+
+        # G: fool D, stay near the target. D runs unwrapped here: its weights are frozen for this step,
+        # and going through DDP would wait for gradients that never come.
+        self.D.requires_grad_(False)
+        self.opt_G.zero_grad(set_to_none=True)
+        with autocast:
+            pred = unwrap(self.D)(torch.cat([real_A, fake_B], 1))
+            loss_G_GAN = self.gan_loss(pred, torch.ones_like(pred))
+            loss_G_L1 = self.l1(fake_B.float(), real_B)
+            loss_G = loss_G_GAN + self.cfg.l1_weight * loss_G_L1
+        self.scaler.scale(loss_G).backward()
+        self.scaler.step(self.opt_G)
+        self.scaler.update()
+        return {"G_GAN": loss_G_GAN.item(), "G_L1": loss_G_L1.item(), "D_real": loss_D_real.item(),
+                "D_fake": loss_D_fake.item()}
+
+    def _stop_agreed(self, stop: Stop) -> bool:
+        if not self.dist.on:
+            return stop.requested
+        flag = torch.tensor([1.0 if stop.requested else 0.0], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def fit(self) -> list[dict[str, Any]]:
+        cfg = self.cfg
+        if self.dist.main:
+            (self.out / "samples").mkdir(parents=True, exist_ok=True)
+            # losses.jsonl is rewritten from the checkpoint's history, so a resume never duplicates a line
+            (self.out / "losses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in self.history))
+            log.info("training %s: G %s (%.2f M parameters), D %s, %d pairs, %s%s, %d process(es)",
+                     self.out, self.arch, count_parameters(unwrap(self.G)) / 1e6, self.disc, len(self.data),
+                     self.device, " amp" if self.amp else "", self.dist.world)
+        from tqdm import tqdm
+
+        with Stop() as stop:
+            while self.epoch < cfg.epochs:
+                for opt in (self.opt_G, self.opt_D):
+                    for g in opt.param_groups:
+                        g["lr"] = self.lr_at(self.epoch)
+                t0 = time.monotonic()
+                batches = self._batches(self.epoch, self.step)
+                bar = tqdm(batches, total=max(0, self.steps_per_epoch_for(self.epoch) - self.step), unit="step",
+                           desc=f"epoch {self.epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and self.dist.main),
+                           leave=False)
+                for batch in bar:
+                    losses = self.train_step(batch["A"].to(self.device, non_blocking=True),
+                                             batch["B"].to(self.device, non_blocking=True))
+                    n = len(batch["A"])
+                    for k, v in losses.items():
+                        self.sums[k] += v * n
+                    self.sums["n"] += n
+                    self.step += 1
+                    self.global_step += 1
+                    bar.set_postfix(L1=f"{losses['G_L1']:.3f}", D=f"{losses['D_real'] + losses['D_fake']:.2f}")
+                    if self.on_step:
+                        self.on_step(self)
+                    if self._stop_agreed(stop):
+                        self.seconds += time.monotonic() - t0
+                        self.save()
+                        raise Interrupted(self.latest, self.epoch, self.step)
+                bar.close()
+                elapsed = time.monotonic() - t0
+                self.seconds += elapsed
+                row = self._report(elapsed)
+                self.history.append(row)
+                self.epoch, self.step = self.epoch + 1, 0
+                self.sums = dict.fromkeys((*LOSS_KEYS, "n"), 0.0)
+                if self.dist.main:
+                    with (self.out / "losses.jsonl").open("a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    _write_png(self.out / "samples" / f"epoch_{self.epoch:04d}.png", self.sample_grid())
+                    self.save()
+                    log.info("epoch %d/%d  " + "  ".join(f"{k} {row[k]:.4f}" for k in (*LOSS_KEYS, "val_L1")
+                                                        if k in row) + "  %.1fs", self.epoch, cfg.epochs, elapsed)
+        if self.dist.main:
+            plot_losses(self.history, self.out / "losses.png")
+        return self.history
+
+    def steps_per_epoch_for(self, epoch: int) -> int:
+        per_rank = math.ceil(len(self.data) / self.dist.world)
+        return math.ceil(per_rank / self.cfg.batch_size)
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    import cv2
+
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def plot_losses(history: list[dict[str, Any]], path: Path) -> None:
+    if not history:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for k in ("G_L1", "val_L1"):
+        if any(k in r for r in history):
+            ax1.plot(epochs, [r.get(k, float("nan")) for r in history], label=k)
+    ax1.set_title("L1 (pixels, [-1, 1] scale)")
+    for k in ("G_GAN", "D_real", "D_fake"):
+        ax2.plot(epochs, [r[k] for r in history], label=k)
+    ax2.set_title("adversarial")
+    for ax in (ax1, ax2):
+        ax.set_xlabel("epoch")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def train(cfg: TrainConfig, resume: str | Path | None = None, command: str = "",
+          on_step: Callable[[Trainer], None] | None = None) -> Trainer:
+    """Train (or go on training) and return the trainer; raises Interrupted after a requested stop."""
+    ckpt = None
+    if resume is not None:
+        ckpt = load_checkpoint(resume)
+        ckpt["_path"] = str(resume)
+        command = command or ckpt.get("command", "")
+    trainer = Trainer(cfg, ckpt, command, on_step)
+    try:
+        trainer.fit()
+    finally:
+        if dist.is_initialized():
+            with contextlib.suppress(Exception):
+                dist.destroy_process_group()
+    return trainer
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m installation.training.train` (what torchrun launches): the `train` command's arguments."""
+    import argparse
+
+    from .cli import add_train_arguments, cmd_train
+
+    parser = argparse.ArgumentParser(prog="python -m installation.training.train")
+    add_train_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    try:
+        return cmd_train(args)
+    except UserError as e:
+        print(f"error: {e.render()}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt as e:
+        print(f"interrupted: {e}", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

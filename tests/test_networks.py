@@ -1,0 +1,235 @@
+"""The networks and the conversion of checkpoints of the well-known pytorch pix2pix code.
+
+The reference networks below are written here from that code's published structure (nested
+UnetSkipConnectionBlock with `submodule`, norm_layer=BatchNorm2d, use_dropout; the flat ResNet
+generator), not derived from ours, so a conversion that maps a key wrongly fails these tests.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+from torch import nn
+
+from installation.errors import UserError
+from installation.training.networks import (
+    PatchDiscriminator,
+    ResnetGenerator,
+    UnetGenerator,
+    count_parameters,
+    default_depth,
+    define_D,
+    define_G,
+)
+from installation.training.pix2pix_convert import arch_kwargs, convert_state_dict, guess_arch
+
+# ---- the reference: pytorch-CycleGAN-and-pix2pix, models/networks.py ---------------------------
+
+
+class RefUnetSkipConnectionBlock(nn.Module):
+    def __init__(self, outer_nc, inner_nc, input_nc=None, submodule=None, outermost=False, innermost=False,
+                 norm_layer=nn.BatchNorm2d, use_dropout=False):
+        super().__init__()
+        self.outermost = outermost
+        if type(norm_layer) is functools.partial:
+            use_bias = norm_layer.func == nn.InstanceNorm2d
+        else:
+            use_bias = norm_layer == nn.InstanceNorm2d
+        if input_nc is None:
+            input_nc = outer_nc
+        downconv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+        downrelu = nn.LeakyReLU(0.2, True)
+        downnorm = norm_layer(inner_nc)
+        uprelu = nn.ReLU(True)
+        upnorm = norm_layer(outer_nc)
+        if outermost:
+            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
+            down = [downconv]
+            up = [uprelu, upconv, nn.Tanh()]
+            model = [*down, submodule, *up]
+        elif innermost:
+            upconv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+            down = [downrelu, downconv]
+            up = [uprelu, upconv, upnorm]
+            model = down + up
+        else:
+            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+            down = [downrelu, downconv, downnorm]
+            up = [uprelu, upconv, upnorm]
+            model = [*down, submodule, *up, nn.Dropout(0.5)] if use_dropout else [*down, submodule, *up]
+        self.model = nn.Sequential(*model)
+
+    def forward(self, x):
+        if self.outermost:
+            return self.model(x)
+        return torch.cat([x, self.model(x)], 1)
+
+
+class RefUnetGenerator(nn.Module):
+    def __init__(self, input_nc, output_nc, num_downs, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False):
+        super().__init__()
+        unet_block = RefUnetSkipConnectionBlock(ngf * 8, ngf * 8, input_nc=None, submodule=None,
+                                                norm_layer=norm_layer, innermost=True)
+        for _ in range(num_downs - 5):
+            unet_block = RefUnetSkipConnectionBlock(ngf * 8, ngf * 8, input_nc=None, submodule=unet_block,
+                                                    norm_layer=norm_layer, use_dropout=use_dropout)
+        unet_block = RefUnetSkipConnectionBlock(ngf * 4, ngf * 8, input_nc=None, submodule=unet_block,
+                                                norm_layer=norm_layer)
+        unet_block = RefUnetSkipConnectionBlock(ngf * 2, ngf * 4, input_nc=None, submodule=unet_block,
+                                                norm_layer=norm_layer)
+        unet_block = RefUnetSkipConnectionBlock(ngf, ngf * 2, input_nc=None, submodule=unet_block,
+                                                norm_layer=norm_layer)
+        self.model = RefUnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=unet_block,
+                                                outermost=True, norm_layer=norm_layer)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class RefResnetBlock(nn.Module):
+    def __init__(self, dim, norm_layer, use_dropout, use_bias):
+        super().__init__()
+        block = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, kernel_size=3, padding=0, bias=use_bias),
+                 norm_layer(dim), nn.ReLU(True)]
+        if use_dropout:
+            block += [nn.Dropout(0.5)]
+        block += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, kernel_size=3, padding=0, bias=use_bias),
+                  norm_layer(dim)]
+        self.conv_block = nn.Sequential(*block)
+
+    def forward(self, x):
+        return x + self.conv_block(x)
+
+
+class RefResnetGenerator(nn.Module):
+    def __init__(self, input_nc, output_nc, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False, n_blocks=6):
+        super().__init__()
+        use_bias = norm_layer == nn.InstanceNorm2d
+        model = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0, bias=use_bias),
+                 norm_layer(ngf), nn.ReLU(True)]
+        for i in range(2):
+            mult = 2 ** i
+            model += [nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=use_bias),
+                      norm_layer(ngf * mult * 2), nn.ReLU(True)]
+        mult = 4
+        for _ in range(n_blocks):
+            model += [RefResnetBlock(ngf * mult, norm_layer, use_dropout, use_bias)]
+        for i in range(2):
+            mult = 2 ** (2 - i)
+            model += [nn.ConvTranspose2d(ngf * mult, int(ngf * mult / 2), kernel_size=3, stride=2, padding=1,
+                                         output_padding=1, bias=use_bias),
+                      norm_layer(int(ngf * mult / 2)), nn.ReLU(True)]
+        model += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
+        self.model = nn.Sequential(*model)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+def _randomise(net: nn.Module, seed: int) -> nn.Module:
+    """Weights and batch-norm statistics away from their init values, so every key matters."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in net.state_dict().items():
+            if t.is_floating_point():
+                if name.endswith("running_var"):
+                    t.copy_(torch.rand(t.shape, generator=g) + 0.5)
+                else:
+                    t.copy_(torch.randn(t.shape, generator=g) * 0.1)
+    return net.eval()
+
+
+# ---- tests ------------------------------------------------------------------------------------
+
+
+def test_unet_256_has_pix2pix_size():
+    G = define_G("unet", width=64, depth=8)
+    ref = RefUnetGenerator(3, 3, 8, 64, use_dropout=True)
+    assert count_parameters(G) == count_parameters(ref)
+    assert 54.0e6 < count_parameters(G) < 54.8e6  # the design notes' 54.4 M
+
+
+@pytest.mark.parametrize("size,depth", [(32, 5), (64, 6)])
+def test_unet_shapes_and_range(size, depth):
+    G = define_G("unet", width=4, depth=depth).eval()
+    y = G(torch.randn(2, 3, size, size) * 3)
+    assert y.shape == (2, 3, size, size)
+    assert y.abs().max() <= 1.0
+
+
+def test_default_depth():
+    assert default_depth(256) == 8
+    assert default_depth(512) == 9
+    with pytest.raises(ValueError):
+        default_depth(300)
+
+
+def test_dropout_only_in_the_wide_middle():
+    G = UnetGenerator(width=4, depth=8, dropout=True)
+    with_dropout = [i for i, up in enumerate(G.up) if isinstance(up.drop, nn.Dropout)]
+    assert with_dropout == [4, 5, 6]  # unet_256: the num_downs - 5 = 3 blocks around the innermost
+    G.eval()
+    x = torch.randn(1, 3, 256, 256)
+    assert torch.equal(G(x), G(x))  # eval mode is deterministic: no dropout
+
+
+def test_discriminator_patch_output():
+    D = define_D(width=8, layers=3)
+    assert isinstance(D, PatchDiscriminator)
+    assert D(torch.randn(2, 6, 64, 64)).shape == (2, 1, 6, 6)
+
+
+@pytest.mark.parametrize("num_downs,ngf,size", [(8, 4, 256), (7, 4, 128)])
+def test_pix2pix_unet_checkpoint_converts_and_matches(num_downs, ngf, size):
+    ref = _randomise(RefUnetGenerator(3, 3, num_downs, ngf, use_dropout=True), seed=num_downs)
+    state = ref.state_dict()
+    assert "model.model.1.model.3.model.1.weight" in state  # the nesting the converter reads
+    name = guess_arch(state, "latest_net_G.pth")
+    assert name == f"unet_{size}"
+    kwargs, default_size = arch_kwargs(name, state, "latest_net_G.pth")
+    assert default_size == size and kwargs["width"] == ngf and kwargs["depth"] == num_downs
+    G = define_G(**kwargs)
+    G.load_state_dict(convert_state_dict(state, kwargs))
+    G.eval()
+    x = torch.rand(2, 3, size, size) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(G(x), ref(x), atol=1e-5, rtol=1e-5)
+
+
+def test_pix2pix_resnet_checkpoint_loads_and_matches():
+    ref = _randomise(RefResnetGenerator(3, 3, 4, use_dropout=True, n_blocks=9), seed=3)
+    state = ref.state_dict()
+    name = guess_arch(state, "latest_net_G.pth")
+    assert name == "resnet_9blocks"
+    kwargs, _ = arch_kwargs(name, state, "latest_net_G.pth")
+    assert kwargs["dropout"] is True and kwargs["norm"] == "batch"
+    G = define_G(**kwargs)
+    assert isinstance(G, ResnetGenerator)
+    G.load_state_dict(convert_state_dict(state, kwargs))
+    G.eval()
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(G(x), ref(x), atol=1e-5, rtol=1e-5)
+
+
+def test_instance_norm_unet_is_recognised():
+    ref = _randomise(RefUnetGenerator(3, 3, 7, 4, norm_layer=functools.partial(
+        nn.InstanceNorm2d, affine=False, track_running_stats=False), use_dropout=False), seed=5)
+    kwargs, _ = arch_kwargs("unet_128", ref.state_dict(), "x.pth")
+    assert kwargs["norm"] == "instance"
+    G = define_G(**{**kwargs, "dropout": False}).eval()
+    G.load_state_dict(convert_state_dict(ref.state_dict(), kwargs))
+    x = torch.rand(1, 3, 128, 128) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(G(x), ref(x), atol=1e-5, rtol=1e-5)
+
+
+def test_wrong_arch_is_a_user_error():
+    state = RefUnetGenerator(3, 3, 7, 4).state_dict()
+    with pytest.raises(UserError, match="unet_128, not unet_256") as e:
+        arch_kwargs("unet_256", state, "latest_net_G.pth")
+    assert e.value.file == "latest_net_G.pth"
+    with pytest.raises(UserError, match="not a generator"):
+        guess_arch({"fc.weight": torch.zeros(2, 2)}, "other.pth")
