@@ -18,6 +18,8 @@ import numpy as np
 
 from .errors import UserError
 from .preprocess import CARD_SCHEMA_VERSION, Chain, ChainError, from_tensor, to_tensor
+from .tomlout import preprocess_tables, toml_table
+from .tomlout import toml_value as _tv
 
 log = logging.getLogger(__name__)
 
@@ -42,44 +44,20 @@ class ModelCard:
 
     def to_toml(self) -> str:
         """The card as TOML text (schema documented in docs/model-card.md)."""
-        lines = [f"schema = {CARD_SCHEMA_VERSION}", f"name = {_q(self.name)}", f"description = {_q(self.description)}",
-                 "", "[input]", f"name = {_q(self.input_name)}", f"size = [{self.size[0]}, {self.size[1]}]",
-                 f"layout = {_q(self.layout)}", f"value_range = [{self.value_range[0]}, {self.value_range[1]}]",
-                 "", "[output]", f"name = {_q(self.output_name)}",
+        lines = [f"schema = {CARD_SCHEMA_VERSION}", f"name = {_tv(self.name)}",
+                 f"description = {_tv(self.description)}", "", "[input]", f"name = {_tv(self.input_name)}",
+                 f"size = [{self.size[0]}, {self.size[1]}]",
+                 f"layout = {_tv(self.layout)}", f"value_range = [{self.value_range[0]}, {self.value_range[1]}]",
+                 "", "[output]", f"name = {_tv(self.output_name)}",
                  f"value_range = [{self.output_range[0]}, {self.output_range[1]}]", ""]
-        lines += _toml_table("provenance", self.provenance)
-        for step in self.chain.to_spec():
-            lines.append("[[preprocess]]")
-            lines += [f"{k} = {_tv(v)}" for k, v in step.items()]
-            lines.append("")
+        lines += toml_table("provenance", self.provenance)
+        lines += preprocess_tables(self.chain.to_spec())
         return "\n".join(lines)
 
     def save(self, folder: Path) -> Path:
         path = Path(folder) / "model.toml"
         path.write_text(self.to_toml())
         return path
-
-
-def _q(s: str) -> str:
-    return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
-def _tv(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_tv(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_tv(x)}" for k, x in v.items()) + " }"
-    return _q(str(v))
-
-
-def _toml_table(name: str, d: dict[str, Any]) -> list[str]:
-    if not d:
-        return []
-    return [f"[{name}]", *[f"{k} = {_tv(v)}" for k, v in d.items()], ""]
 
 
 def read_card(path: Path, onnx_path: Path | None = None) -> ModelCard:

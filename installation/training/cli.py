@@ -275,21 +275,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """`python -m installation.training.cli COMMAND ...`: the training commands alone, the same as under
     `installation`, for machines (or moments) where the rest of the runtime doesn't import."""
-    import logging
 
     parser = argparse.ArgumentParser(prog="installation", description="the training commands")
     add_commands(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
-    try:
-        return int(args.func(args) or 0)
-    except UserError as e:
-        print(f"error: {e.render()}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    from ..cli import dispatch
+
+    return dispatch(args)
 
 
 if __name__ == "__main__":

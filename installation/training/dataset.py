@@ -29,6 +29,8 @@ import numpy as np
 
 from ..errors import UserError
 from ..preprocess import Chain, ChainError, to_tensor
+from ..tomlout import preprocess_tables
+from ..tomlout import toml_value as _tv
 
 DATASET_FORMAT = "installation-dataset"
 DATASET_VERSION = 1
@@ -202,8 +204,7 @@ class DatasetInfo:
         lines += [f"{k} = {_tv(v)}" for k, v in self.meta.items()]
         for name, table in (("split", self.split), ("counts", self.counts)):
             lines += ["", f"[{name}]", *[f"{k} = {_tv(v)}" for k, v in table.items()]]
-        for step in self.chain.to_spec():
-            lines += ["", "[[preprocess]]", *[f"{k} = {_tv(v)}" for k, v in step.items()]]
+        lines += ["", *preprocess_tables(self.chain.to_spec())]
         return "\n".join(lines) + "\n"
 
     def save(self) -> Path:
@@ -211,16 +212,6 @@ class DatasetInfo:
         return self.path
 
 
-def _tv(v: Any) -> str:
-    """A TOML value for the plain types dataset.toml holds."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_tv(x) for x in v) + "]"
-    s = str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{s}"'
 
 
 def read_dataset(folder: str | Path) -> DatasetInfo:
