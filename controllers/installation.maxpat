@@ -96,7 +96,7 @@
      "id": "obj-5",
      "maxclass": "newobj",
      "numinlets": 2,
-     "numoutlets": 65,
+     "numoutlets": 68,
      "patching_rect": [
       15,
       75,
@@ -168,9 +168,12 @@
       "",
       "",
       "",
+      "",
+      "",
+      "",
       ""
      ],
-     "text": "route /pre/flip /pre/crop /pre/blur /pre/median /pre/canny_low /pre/canny_high /pre/threshold /pre/adaptive_block /pre/adaptive_c /pre/posterize /pre/downscale /pre/mask_mode /pre/input_lerp /pre/feedback /post/output_lerp /seg/mode /seg/model /seg/threshold /seg/grow /seg/feather /seg/smooth /seg/scale /seg/every /seg/key_r /seg/key_g /seg/key_b /seg/tolerance /seg/softness /seg/key_lightness /seg/bg_tolerance /seg/bg_lightness /seg/bg_frames /mix/mode /mix/amount /mix/feedback /display/fit /display/rotate /display/mirror_x /display/mirror_y /display/tl_x /display/tl_y /display/tr_x /display/tr_y /display/br_x /display/br_y /display/bl_x /display/bl_y /display/gamma /colour/brightness /colour/contrast /colour/saturation /display/monitor /hud/show /show/blackout /show/freeze /model/crossfade /model/skip_still /preset/morph_s /status/fps /status/latency_ms /status/dropped /status/errors /status/heartbeat /status/preset"
+     "text": "route /pre/flip /pre/crop /pre/blur /pre/median /pre/canny_low /pre/canny_high /pre/threshold /pre/adaptive_block /pre/adaptive_c /pre/posterize /pre/downscale /pre/mask_mode /pre/input_lerp /pre/feedback /post/output_lerp /seg/mode /seg/model /seg/threshold /seg/grow /seg/feather /seg/smooth /seg/scale /seg/every /seg/key_r /seg/key_g /seg/key_b /seg/tolerance /seg/softness /seg/key_lightness /seg/bg_tolerance /seg/bg_lightness /seg/bg_frames /mix/mode /mix/amount /mix/feedback /display/fit /display/rotate /display/mirror_x /display/mirror_y /display/tl_x /display/tl_y /display/tr_x /display/tr_y /display/br_x /display/br_y /display/bl_x /display/bl_y /display/gamma /colour/brightness /colour/contrast /colour/saturation /display/monitor /hud/show /show/blackout /show/freeze /model/crossfade /model/skip_still /preset/morph_s /status/fps /status/latency_ms /status/dropped /status/errors /status/heartbeat /status/frames /status/reconnects /status/memory_mb /status/preset"
     }
    },
    {
@@ -4934,7 +4937,7 @@
       130,
       20
      ],
-     "text": "/status/preset"
+     "text": "/status/frames"
     }
    },
    {
@@ -4946,6 +4949,111 @@
      "patching_rect": [
       750,
       824,
+      70,
+      22
+     ],
+     "outlettype": [
+      "",
+      "bang"
+     ],
+     "format": 6,
+     "parameter_enable": 0
+    }
+   },
+   {
+    "box": {
+     "id": "obj-266",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      615,
+      856,
+      130,
+      20
+     ],
+     "text": "/status/reconnects"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-267",
+     "maxclass": "flonum",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "patching_rect": [
+      750,
+      856,
+      70,
+      22
+     ],
+     "outlettype": [
+      "",
+      "bang"
+     ],
+     "format": 6,
+     "parameter_enable": 0
+    }
+   },
+   {
+    "box": {
+     "id": "obj-268",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      915,
+      120,
+      130,
+      20
+     ],
+     "text": "/status/memory_mb"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-269",
+     "maxclass": "flonum",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "patching_rect": [
+      1050,
+      120,
+      70,
+      22
+     ],
+     "outlettype": [
+      "",
+      "bang"
+     ],
+     "format": 6,
+     "parameter_enable": 0
+    }
+   },
+   {
+    "box": {
+     "id": "obj-270",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      915,
+      152,
+      130,
+      20
+     ],
+     "text": "/status/preset"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-271",
+     "maxclass": "flonum",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "patching_rect": [
+      1050,
+      152,
       70,
       22
      ],
@@ -7943,6 +8051,42 @@
      ],
      "destination": [
       "obj-265",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-5",
+      64
+     ],
+     "destination": [
+      "obj-267",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-5",
+      65
+     ],
+     "destination": [
+      "obj-269",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-5",
+      66
+     ],
+     "destination": [
+      "obj-271",
       0
      ]
     }

@@ -39,7 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    return dispatch(args, verbose=args.verbose)
+
+
+def dispatch(args: argparse.Namespace, verbose: bool = False) -> int:
+    """Run a parsed command: user mistakes print one line and exit 2, never a traceback."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
         return int(args.func(args) or 0)

@@ -12,8 +12,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .config_errors import explain
 from .errors import UserError
+from .health import HealthConfig
 from .params import ParamError, Registry
+from .schedule import ScheduleConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHOW_DIR = REPO_ROOT / "show_configs"
@@ -82,6 +85,8 @@ class ShowConfig(_Strict):
     render: RenderConfig = Field(default_factory=RenderConfig)
     osc: OscConfig = Field(default_factory=OscConfig)
     state: StateConfig = Field(default_factory=StateConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)  # opening hours, attract look
+    health: HealthConfig = Field(default_factory=HealthConfig)  # heartbeat, model retry
     params: dict[str, Any] = Field(default_factory=dict)  # live parameter defaults: "pre/blur" = 2, or [params.pre]
 
     path: Path | None = Field(None, exclude=True)  # where it was read from
@@ -108,13 +113,6 @@ def find_show(show: str | Path | None) -> Path:
     return SHOW_DIR / f"{show}.toml"
 
 
-def _key(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 def flatten_params(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """{"pre": {"blur": 2}} and {"pre/blur": 2} both become {"pre/blur": 2}."""
     out: dict[str, Any] = {}
@@ -127,11 +125,12 @@ def flatten_params(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def check_params(values: dict[str, Any], registry: Registry, file: Path | None) -> dict[str, Any]:
+def check_params(values: dict[str, Any], registry: Registry, file: Path | None,
+                 prefix: str = "params") -> dict[str, Any]:
     """Show-file parameter values, checked strictly: unknown names and out-of-range values are errors."""
     checked: dict[str, Any] = {}
     for name, value in values.items():
-        key = "params." + name.replace("/", ".")
+        key = f"{prefix}." + name.replace("/", ".")
         if name not in registry:
             raise UserError(f"unknown parameter {name!r}", file=file, key=key,
                             expected="a registered parameter (list them with `installation osc-map`)")
@@ -165,11 +164,7 @@ def load_show(show: str | Path | None, registry: Registry | None = None) -> Show
     try:
         cfg = ShowConfig.model_validate(raw)
     except ValidationError as e:
-        first = e.errors()[0]
-        extra = f" (and {len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
-        got = first.get("input")
-        msg = first["msg"] + (f", got {got!r}" if not isinstance(got, dict) and got is not None else "") + extra
-        raise UserError(msg, file=path, key=_key(first["loc"])) from None
+        raise explain(e, path, ShowConfig) from None
     cfg.path = path.resolve()
     cfg.resolve_paths(path.resolve().parent)
     if not cfg.name:
@@ -181,4 +176,9 @@ def load_show(show: str | Path | None, registry: Registry | None = None) -> Show
 
         registry = default_registry()
     cfg.params = check_params(flatten_params(cfg.params), registry, path)
+    for look, values in cfg.schedule.looks.items():
+        cfg.schedule.looks[look] = check_params(flatten_params(values), registry, path, f"schedule.looks.{look}")
+    for key, look in cfg.schedule.unknown_looks():
+        raise UserError(f"unknown look {look!r}", file=path, key=f"schedule.{key}",
+                        expected=f"one of {', '.join(cfg.schedule.known_looks())}, or a [schedule.looks.{look}] table")
     return cfg

@@ -670,13 +670,17 @@ class OscControl:
                     self._send(dgram, t)
 
     def status_messages(self, show: Any) -> list[bytes]:
-        st = show.stats
-        lat = st.latency_p50()
-        errors = sum(st.faults.values()) + self.counters.rejected
-        out = [build_dgram("/status/fps", float(st.fps())),
-               build_dgram("/status/dropped", int(show.dropped())),
-               build_dgram("/status/errors", int(errors)),
+        from .health import counters
+
+        h = counters(show)  # the same figures as the stats JSON, the heartbeat file and the log
+        lat = show.stats.latency_p50()
+        out = [build_dgram("/status/fps", float(h["fps"])),
+               build_dgram("/status/dropped", int(h["dropped"])),
+               build_dgram("/status/errors", int(h["errors"] + self.counters.rejected)),
                build_dgram("/status/heartbeat", int(time.monotonic() - self.t_start)),
+               build_dgram("/status/frames", int(h["frames_presented"])),
+               build_dgram("/status/reconnects", int(h["reconnects"])),
+               build_dgram("/status/memory_mb", float(h["rss_mb"])),
                build_dgram("/status/preset", int(self.presets.current if self.presets else 0))]
         if math.isfinite(lat):
             out.insert(1, build_dgram("/status/latency_ms", float(lat)))

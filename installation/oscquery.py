@@ -43,6 +43,12 @@ PROTOCOL_NODES: list[dict[str, Any]] = [
      "DESCRIPTION": "runtime faults plus rejected OSC messages so far"},
     {"FULL_PATH": "/status/heartbeat", "TYPE": "i", "ACCESS": ACCESS_READ,
      "DESCRIPTION": "seconds since the show started, sent every second"},
+    {"FULL_PATH": "/status/frames", "TYPE": "i", "ACCESS": ACCESS_READ,
+     "DESCRIPTION": "fresh frames presented since the show started"},
+    {"FULL_PATH": "/status/reconnects", "TYPE": "i", "ACCESS": ACCESS_READ,
+     "DESCRIPTION": "times the source was lost and opened again"},
+    {"FULL_PATH": "/status/memory_mb", "TYPE": "f", "ACCESS": ACCESS_READ,
+     "DESCRIPTION": "resident memory of the show's process, MiB"},
     {"FULL_PATH": "/status/preset", "TYPE": "i", "ACCESS": ACCESS_READ,
      "DESCRIPTION": "the preset last saved or recalled (0: none)"},
 ]

@@ -24,6 +24,7 @@ PARAM_MODULES = (
     "installation.segment",
     "installation.render",
     "installation.show",
+    "installation.presets",
 )
 
 

@@ -85,14 +85,18 @@ class ThreadedSource:
 
     def _run(self) -> None:
         backoff = 0.25
+        got = 0  # frames since the last open: a source that opens but reads nothing must back off too
         while not self._stop.is_set():
             if not self.connected:
                 try:
                     self.open()
                     self.connected = True
-                    backoff = 0.25
-                except OSError as e:
-                    self._fault(f"can't open: {e}")
+                    got = 0
+                except UserError as e:  # nothing to retry: end the stream, the show (or its supervisor) decides
+                    self._fault(f"can't open: {e.render()}")
+                    break
+                except Exception as e:  # OSError, or a backend's own error: retried with back-off
+                    self._fault(f"can't open: {_describe(e)}")
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
                     self.reconnects += 1
@@ -101,11 +105,16 @@ class ThreadedSource:
                 img, pts = self.read_one()
             except EndOfStream:
                 break
-            except OSError as e:
-                self._fault(f"lost: {e}")
+            except Exception as e:  # a decoder error is a loss like an unplugged camera: reopen, never die
+                self._fault(f"lost: {_describe(e)}")
                 self.release()
                 self.connected = False
+                if got == 0:
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
                 continue
+            got += 1
+            backoff = 0.25
             frame = Frame(img, self.index, time.monotonic(), pts)
             self.index += 1
             while not self.slot.put(frame, timeout=0.1):
@@ -130,6 +139,10 @@ class ThreadedSource:
         self.slot.close()
         if self._thread and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
+
+
+def _describe(e: Exception) -> str:
+    return str(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
 
 
 class CameraSource(ThreadedSource):
@@ -211,10 +224,12 @@ class VideoSource(ThreadedSource):
         self.realtime = realtime and not lockstep
         self.loops = 0
         self.cap: Any = None
+        self._stat: tuple[int, int, int] | None = None
         self._n_in_file = 0
         self._t_start = 0.0
 
     def open(self) -> None:
+        self._stat = self._file_id()
         self.cap = cv2.VideoCapture(str(self.path))
         if not self.cap.isOpened():
             raise OSError(f"can't open {self.path}")
@@ -237,6 +252,8 @@ class VideoSource(ThreadedSource):
             if not self.loop:
                 raise EndOfStream(self.name)
             self.loops += 1
+            if self._file_id() != self._stat:  # the clip was replaced: play the new one from its start
+                raise OSError(f"{self.path} changed on disk; reopening")
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             self._n_in_file = 0
             ok, bgr = self.cap.read()
@@ -245,6 +262,13 @@ class VideoSource(ThreadedSource):
         pts = self._n_in_file / self.fps
         self._n_in_file += 1
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), pts
+
+    def _file_id(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
 
     def release(self) -> None:
         if self.cap is not None:

@@ -21,7 +21,7 @@ fi
 
 python=${PYTHON:-python3}
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
-pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+pip=(.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt)
 if [[ -n "$extras" ]] && ! .venv/bin/python -c "import torch" 2>/dev/null; then
   # Exact pin first: a looser one pulls a multi-GB CUDA build; this one is the CPU wheel.
   "${pip[@]}" "torch==2.13.0"

@@ -293,8 +293,10 @@ def test_changes_from_any_source_are_mirrored_and_sync_sends_everything(tmp_path
 
         beat = wait_for(show, fb, "/status/heartbeat", timeout=5.0)
         assert isinstance(beat[0], int)
-        for address in ("/status/fps", "/status/dropped", "/status/errors", "/status/preset"):
+        for address in ("/status/fps", "/status/dropped", "/status/errors", "/status/preset", "/status/frames",
+                        "/status/reconnects", "/status/memory_mb"):
             wait_for(show, fb, address)
+        assert fb.got("/status/memory_mb")[-1][0] > 10, "the process's real resident memory, in MiB"
     finally:
         show.close()
         fb.close()
