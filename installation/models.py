@@ -268,13 +268,11 @@ class Model:
 
 
 def default_threads() -> int:
-    """ONNX Runtime's intra-op threads: INSTALLATION_ORT_THREADS, else all cores but one on a small
-    CPU (the render and preprocessing threads need the other), else ORT's own choice (0)."""
+    """ONNX Runtime's intra-op threads: INSTALLATION_ORT_THREADS, else ORT's own choice (0: every core).
+    Measured on 2 cores: the show as fast with one thread as with two, the benchmark's pipelined loop
+    faster with two (docs/performance.md), so no core is held back."""
     env = os.environ.get("INSTALLATION_ORT_THREADS")
-    if env:
-        return int(env)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores - 1) if cores <= 4 else 0
+    return int(env) if env else 0
 
 
 BACKENDS = ("onnx", "torch")

@@ -90,13 +90,27 @@ def crop_box(h: int, w: int, target_h: int, target_w: int) -> tuple[int, int, in
     return y0, x0, y0 + ch, x0 + cw
 
 
+def _scaled_box(box: tuple[int, int, int, int], h: int, w: int, mh: int, mw: int) -> tuple[int, int, int, int]:
+    """A box in an h x w picture, in the coordinates of its mask (same aspect, any resolution)."""
+    if (mh, mw) == (h, w):
+        return box
+    y0, x0, y1, x1 = box
+    sy, sx = mh / h, mw / w
+    my0, mx0 = round(y0 * sy), round(x0 * sx)
+    return my0, mx0, max(round(y1 * sy), my0 + 1), max(round(x1 * sx), mx0 + 1)
+
+
 def _crop(img: np.ndarray, a: Mapping[str, Any], ctx: StepContext) -> np.ndarray:
+    """The mask may be smaller than the picture (segmented at a lower resolution): it is cut by the same
+    box, scaled, and stays small until something needs it at the picture's size."""
     h, w = img.shape[:2]
     th, tw = ctx.size
+    m = ctx.mask
     if a["crop"] == "centre":
         y0, x0, y1, x1 = crop_box(h, w, th, tw)
-        if ctx.mask is not None:
-            ctx.mask = ctx.mask[y0:y1, x0:x1]
+        if m is not None:
+            my0, mx0, my1, mx1 = _scaled_box((y0, x0, y1, x1), h, w, *m.shape[:2])
+            ctx.mask = m[my0:my1, mx0:mx1]
         return img[y0:y1, x0:x1]
     if a["crop"] == "fit":  # letterbox: the whole picture, black bars, mask zero in the bars
         aspect = tw / th
@@ -104,10 +118,13 @@ def _crop(img: np.ndarray, a: Mapping[str, Any], ctx: StepContext) -> np.ndarray
         out = np.zeros((side_h, side_w, 3), np.uint8)
         y0, x0 = (side_h - h) // 2, (side_w - w) // 2
         out[y0:y0 + h, x0:x0 + w] = img
-        if ctx.mask is not None:
-            m = np.zeros((side_h, side_w), np.float32)
-            m[y0:y0 + h, x0:x0 + w] = ctx.mask
-            ctx.mask = m
+        if m is not None:
+            mh, mw = m.shape[:2]
+            sy, sx = mh / h, mw / w
+            canvas = np.zeros((max(1, round(side_h * sy)), max(1, round(side_w * sx))), np.float32)
+            my0, mx0 = round(y0 * sy), round(x0 * sx)
+            canvas[my0:my0 + mh, mx0:mx0 + mw] = m[: canvas.shape[0] - my0, : canvas.shape[1] - mx0]
+            ctx.mask = canvas
         return out
     return img  # "none": stretch happens in resize
 

@@ -381,10 +381,11 @@ class MaskTreatment:
 
 
 def segment_frame(segmenter: Segmenter, treatment: MaskTreatment, rgb: np.ndarray,
-                  values: Mapping[str, Any]) -> np.ndarray:
-    """One frame, synchronously, as the worker would: configure, scale down, segment, treat, scale back.
+                  values: Mapping[str, Any], full_size: bool = True) -> np.ndarray:
+    """One frame, synchronously: configure, scale down, segment, treat, and (full_size) scale back.
 
-    Returns an HxW float32 mask at rgb's resolution. For the dataset tools and the `segment` command.
+    Returns an HxW float32 mask at rgb's resolution, or at the segmentation's (same aspect) when not
+    full_size: the live loop keeps it small and lets the GPU upsample it while compositing.
     """
     _check_rgb(rgb)
     segmenter.configure(values)
@@ -394,7 +395,7 @@ def segment_frame(segmenter: Segmenter, treatment: MaskTreatment, rgb: np.ndarra
     small = rgb if (sw, sh) == (w, h) else cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
     raw = segmenter.segment(small)
     m = treatment.apply(raw, values, px_scale=sw / w)
-    if m.shape != (h, w):
+    if full_size and m.shape != (h, w):
         m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
     return np.clip(m, 0.0, 1.0, out=m)
 
@@ -408,8 +409,9 @@ class SegmentWorker:
     """Segments on its own thread so the live loop keeps its rate.
 
     submit() hands a frame over through a LatestSlot (never blocks; a frame the worker had no time for
-    is replaced by the newer one); latest() returns the newest mask, resized to the submitted frame's
-    resolution, with that frame's index. A segmenter that raises leaves the previous mask in place.
+    is replaced by the newer one); latest() returns the newest mask, at the segmentation's resolution
+    (seg/scale of the submitted frame's, same aspect), with that frame's index. A segmenter that
+    raises leaves the previous mask in place.
     The caller must not write into a submitted picture afterwards (frames are never modified in place).
     """
 
@@ -455,7 +457,7 @@ class SegmentWorker:
         self._relearn.set()
 
     def latest(self) -> tuple[np.ndarray, int] | None:
-        """(mask HxW float32 at the submitted resolution, frame index) of the newest result, or None."""
+        """(mask HxW float32 at seg/scale of the submitted resolution, frame index), or None."""
         with self._cond:
             return self._latest
 
@@ -502,7 +504,7 @@ class SegmentWorker:
                 if relearn is not None:
                     relearn()
             t0 = time.perf_counter()
-            mask = segment_frame(self._segmenter, self._treatment, rgb, values)
+            mask = segment_frame(self._segmenter, self._treatment, rgb, values, full_size=False)
             self.last_ms = (time.perf_counter() - t0) * 1000.0
             self.segmented += 1
             self._publish((mask, index))

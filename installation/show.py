@@ -315,7 +315,8 @@ class Show:
         if got is None:
             return None
         mask, _ = got
-        return mask if mask.shape[:2] == frame.image.shape[:2] else None
+        (mh, mw), (h, w) = mask.shape[:2], frame.image.shape[:2]
+        return mask if abs(mh / mw - h / w) < 0.02 else None  # a mask of an older, other-shaped source
 
     # ---- update: input, triggers, snapshot -----------------------------------------------------
     def update(self) -> Snapshot:

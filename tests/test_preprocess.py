@@ -133,3 +133,18 @@ def test_tensor_round_trip_and_range():
     assert t.shape == (1, 3, 120, 200) and t.min() >= -1 and t.max() <= 1
     assert np.array_equal(from_tensor(t), img)
     assert to_tensor(np.zeros((2, 2, 3), np.uint8), (0, 1)).max() == 0
+
+
+def test_a_low_resolution_mask_is_cut_by_the_same_box():
+    """The segmenter's mask stays at its own (smaller) resolution: crop scales the box to it."""
+    img = np.zeros((360, 640, 3), np.uint8)
+    mask = np.zeros((180, 320), np.float32)
+    mask[:, 150:170] = 1.0  # a stripe in the middle, at half resolution
+    chain = Chain.from_spec([{"step": "flip", "flip": False}, {"step": "crop"}], 64)
+    _, m = chain.apply(img, mask)
+    assert m.shape == (180, 180), "the centre square of the half-resolution mask"
+    cols = np.flatnonzero(m.mean(axis=0) > 0.5)
+    assert (cols.min(), cols.max()) == (150 - 70, 169 - 70)
+    fit = Chain.from_spec([{"step": "crop", "crop": "fit"}], 64)
+    _, m = fit.apply(img, mask)
+    assert m.shape == (320, 320) and m[:70].max() == 0 and m[70:250, 150:170].min() == 1

@@ -278,7 +278,7 @@ def chroma_frame(cutout) -> tuple[np.ndarray, np.ndarray]:
                  cv2.resize(mask.astype(np.uint8), (300, 300)) > 0, 40, 170)
 
 
-def test_worker_delivers_masks_at_the_submitted_resolution(chroma_frame):
+def test_worker_delivers_masks_at_the_segmentation_resolution(chroma_frame):
     frame, truth = chroma_frame
     worker = SegmentWorker()
     try:
@@ -288,8 +288,11 @@ def test_worker_delivers_masks_at_the_submitted_resolution(chroma_frame):
         got = worker.wait_for(7)
         assert got is not None
         mask, index = got
-        assert index == 7 and mask.shape == frame.shape[:2] and mask.dtype == np.float32
-        assert iou(mask > 0.5, truth) >= 0.9
+        h, w = frame.shape[:2]
+        assert index == 7 and mask.shape == (round(h * 0.5), round(w * 0.5)) and mask.dtype == np.float32
+        small_truth = cv2.resize(truth.astype(np.uint8), (mask.shape[1], mask.shape[0]),
+                                 interpolation=cv2.INTER_NEAREST).astype(bool)
+        assert iou(mask > 0.5, small_truth) >= 0.9
         assert worker.segmented == 1 and worker.failures == 0
     finally:
         worker.close()
@@ -365,7 +368,9 @@ def test_worker_runs_the_real_selfie_model(models_dir, cutout):
         worker.submit(0, rgb, default_values(mode="selfie", smooth=0.0))
         got = worker.wait_for(0, timeout=20)
         assert got is not None and worker.failures == 0
-        assert iou(got[0] > 0.5, mask) >= 0.85  # half resolution, feathered: close to the full-size cut
+        full = cv2.resize(got[0], (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_LINEAR)
+        assert got[0].shape == (mask.shape[0] // 2, mask.shape[1] // 2), "kept at seg/scale 0.5"
+        assert iou(full > 0.5, mask) >= 0.85  # half resolution, feathered: close to the full-size cut
     finally:
         worker.close()
 
