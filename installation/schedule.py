@@ -189,6 +189,9 @@ def choose_look(hours_look: str, empty_for_s: float, source_lost_for_s: float, c
 
 # ---- is anyone there? ---------------------------------------------------------------------------
 
+OBSERVE_EVERY_S = 0.1  # how often the attract look checks whether anyone is there
+
+
 class Presence:
     """How long the room has been empty, from masks (person area) or pictures (change over ~0.5 s)."""
 
@@ -273,14 +276,19 @@ class ScheduleControl:
         self._from: dict[str, Any] = {}
         self._t_switch = -1e9
         self._seen: Any = None
+        self._t_observed = -1e9
         self._t_lost: float | None = None
         self.changes = 0
 
     def update(self, show: Show) -> None:
         t = time.monotonic()
         res = getattr(show, "last_result", None)
-        if self.cfg.attract_after_s > 0 and res is not None and res is not self._seen:
+        # a room empties over seconds: looking ten times a second is plenty, and at GPU frame rates a
+        # look at every frame (a resize of the camera picture) cost a third of the main thread
+        if (self.cfg.attract_after_s > 0 and res is not None and res is not self._seen
+                and t - self._t_observed >= OBSERVE_EVERY_S):
             self._seen = res
+            self._t_observed = t
             self.presence.observe(t, res.layers.camera, res.layers.mask)
         src = show.source
         if src is not None and not getattr(src, "connected", True):
