@@ -87,6 +87,30 @@ def gl():
     ctx.release()
 
 
+SYNTHETIC = 'kind = "synthetic"\nwidth = 160\nheight = 90'
+
+
+def small_show(tmp_path: Path, *, name: str = "t", source: str = SYNTHETIC, model: Path | None = None,
+               osc: str = "enabled = false", tail: str = "", file: str = "show.toml") -> Path:
+    """A show file that plays anywhere and fast: 160x90 offscreen, a 64² composite; `tail` adds tables."""
+    model_line = f'path = "{model}"' if model else ""
+    path = tmp_path / file
+    path.write_text(f'name = "{name}"\n[source]\n{source}\n[model]\n{model_line}\n'
+                    f"[render]\nwidth = 160\nheight = 90\ncontent_size = 64\n[osc]\n{osc}\n{tail}\n")
+    return path
+
+
 def write_show(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Two OpenMP threads on a busy 2-core machine spin against each other; one is faster there."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import make_clip, make_model_folder, make_tiny_onnx
+from conftest import SYNTHETIC, make_clip, make_model_folder, make_tiny_onnx, small_show
 
 from installation.cli import main
 from installation.config import load_show
@@ -36,29 +36,11 @@ from installation.sources import ThreadedSource
 CAP_S = 90.0  # only a stuck scenario gets near this; it then fails on the step it was waiting for
 
 
-def show_file(tmp_path: Path, source: str = 'kind = "synthetic"\nwidth = 160\nheight = 90',
-              model: Path | None = None, extra: str = "", osc: bool = False) -> Path:
-    model_line = f'path = "{model}"' if model else ""
-    p = tmp_path / "show.toml"
-    p.write_text(f"""
-name = "faults"
-[source]
-{source}
-[model]
-{model_line}
-[render]
-width = 160
-height = 90
-content_size = 64
-[osc]
-enabled = {str(osc).lower()}
-[health]
-model_retry_s = 0.3
-model_retry_max_s = 1.0
-model_fail_after = 3
-{extra}
-""")
-    return p
+def show_file(tmp_path: Path, source: str = SYNTHETIC, model: Path | None = None, extra: str = "",
+              osc: bool = False) -> Path:
+    health = "[health]\nmodel_retry_s = 0.3\nmodel_retry_max_s = 1.0\nmodel_fail_after = 3\n"
+    return small_show(tmp_path, name="faults", source=source, model=model, osc=f"enabled = {str(osc).lower()}",
+                      tail=health + extra)
 
 
 def presented(show: Show) -> int:

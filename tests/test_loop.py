@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import make_clip, make_model_folder
+from conftest import make_clip, make_model_folder, small_show
 
 from installation.cli import main
 from installation.config import load_show
@@ -21,24 +21,7 @@ from installation.sources import SyntheticSource, VideoSource
 
 
 def show_file(tmp_path: Path, source: str, model: Path | None, extra: str = "") -> Path:
-    model_line = f'path = "{model}"' if model else ""
-    text = f"""
-name = "t"
-[source]
-{source}
-[model]
-{model_line}
-[render]
-width = 160
-height = 90
-content_size = 64
-[osc]
-enabled = false
-{extra}
-"""
-    p = tmp_path / "show.toml"
-    p.write_text(text)
-    return p
+    return small_show(tmp_path, source=source, model=model, tail=extra)
 
 
 def frames_of(path: Path) -> list[np.ndarray]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SYNTHETIC, small_show
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
@@ -43,24 +44,8 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
 
 
 def show_file(tmp_path: Path, name: str = "osc_test", extra: str = "") -> Path:
-    path = tmp_path / f"{name}.toml"
-    path.write_text(f"""name = "{name}"
-[source]
-kind = "synthetic"
-width = 160
-height = 90
-fps = 30
-[render]
-width = 160
-height = 90
-content_size = 64
-[osc]
-host = "127.0.0.1"
-port = 0
-oscquery_port = 0
-{extra}
-""")
-    return path
+    return small_show(tmp_path, name=name, source=SYNTHETIC + "\nfps = 30", file=f"{name}.toml",
+                      osc=f'host = "127.0.0.1"\nport = 0\noscquery_port = 0\n{extra}')
 
 
 def make_show(tmp_path: Path, extra: str = "", name: str = "osc_test", **opts: Any) -> Show:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import small_show
 
 from installation.config import load_show
 from installation.params import default_registry
@@ -246,21 +247,7 @@ def run_scenario(show: Show, steps: list[tuple[str, Callable[[Show], bool], Call
 
 
 def scheduled_show(tmp_path: Path, schedule: str, cls: type[Show] = Show) -> Show:
-    p = tmp_path / "show.toml"
-    p.write_text(f"""
-[source]
-kind = "synthetic"
-width = 160
-height = 90
-[render]
-width = 160
-height = 90
-content_size = 64
-[osc]
-enabled = false
-[schedule]
-{schedule}
-""")
+    p = small_show(tmp_path, name="show", tail=f"[schedule]\n{schedule}")
     return cls(load_show(p), RunOptions(headless=True, seconds=60, osc=False))
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SYNTHETIC, small_show
 
 from installation.cli import main
 from installation.health import start_file_log
@@ -25,25 +26,8 @@ INSTALLATION = [sys.executable, "-m", "installation.cli"]
 
 
 def show_file(tmp_path: Path, extra: str = "") -> Path:
-    p = tmp_path / "show.toml"
-    p.write_text(f"""
-name = "svc"
-[source]
-kind = "synthetic"
-width = 160
-height = 90
-fps = 15
-[render]
-width = 160
-height = 90
-content_size = 64
-[osc]
-enabled = false
-[health]
-heartbeat_s = 0.25
-{extra}
-""")
-    return p
+    return small_show(tmp_path, name="svc", source=SYNTHETIC + "\nfps = 15",
+                      tail=f"[health]\nheartbeat_s = 0.25\n{extra}")
 
 
 def wait_for(what: str, cond: Any, timeout: float = 60.0) -> Any:

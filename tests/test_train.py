@@ -22,12 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Two OpenMP threads on a busy 2-core machine spin against each other; one is faster there.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def one_thread(torch_one_thread):
     yield
-    torch.set_num_threads(n)
 
 
 def pictures(folder: Path, n: int, seed: int = 0) -> Path:
