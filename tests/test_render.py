@@ -83,51 +83,48 @@ def test_every_mode_is_tested():
     assert tested == set(COMPOSITE_MODES)
 
 
+def camera_on_screen(gl, store: ParamStore, picture: np.ndarray, screen: tuple[int, int]):
+    """The camera picture composited, then presented on an offscreen screen; returns a function that
+    presents it again with the store's current values and reads the screen back."""
+    r = Renderer(gl, content_size=picture.shape[0])
+    store.set("mix/mode", "camera")
+    r.upload(Layers(camera=picture, output=None))
+    content = r.composite(store.publish())
+    target = gl.framebuffer(color_attachments=[gl.renderbuffer(screen, 3)])
+
+    def shown() -> np.ndarray:
+        r.present(store.publish(), target, screen, content)
+        return read_pixels(target, screen)
+
+    return shown
+
+
 def test_texture_orientation_survives_the_whole_chain(gl, store):
     """A picture with a marked top-left corner comes out of present + readback the right way up."""
-    r = Renderer(gl, content_size=64)
     cam = np.zeros((64, 64, 3), np.uint8)
     cam[:16, :16] = (255, 255, 255)
-    store.set("mix/mode", "camera")
     store.set("pre/flip", False)
-    r.upload(Layers(camera=cam, output=None))
-    content = r.composite(store.publish())
-    target = gl.framebuffer(color_attachments=[gl.renderbuffer((64, 64), 3)])
-    r.present(store.snapshot(), target, (64, 64), content)
-    shown = read_pixels(target, (64, 64))
+    shown = camera_on_screen(gl, store, cam, (64, 64))()
     assert shown[4, 4].min() > 200, "top-left marker should stay top-left"
     assert shown[60, 60].max() < 30
 
 
 def test_present_fits_a_square_picture_into_a_wide_screen_with_bars(gl, store):
-    r = Renderer(gl, content_size=32)
-    store.set("mix/mode", "camera")
-    r.upload(Layers(camera=solid((200, 200, 200), 32), output=None))
-    content = r.composite(store.publish())
-    target = gl.framebuffer(color_attachments=[gl.renderbuffer((64, 32), 3)])
-    r.present(store.snapshot(), target, (64, 32), content)
-    shown = read_pixels(target, (64, 32))
+    present = camera_on_screen(gl, store, solid((200, 200, 200), 32), (64, 32))
+    shown = present()
     assert shown[16, 2].max() == 0 and shown[16, 61].max() == 0, "bars at the sides"
     assert shown[16, 32].min() > 190
     store.set("display/fit", "stretch")
-    r.present(store.publish(), target, (64, 32), content)
-    assert read_pixels(target, (64, 32))[16, 2].min() > 190
+    assert present()[16, 2].min() > 190
     store.set("show/blackout", True)
-    r.present(store.publish(), target, (64, 32), content)
-    assert read_pixels(target, (64, 32)).max() == 0
+    assert present().max() == 0
 
 
 def test_gamma_brightens_mid_grey(gl, store):
-    r = Renderer(gl, content_size=8)
-    store.set("mix/mode", "camera")
-    r.upload(Layers(camera=solid((64, 64, 64), 8), output=None))
-    content = r.composite(store.publish())
-    target = gl.framebuffer(color_attachments=[gl.renderbuffer((8, 8), 3)])
-    r.present(store.snapshot(), target, (8, 8), content)
-    before = int(read_pixels(target, (8, 8))[4, 4, 0])
+    present = camera_on_screen(gl, store, solid((64, 64, 64), 8), (8, 8))
+    before = int(present()[4, 4, 0])
     store.set("display/gamma", 2.2, ramp_s=0)
-    r.present(store.publish(), target, (8, 8), content)
-    after = int(read_pixels(target, (8, 8))[4, 4, 0])
+    after = int(present()[4, 4, 0])
     assert before == pytest.approx(64, abs=2)
     assert after == pytest.approx(255 * (64 / 255) ** (1 / 2.2), abs=3)
 
