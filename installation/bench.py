@@ -33,7 +33,7 @@ import numpy as np
 from .config import load_show
 from .errors import UserError
 from .frames import EndOfStream, Frame
-from .models import Model, load_model
+from .models import Model, cpu_cores, load_model, plan_workers
 from .params import default_registry
 from .preprocess import ChainState
 from .show import RunOptions, Show
@@ -188,9 +188,9 @@ class BenchShow(Show):
     def open_source(self) -> Any:
         return self._bench_source.start()
 
-    def _infer_loop(self) -> None:
+    def _infer_loop(self, worker: int = 0) -> None:
         if not self.naive:  # the naive run does its inference on the main thread, in run_naive()
-            super()._infer_loop()
+            super()._infer_loop(worker)
 
     def view(self, result: Any) -> None:
         super().view(result)
@@ -214,6 +214,8 @@ class BenchShow(Show):
             if frame is None:
                 continue
             result = self.process(frame, self.store.snapshot(), state, prev)
+            if result is None:
+                continue
             if result.layers.output is not None:
                 prev = result.layers.output
             self.view(result)
@@ -283,7 +285,8 @@ def run_once(kind: str, cfg: Any, pictures: list[np.ndarray], model: Model | Non
         t.start()
         show.run()  # closes the show when it returns
     out = show.measure()
-    out.update(gl, providers=list(show.model.backend.providers) if show.model else [],
+    out.update(gl, workers=1 if naive else min(show.workers, model.parallel if model else 1),
+               providers=list(show.model.backend.providers) if show.model else [],
                model_error=show.model_error or None)
     return out
 
@@ -312,8 +315,7 @@ def cpu_name() -> str:
 
 
 def device_info() -> dict[str, Any]:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    info: dict[str, Any] = {"cpu": cpu_name(), "cores": cores, "machine": platform.machine(), "gpu": None}
+    info: dict[str, Any] = {"cpu": cpu_name(), "cores": cpu_cores(), "machine": platform.machine(), "gpu": None}
     try:
         import torch
 
@@ -389,6 +391,7 @@ class BenchConfig:
     backend: str = "onnx"
     providers: str | None = None
     threads: int | None = None
+    workers: int | None = None  # inference workers of the threaded runs (None: the show's, "auto")
     video: Path | None = None
     clip_frames: int = 120
     width: int = 1280
@@ -410,6 +413,8 @@ def bench(bc: BenchConfig) -> dict[str, Any]:
         cfg.model.path = Path(bc.model)
     if bc.providers is not None:
         cfg.model.providers = bc.providers
+    if bc.workers is not None:
+        cfg.model.workers = bc.workers
     cfg.render.width, cfg.render.height = bc.width, bc.height
     if bc.content_size:
         cfg.render.content_size = bc.content_size
@@ -417,7 +422,8 @@ def bench(bc: BenchConfig) -> dict[str, Any]:
     pictures = load_clip(video, bc.clip_frames)
     model = None
     if cfg.model.path is not None:
-        model = load_model(cfg.model.path, cfg.model.providers, backend=bc.backend, threads=bc.threads)
+        model = load_model(cfg.model.path, cfg.model.providers, backend=bc.backend, threads=bc.threads,
+                           workers=plan_workers(cfg.model.workers))
     # On a shared machine the speed drifts between runs by more than the effect measured, so pipelined
     # and naive alternate (order swapped each round) and each round gives its own ratio.
     rounds: list[dict[str, Any]] = []
@@ -454,6 +460,7 @@ def bench(bc: BenchConfig) -> dict[str, Any]:
             "model_size": list(model.card.size) if model else None,
             "backend": bc.backend, "providers_requested": cfg.model.providers,
             "ort_intra_op_threads": (backend.get_session_options().intra_op_num_threads if backend else None),
+            "inference_workers": first.get("workers"),
             "source": str(video), "source_size": [pictures[0].shape[1], pictures[0].shape[0]],
             "source_read": "preloaded" if bc.preload else "decoded from the file in every run but the paced one",
             "source_pictures_preloaded": len(pictures),
@@ -489,7 +496,8 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
 def cmd_bench(args: argparse.Namespace) -> int:
     runs = tuple(r for r in RUNS if r not in set(args.skip))
     bc = BenchConfig(show=args.show, frames=args.frames, warmup=args.warmup, model=args.model,
-                     backend=args.backend, providers=args.providers, threads=args.threads, video=args.video,
+                     backend=args.backend, providers=args.providers, threads=args.threads, workers=args.workers,
+                     video=args.video,
                      clip_frames=args.clip_frames, width=args.size[0], height=args.size[1],
                      content_size=args.content_size, paced_fps=args.paced_fps, runs=runs,
                      params=_parse_set(args.set), rounds=args.rounds, preload=args.preload)
@@ -536,6 +544,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--providers", help="ONNX Runtime providers, e.g. cuda or tensorrt,cuda (default: the show's)")
     p.add_argument("--threads", type=int,
                    help="ONNX Runtime intra-op threads (default: ONNX Runtime's own, every core)")
+    p.add_argument("--workers", type=int,
+                   help="inference workers of the threaded runs (default: the show's, 'auto': 2 on a 2+ core CPU)")
     p.add_argument("--video", type=Path, help="the clip to play (default: the 1280x720 sample clip)")
     p.add_argument("--clip-frames", type=int, default=120, help="pictures of the clip decoded up front")
     p.add_argument("--size", type=_size, default=(1280, 720), metavar="WxH", help="offscreen target size")

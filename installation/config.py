@@ -43,6 +43,9 @@ class ModelConfig(_Strict):
     path: Path | None = None  # a model folder (model.onnx + model.toml) or a bare .onnx; None: camera only
     providers: str | list[str] = "auto"  # "auto", or e.g. ["cuda", "cpu"]
     then: list[Path] = Field(default_factory=list)  # chained models: each one repaints the one before
+    # frames in flight on the CPU: "auto" is 2 where there are 2+ cores (each session then gets half of
+    # them), 1 on a GPU, with --lockstep, chained models or a crossfade. 1: the lowest latency per frame.
+    workers: Literal["auto"] | int = Field("auto", ge=1, le=8)
 
 
 class RenderConfig(_Strict):

@@ -57,7 +57,9 @@ class LatestSlot(Generic[T]):
 
     put() never blocks (unless lockstep), get() waits for an item newer than the last one taken.
     In lockstep mode put() waits until the previous item was taken, so every item is delivered in
-    order: for repeatable rehearsals and recordings.
+    order: for repeatable rehearsals and recordings. Given an `order` (a capture time), put() also
+    drops an item older than one already handed over: producers working side by side (several
+    inference workers) can finish out of order, and the screen must never step back in time.
     """
 
     def __init__(self, name: str = "slot", lockstep: bool = False) -> None:
@@ -69,8 +71,10 @@ class LatestSlot(Generic[T]):
         self._closed = False
         self.puts = 0
         self.dropped = 0
+        self.late = 0  # items dropped because a newer one was already put
+        self._order = float("-inf")
 
-    def put(self, item: T, timeout: float | None = None) -> bool:
+    def put(self, item: T, timeout: float | None = None, order: float | None = None) -> bool:
         """Hand over an item. Returns False when the slot closed (or lockstep wait timed out)."""
         with self._cond:
             if self.lockstep:
@@ -79,6 +83,12 @@ class LatestSlot(Generic[T]):
                     return False
             if self._closed:
                 return False
+            if order is not None:
+                if order < self._order:
+                    self.late += 1
+                    self.dropped += 1
+                    return True
+                self._order = order
             if self._full:
                 self.dropped += 1
             self._item = item

@@ -245,10 +245,9 @@ class ModelRetry:
 
     def _load(self, show: Show, path: Path) -> None:
         from .errors import UserError
-        from .models import load_model
 
         try:
-            model = load_model(path, show.cfg.model.providers)
+            model = show.open_model(path)
         except Exception as e:
             msg = e.render() if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
             show.stats.fault("model", f"retry: {msg}")

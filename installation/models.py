@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,14 +248,18 @@ class OnnxBackend:
 
 
 class Model:
-    """A loaded model: its card, its backend, and picture-in, picture-out inference."""
+    """A loaded model: its card, its backend, and picture-in, picture-out inference.
 
-    def __init__(self, onnx_path: Path, card: ModelCard, backend: Backend) -> None:
+    `parallel` is how many frames may be inferred at once (show.py's inference workers): ONNX Runtime
+    on the CPU takes concurrent runs, each on its own share of the cores; a GPU backend takes one.
+    """
+
+    def __init__(self, onnx_path: Path, card: ModelCard, backend: Backend, parallel: int = 1) -> None:
         self.path = onnx_path
         self.card = card
         self.backend = backend
-        h, w = card.size
-        self._x = np.empty((1, 3, h, w), np.float32)
+        self.parallel = parallel
+        self._buffers = threading.local()  # each worker thread fills its own input tensor
 
     @property
     def name(self) -> str:
@@ -262,28 +267,47 @@ class Model:
 
     def infer(self, img: np.ndarray) -> np.ndarray:
         """HxWx3 uint8 at the card's size -> the model's picture, HxWx3 uint8."""
-        x = to_tensor(img, self.card.value_range, out=self._x)
-        y = self.backend.run(x)
+        x = getattr(self._buffers, "x", None)
+        if x is None:
+            h, w = self.card.size
+            x = self._buffers.x = np.empty((1, 3, h, w), np.float32)
+        y = self.backend.run(to_tensor(img, self.card.value_range, out=x))
         return from_tensor(y, self.card.output_range)
 
 
-def default_threads() -> int:
-    """ONNX Runtime's intra-op threads: INSTALLATION_ORT_THREADS, else ORT's own choice (0: every core).
-    Measured on 2 cores: the show as fast with one thread as with two, the benchmark's pipelined loop
-    faster with two (docs/performance.md), so no core is held back."""
+def cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def plan_workers(setting: int | str = "auto", cores: int | None = None) -> int:
+    """Inference workers (frames in flight) for a show's `[model] workers`. "auto": 2 where there are
+    two cores or more. On 2 cores two one-thread runs side by side did 143 frames/s of the default
+    model against 126 for one two-thread run, and spend less CPU per frame (docs/performance.md)."""
+    if setting != "auto":
+        return max(1, int(setting))
+    return 2 if (cores or cpu_cores()) >= 2 else 1
+
+
+def default_threads(workers: int = 1) -> int:
+    """ONNX Runtime's intra-op threads per session: INSTALLATION_ORT_THREADS; else, with one worker, ORT's
+    own choice (0: every core), with several, the cores shared out between them."""
     env = os.environ.get("INSTALLATION_ORT_THREADS")
-    return int(env) if env else 0
+    if env:
+        return int(env)
+    return 0 if workers <= 1 else max(1, cpu_cores() // workers)
 
 
 BACKENDS = ("onnx", "torch")
 
 
 def load_model(path: str | Path, providers: list[str] | str | None = None,
-               cache_dir: Path | None = None, backend: str | None = None, threads: int | None = None) -> Model:
+               cache_dir: Path | None = None, backend: str | None = None, threads: int | None = None,
+               workers: int = 1) -> Model:
     """Resolve, check and open a model. Raises UserError for anything the user can fix.
 
     backend: "onnx" (ONNX Runtime, the default) or "torch" (installation.gpu.TorchBackend: the same
     graph run by PyTorch, fp16 + channels_last + CUDA graphs on a GPU); INSTALLATION_BACKEND sets it too.
+    workers: the show's inference workers (plan_workers); on the CPU each session gets its share of cores.
     """
     onnx_path, card = resolve_model(path)
     backend = backend or os.environ.get("INSTALLATION_BACKEND") or "onnx"
@@ -295,7 +319,10 @@ def load_model(path: str | Path, providers: list[str] | str | None = None,
         tb = TorchBackend.from_onnx(onnx_path, card)
         log.info("model %s: %dx%d via %s", card.name, card.size[1], card.size[0], ",".join(tb.providers))
         return Model(onnx_path, card, tb)
+    on_cpu = choose_providers(providers)[0] == "CPUExecutionProvider"
+    workers = workers if on_cpu else 1
     ob = OnnxBackend(onnx_path, card, providers, cache_dir=cache_dir,
-                     threads=default_threads() if threads is None else threads)
-    log.info("model %s: %dx%d via %s", card.name, card.size[1], card.size[0], ",".join(ob.providers))
-    return Model(onnx_path, card, ob)
+                     threads=default_threads(workers) if threads is None else threads)
+    log.info("model %s: %dx%d via %s%s", card.name, card.size[1], card.size[0], ",".join(ob.providers),
+             f", {workers} workers" if workers > 1 else "")
+    return Model(onnx_path, card, ob, parallel=workers if ob.providers[0] == "CPUExecutionProvider" else 1)

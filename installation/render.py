@@ -55,6 +55,10 @@ PARAMS: list[Param] = [
 ]
 
 
+# the present pass's colour grade; all at 1 it is the identity, and the ungraded program is used
+GRADE_PARAMS = ("display/gamma", "colour/brightness", "colour/contrast", "colour/saturation")
+
+
 def projection_matrix(screen: tuple[int, int], content: tuple[int, int], fit: str = "fit", rotate: int = 0,
                       mirror_x: bool = False, mirror_y: bool = False,
                       corners: tuple[tuple[float, float], ...] = ((0, 0),) * 4) -> np.ndarray:
@@ -128,13 +132,14 @@ class ShaderSet:
                  programs: dict[str, tuple[str, str]] | None = None) -> None:
         self.ctx = ctx
         self.dir = Path(directory)
-        # (vertex, fragment[, #defines]). The monitor view is its own program, not a uniform branch:
-        # llvmpipe runs both sides of a branch, and the monitor's four texture reads doubled the
-        # present pass's cost on a 2-core CPU even while the monitor was off.
+        # (vertex, fragment[, #defines]). The monitor view and the colour grade are programs of their
+        # own, not uniform branches: llvmpipe runs both sides of a branch, and the monitor's four
+        # texture reads doubled the present pass's cost on a 2-core CPU even while the monitor was off.
         self.specs: dict[str, tuple[Any, ...]] = programs or {
             "composite": ("quad.vert", "composite.frag"),
-            "present": ("quad.vert", "present.frag", {"MONITOR": 0}),
-            "present_monitor": ("quad.vert", "present.frag", {"MONITOR": 1}),
+            "present": ("quad.vert", "present.frag", {"MONITOR": 0, "GRADE": 0}),
+            "present_graded": ("quad.vert", "present.frag", {"MONITOR": 0, "GRADE": 1}),
+            "present_monitor": ("quad.vert", "present.frag", {"MONITOR": 1, "GRADE": 1}),
             "hud": ("quad.vert", "hud.frag")}
         self.programs: dict[str, Any] = {}
         self.vaos: dict[str, Any] = {}
@@ -364,7 +369,8 @@ class Renderer:
         target.use()
         self.ctx.viewport = (0, 0, *size)
         content.use(0)
-        program = "present_monitor" if snap["display/monitor"] else "present"
+        program = ("present_monitor" if snap["display/monitor"] else
+                   "present_graded" if any(float(snap[k]) != 1.0 for k in GRADE_PARAMS) else "present")
         if program == "present_monitor":
             self.camera.use(1)
             self.model_input.use(2)

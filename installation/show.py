@@ -1,10 +1,15 @@
 """The live loop, in nannou's shape: build the model of the show once, `update` it once per frame (input
 drained, triggers handled, one immutable parameter snapshot published), then `view` it (draw only).
 
-Threads: the source reads frames into a latest-wins slot; the inference thread takes the newest,
+Threads: the source reads frames into a latest-wins slot; an inference worker takes the newest,
 preprocesses, segments and runs the model, and puts the result into another latest-wins slot; the main
 thread owns GL and draws. A slow stage drops stale frames, it never queues them; --lockstep makes every
 slot wait instead, so each source frame is processed in order (repeatable rehearsals and recordings).
+
+On the CPU two workers (`[model] workers`) each carry a frame at once: the steps that remember the
+last frame (temporal preprocessing, the still-room check) run under `_pre_lock` in the order frames were
+taken, the output's temporal step under `_out_lock` in capture order, and only the model runs side by
+side; a result that finishes after a newer one is dropped, so the screen never steps back.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from .config import ShowConfig, load_show
 from .errors import UserError
 from .frames import EndOfStream, Frame, LatestSlot, SlotClosed
 from .health import counters as health_counters
-from .models import Model, choose_providers, load_model
+from .models import Model, choose_providers, load_model, plan_workers
 from .params import Param, ParamStore, Registry, Snapshot, default_registry
 from .preprocess import Chain, ChainState
 from .render import Layers, Recorder, Renderer, finish
@@ -117,7 +122,14 @@ class Show:
         self.recorder: Recorder | None = None
         self.results: LatestSlot[Result] = LatestSlot("results", lockstep=opts.lockstep)
         self._stop = threading.Event()
-        self._infer_thread: threading.Thread | None = None
+        # frames in flight: one with --lockstep, so a rehearsal repeats bit for bit
+        self.workers = 1 if opts.lockstep else plan_workers(cfg.model.workers)
+        self._infer_threads: list[threading.Thread] = []
+        self._pre_lock = threading.Lock()
+        self._out_lock = threading.Lock()
+        self._t_out = float("-inf")  # capture time of the newest frame whose output was finished
+        self._chain_state = ChainState()  # the workers' shared temporal memory
+        self._prev_output: np.ndarray | None = None
         self._last: Result | None = None
         self._overlay: np.ndarray | None = None
         self._t_overlay = 0.0
@@ -155,9 +167,15 @@ class Show:
         from .osc import attach_controls
 
         attach_controls(self)  # live values restored, presets, OSC in/out, record/replay
-        self._infer_thread = threading.Thread(target=self._infer_loop, name="inference", daemon=True)
-        self._infer_thread.start()
+        self._infer_threads = [threading.Thread(target=self._infer_loop, args=(i,), name=f"inference-{i}",
+                                                daemon=True) for i in range(self.workers)]
+        for t in self._infer_threads:
+            t.start()
         return self
+
+    def open_model(self, path: str | Path) -> Model:
+        """Load a model for this show: its providers, its share of the cores per worker."""
+        return load_model(path, self.cfg.model.providers, workers=self.workers)
 
     def load_initial_model(self) -> None:
         """A missing or broken model is not fatal here: the camera picture shows, the HUD says why."""
@@ -165,9 +183,9 @@ class Show:
         if path is None:
             return
         try:
-            self.model = load_model(path, self.cfg.model.providers)
+            self.model = self.open_model(path)
             self.chain = self.model.card.chain
-            self.stages = [load_model(p, self.cfg.model.providers) for p in self.cfg.model.then]
+            self.stages = [self.open_model(p) for p in self.cfg.model.then]
         except Exception as e:  # retried by health.ModelRetry while the camera picture shows
             self.model_error = e.render() if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
             self.stats.fault("model", self.model_error)
@@ -192,10 +210,11 @@ class Show:
         return WindowDisplay(fullscreen=fullscreen, screen=r.screen, size=(r.width, r.height), vsync=r.vsync)
 
     # ---- the inference thread -----------------------------------------------------------------
-    def _infer_loop(self) -> None:
-        state = ChainState()
-        prev_output: np.ndarray | None = None
+    def _infer_loop(self, worker: int = 0) -> None:
         while not self._stop.is_set():
+            if worker and not self.side_by_side(worker):
+                self._stop.wait(0.02)  # one frame at a time for now (GPU, chained models, a crossfade)
+                continue
             try:
                 frame = self.source.recv(timeout=0.25)
             except EndOfStream:
@@ -206,57 +225,77 @@ class Show:
                 continue
             snap = self.store.snapshot()
             try:
-                result = self.process(frame, snap, state, prev_output)
+                result = self.process(frame, snap, self._chain_state, self._prev_output)
             except Exception as e:  # a picture must stay up: count it, log it once, go on
                 self.stats.fault("inference", f"{type(e).__name__}: {e}")
                 continue
+            if result is None:
+                continue  # finished after a newer frame: dropped
             if result.layers.output is not None:
-                prev_output = result.layers.output
-            if not self.results.put(result, timeout=None if self.opts.lockstep else 0):
+                self._prev_output = result.layers.output
+            if not self.results.put(result, timeout=None if self.opts.lockstep else 0,
+                                    order=result.frame.t_capture):
                 return
 
+    def side_by_side(self, worker: int) -> bool:
+        """May this (extra) worker take a frame now? Only for a model that runs concurrently, alone."""
+        model = self.model
+        return (model is not None and worker < model.parallel and self.incoming is None and not self.stages)
+
     def process(self, frame: Frame, snap: Snapshot, state: ChainState,
-                prev_output: np.ndarray | None) -> Result:
-        """One frame through segmentation, preprocessing and the model(s): pure work, no GL."""
+                prev_output: np.ndarray | None) -> Result | None:
+        """One frame through segmentation, preprocessing and the model(s): pure work, no GL. None when
+        another worker finished a newer frame first."""
         chain = self.chain or Chain.from_spec("plain", (self.cfg.render.content_size,) * 2)
         st = self.stats
-        mask = self.segment(frame, snap)
-        with st.time("preprocess"):
-            view, view_mask = chain.view(frame.image, snap, mask)
-        output = model_input = output_b = None
         model = self.model
-        if model is not None and self.incoming is None and not self.stages:
-            from .gpu import gpu_path_for
-
-            gpu = gpu_path_for(model)  # torch on CUDA: preprocess + infer on the GPU, output stays there
-            if gpu is not None:
-                with st.time("infer"):
-                    output = gpu.process(frame.image, snap, state)
-                st.count("frames_inferred")
-                return Result(frame, Layers(view, output, view_mask), t_ready=time.monotonic())
-        if model is not None:
+        with self._pre_lock:  # steps that remember the last frame: in the order frames were taken
+            mask = self.segment(frame, snap)
             with st.time("preprocess"):
-                model_input, _ = chain.apply_live(frame.image, snap, state, mask, prev_output)
-            if (prev_output is not None and self.incoming is None
-                    and self.still.still(model_input, float(snap["model/skip_still"]), key=model)):
-                st.count("frames_still")
-                return Result(frame, Layers(view, prev_output, view_mask, model_input), fresh=False,
-                              t_ready=time.monotonic())
+                view, view_mask = chain.view(frame.image, snap, mask)
+            if model is not None and self.incoming is None and not self.stages:
+                from .gpu import gpu_path_for
+
+                gpu = gpu_path_for(model)  # torch on CUDA: preprocess + infer on the GPU, output stays there
+                if gpu is not None:
+                    with st.time("infer"):
+                        output = gpu.process(frame.image, snap, state)
+                    st.count("frames_inferred")
+                    return Result(frame, Layers(view, output, view_mask), t_ready=time.monotonic())
+            output = model_input = output_b = None
+            if model is not None:
+                with st.time("preprocess"):
+                    model_input, _ = chain.apply_live(frame.image, snap, state, mask, prev_output)
+                if (prev_output is not None and self.incoming is None
+                        and self.still.still(model_input, float(snap["model/skip_still"]), key=model)):
+                    st.count("frames_still")
+                    return Result(frame, Layers(view, prev_output, view_mask, model_input), fresh=False,
+                                  t_ready=time.monotonic())
+        if model is not None:
+            failure: Exception | None = None
             try:
                 with st.time("infer"):
                     output = model.infer(model_input)
                     for i, stage in enumerate(self.stages):
                         output = self._run_stage(stage, output, snap, state.of(1000 + i), view_mask)
-                output = chain.apply_output(output, snap, state)
-                st.count("frames_inferred")
-                self._model_failures = 0
             except Exception as e:
-                st.fault("model", f"{type(e).__name__}: {e}")
-                output = None if self.drop_failing_model(model, e) else prev_output
+                failure = e
+            with self._out_lock:  # the output's temporal step, in capture order
+                if failure is not None:
+                    st.fault("model", f"{type(failure).__name__}: {failure}")
+                    output = None if self.drop_failing_model(model, failure) else prev_output
+                else:
+                    if frame.t_capture < self._t_out:
+                        st.count("frames_late")
+                        return None
+                    self._t_out = frame.t_capture
+                    output = chain.apply_output(output, snap, state)
+                    st.count("frames_inferred")
+                    self._model_failures = 0
         incoming = self.incoming
         if incoming is not None:
             try:
-                with st.time("infer_incoming"):
+                with st.time("infer_incoming"), self._pre_lock:
                     values = {**snap, **incoming.card.chain.param_values()}
                     x, _ = incoming.card.chain.apply_live(frame.image, values, state.of(2000), mask)
                     output_b = incoming.infer(x)
@@ -400,7 +439,7 @@ class Show:
     def _load_incoming(self, name: str) -> None:
         path = Path(name) if ("/" in name or name.endswith(".onnx")) else MODELS_DIR / name
         try:
-            model = load_model(path, self.cfg.model.providers)
+            model = self.open_model(path)
         except Exception as e:  # a failed swap keeps the model that was running
             msg = e.render() if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
             self.stats.fault("model", f"swap to {name!r} failed: {msg}")
@@ -571,6 +610,7 @@ class Show:
             "gl_renderer": self.display.renderer_name if self.display else None,
             "display_size": list(self.display.size) if self.display else None,
             "lockstep": self.opts.lockstep,
+            "inference_workers": self.workers,
             "recorded_frames": self.recorder.frames if self.recorder else 0,
             "shader_reloads": self.renderer.shaders.reloads if self.renderer else 0,
             "segment_failures": self.segmenter.failures if self.segmenter else 0,
@@ -583,8 +623,8 @@ class Show:
         self.results.close()
         if self.source is not None:
             self.source.close()
-        if self._infer_thread is not None:
-            self._infer_thread.join(timeout=5.0)
+        for t in self._infer_threads:
+            t.join(timeout=5.0)
         if self.segmenter is not None:
             self.segmenter.close()
         for c in self.controls:

@@ -135,6 +135,20 @@ def test_monitor_view_is_its_own_program(gl):
     assert pic[:16, :16].mean() > 150 and pic[16:, 16:].mean() < 50  # camera tile top-left, output bottom-right
 
 
+def test_identity_grade_is_its_own_program_and_the_grade_still_applies(gl):
+    r = Renderer(gl, content_size=32)
+    assert "u_gamma" not in r.shaders.programs["present"] and "u_gamma" in r.shaders.programs["present_graded"]
+    store = ParamStore(default_registry())
+    r.upload(Layers(camera=np.zeros((32, 32, 3), np.uint8), output=np.full((16, 16, 3), 64, np.uint8)))
+    assert np.abs(_present(r, gl, store, r.content_for(store.publish())).astype(int) - 64).max() <= 1
+    store.set("display/gamma", 2.0, ramp_s=0.0)
+    graded = _present(r, gl, store, r.content_for(store.publish()))
+    assert abs(int(graded.mean()) - 128) <= 2  # (64/255) ** (1/2) * 255
+    store.set("display/gamma", 1.0, ramp_s=0.0)
+    store.set("colour/brightness", 0.5, ramp_s=0.0)
+    assert abs(int(_present(r, gl, store, r.content_for(store.publish())).mean()) - 32) <= 1
+
+
 def test_present_shades_only_the_content_box():
     from installation.render import content_box, projection_matrix
 

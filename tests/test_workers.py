@@ -1,0 +1,126 @@
+"""Two inference workers on the CPU: frames in flight side by side, the screen never steps back in time,
+the temporal steps stay in order, and one worker wherever that is what the show needs."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import make_model_folder, small_show
+
+from installation.config import load_show
+from installation.frames import LatestSlot
+from installation.models import cpu_cores, default_threads, load_model, plan_workers
+from installation.show import Result, RunOptions, Show
+
+
+def test_slot_drops_an_item_older_than_one_already_put():
+    slot: LatestSlot[str] = LatestSlot()
+    assert slot.put("newer", order=2.0)
+    assert slot.put("older", order=1.0)  # finished late: not an error, just dropped
+    assert slot.get(0) == "newer"
+    assert slot.late == 1 and slot.dropped == 1
+    slot.put("newest", order=3.0)
+    assert slot.get(0) == "newest"
+
+
+def test_worker_plan():
+    assert plan_workers("auto", cores=1) == 1
+    assert plan_workers("auto", cores=2) == 2
+    assert plan_workers("auto", cores=16) == 2
+    assert plan_workers(3) == 3 and plan_workers(1, cores=16) == 1
+    assert default_threads(1) == 0  # one worker: ONNX Runtime's own choice, every core
+    assert default_threads(2) == max(1, cpu_cores() // 2)
+
+
+def test_one_session_infers_from_two_threads_as_from_one(tmp_path: Path):
+    folder = make_model_folder(tmp_path / "m", size=48)
+    model = load_model(folder, "cpu", workers=2)
+    assert model.parallel == 2
+    opts = model.backend.session.get_session_options()  # type: ignore[attr-defined]
+    assert opts.intra_op_num_threads == default_threads(2)
+    rng = np.random.default_rng(1)
+    pictures = [rng.integers(0, 256, (48, 48, 3), dtype=np.uint8) for _ in range(24)]
+    alone = [model.infer(p) for p in pictures]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(model.infer, pictures))
+    for a, b in zip(alone, together, strict=True):
+        assert np.array_equal(a, b)  # each thread fills its own input tensor
+
+
+class WatchedShow(Show):
+    """The show, noting which worker inferred each frame and the capture times in the order presented."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.inferred_by: set[str] = set()
+        self.presented_t: list[float] = []
+        self._lock = threading.Lock()
+
+    def process(self, frame: Any, *args: Any) -> Result | None:
+        result = super().process(frame, *args)
+        if result is not None and result.fresh:
+            with self._lock:
+                self.inferred_by.add(threading.current_thread().name)
+        return result
+
+    def view(self, result: Result | None) -> None:
+        if result is not None:
+            self.presented_t.append(result.frame.t_capture)
+        super().view(result)
+
+
+def _show(tmp_path: Path, chain: str, workers: int | str, lockstep: bool = False, frames: int = 60) -> WatchedShow:
+    model = make_model_folder(tmp_path / "models" / chain, size=48, chain=chain)
+    cfg = load_show(small_show(tmp_path, model=model, source='kind = "synthetic"\nwidth = 160\nheight = 90\n'
+                                                            "fps = 240"))
+    cfg.model.workers = workers
+    return WatchedShow(cfg, RunOptions(headless=True, frames=frames, realtime=False, lockstep=lockstep,
+                                       extra_params={"model/skip_still": 0.0}))
+
+
+@pytest.mark.parametrize("chain", ["plain", "edges"])  # edges: input and output lerps, both temporal
+def test_two_workers_share_the_frames_and_the_screen_never_steps_back(tmp_path, chain):
+    show = _show(tmp_path, chain, workers=2).build()
+    assert show.workers == 2 and show.side_by_side(1)
+    summary = show.run()
+    assert summary["frames_presented"] == 60
+    assert show.inferred_by == {"inference-0", "inference-1"}
+    t = show.presented_t
+    assert all(b >= a for a, b in itertools.pairwise(t)), "capture times presented in order"
+    assert summary["inference_workers"] == 2
+    assert summary["faults"] == {}
+
+
+def test_one_worker_with_lockstep_chained_models_or_a_crossfade(tmp_path):
+    show = _show(tmp_path, "plain", workers=2, lockstep=True, frames=10).build()
+    assert show.workers == 1 and len(show._infer_threads) == 1
+    show.run()
+    assert show.inferred_by == {"inference-0"}
+    show = _show(tmp_path, "plain", workers=2).build()
+    try:
+        assert show.side_by_side(1)
+        show.stages = [show.model]
+        assert not show.side_by_side(1)
+        show.stages = []
+        show.incoming = show.model
+        assert not show.side_by_side(1)
+        show.incoming = None
+        show.model.parallel = 1  # a GPU session takes one run at a time
+        assert not show.side_by_side(1)
+    finally:
+        show.close()
+
+
+def test_workers_one_keeps_every_core_for_one_session(tmp_path):
+    show = _show(tmp_path, "plain", workers=1, frames=5).build()
+    try:
+        assert show.workers == 1 and show.model.parallel == 1
+        assert show.model.backend.session.get_session_options().intra_op_num_threads == 0
+    finally:
+        show.close()
