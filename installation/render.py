@@ -12,7 +12,7 @@ import logging
 import os
 import queue
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -225,7 +225,7 @@ class Texture:
         self.tex: Any = None
         self.shape: tuple[int, ...] = ()
         self._interop: Any = None  # gpu.GLInterop once a CUDA tensor was uploaded
-        self._pending: np.ndarray | None = None  # staged, uploaded at the next use()
+        self._pending: np.ndarray | Callable[[], np.ndarray | None] | None = None  # uploaded at the next use()
 
     def ensure(self, w: int, h: int, components: int | None = None) -> Any:
         c = components or self.components
@@ -261,30 +261,56 @@ class Texture:
         self._interop.copy(t)
         return tex
 
-    def stage(self, a: np.ndarray) -> None:
+    def stage(self, a: np.ndarray | Callable[[], np.ndarray | None]) -> None:
         """Upload on first use rather than now: a layer no pass reads this frame (the camera while the
-        model's picture fills the screen) costs nothing."""
+        model's picture fills the screen) costs nothing; given a function, not even its making."""
         self._pending = a
 
     def use(self, location: int) -> None:
-        pending = self._pending
+        pending, self._pending = self._pending, None
+        if callable(pending):
+            pending = pending()
         if pending is not None:
-            self._pending = None
             self.upload(pending.astype(np.float32, copy=False) if self.dtype == "f4" else pending)
         if self.tex is None:
             self.upload(np.zeros((1, 1, self.components), np.uint8 if self.dtype == "f1" else np.float32))
         self.tex.use(location)
 
 
-@dataclass
 class Layers:
-    """What the inference thread produced for one frame, ready to upload."""
+    """What the inference worker produced for one frame, ready to upload.
 
-    camera: np.ndarray  # HxWx3 uint8, the camera picture aligned with the model (flip + crop)
-    output: np.ndarray | None  # HxWx3 uint8, the model's picture (None: no model)
-    mask: np.ndarray | None = None  # HxW float32 [0,1]
-    model_input: np.ndarray | None = None  # HxWx3 uint8, for the monitor view
-    output_b: np.ndarray | None = None  # the incoming model during a crossfade
+    camera: HxWx3 uint8, the camera picture aligned with the model (flip + crop); output: the model's
+    picture (None: no model); mask: HxW float32 [0, 1]; model_input: for the monitor view; output_b:
+    the incoming model during a crossfade. Given `view` instead of camera and mask, the flip and crop are
+    done when something first reads them: in the plain case no pass does, and the GPU path's worker then
+    never touches the full-size picture on the CPU.
+    """
+
+    def __init__(self, camera: np.ndarray | None = None, output: Any = None, mask: np.ndarray | None = None,
+                 model_input: np.ndarray | None = None, output_b: Any = None, *,
+                 view: Callable[[], tuple[np.ndarray, np.ndarray | None]] | None = None,
+                 has_mask: bool = False) -> None:
+        self._camera, self._mask, self._view = camera, mask, view
+        self.has_mask = mask is not None if view is None else has_mask
+        self.output, self.model_input, self.output_b = output, model_input, output_b
+
+    def _resolve(self) -> None:
+        view = self._view
+        if view is not None:  # two readers may both compute it: the same pure result, no lock needed
+            self._camera, self._mask = view()
+            self._view = None
+
+    @property
+    def camera(self) -> np.ndarray:
+        self._resolve()
+        assert self._camera is not None
+        return self._camera
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        self._resolve()
+        return self._mask
 
 
 class Renderer:
@@ -318,16 +344,16 @@ class Renderer:
         return tex, fbo
 
     def upload(self, layers: Layers, monitor: bool = False) -> None:
-        self.camera.stage(layers.camera)  # uploaded when a pass reads it (Texture.stage)
+        self.camera.stage(lambda: layers.camera)  # made and uploaded when a pass reads it (Texture.stage)
         self.has_model = layers.output is not None
         if layers.output is not None:
             self.out_a.upload(layers.output)
         self.has_b = layers.output_b is not None
         if layers.output_b is not None:
             self.out_b.upload(layers.output_b)
-        self.has_mask = layers.mask is not None
-        if layers.mask is not None:
-            self.mask.stage(layers.mask)
+        self.has_mask = layers.has_mask
+        if layers.has_mask:
+            self.mask.stage(lambda: layers.mask)
         if monitor and layers.model_input is not None:
             self.model_input.stage(layers.model_input)
 

@@ -251,8 +251,12 @@ class Show:
         model = self.model
         with self._pre_lock:  # steps that remember the last frame: in the order frames were taken
             mask = self.segment(frame, snap)
-            with st.time("preprocess"):
-                view, view_mask = chain.view(frame.image, snap, mask)
+            image = frame.image
+
+            def view() -> tuple[np.ndarray, np.ndarray | None]:  # made if a pass, a grab or a look reads it
+                return chain.view(image, snap, mask)
+
+            lazy = {"view": view, "has_mask": mask is not None}
             if model is not None and self.incoming is None and not self.stages:
                 from .gpu import gpu_path_for
 
@@ -261,7 +265,7 @@ class Show:
                     with st.time("infer"):
                         output = gpu.process(frame.image, snap, state)
                     st.count("frames_inferred")
-                    return Result(frame, Layers(view, output, view_mask), t_ready=time.monotonic())
+                    return Result(frame, Layers(output=output, **lazy), t_ready=time.monotonic())
             output = model_input = output_b = None
             if model is not None:
                 with st.time("preprocess"):
@@ -269,15 +273,16 @@ class Show:
                 if (prev_output is not None and self.incoming is None
                         and self.still.still(model_input, float(snap["model/skip_still"]), key=model)):
                     st.count("frames_still")
-                    return Result(frame, Layers(view, prev_output, view_mask, model_input), fresh=False,
-                                  t_ready=time.monotonic())
+                    return Result(frame, Layers(output=prev_output, model_input=model_input, **lazy),
+                                  fresh=False, t_ready=time.monotonic())
         if model is not None:
             failure: Exception | None = None
             try:
                 with st.time("infer"):
                     output = model.infer(model_input)
+                    stage_mask = view()[1] if self.stages and mask is not None else None  # aligned with output
                     for i, stage in enumerate(self.stages):
-                        output = self._run_stage(stage, output, snap, state.of(1000 + i), view_mask)
+                        output = self._run_stage(stage, output, snap, state.of(1000 + i), stage_mask)
             except Exception as e:
                 failure = e
             with self._out_lock:  # the output's temporal step, in capture order
@@ -301,8 +306,8 @@ class Show:
                     output_b = incoming.infer(x)
             except Exception as e:
                 st.fault("model", f"incoming {incoming.name}: {type(e).__name__}: {e}")
-        return Result(frame, Layers(view, output, view_mask, model_input, output_b), fresh=output is not None,
-                      t_ready=time.monotonic())
+        return Result(frame, Layers(output=output, model_input=model_input, output_b=output_b, **lazy),
+                      fresh=output is not None, t_ready=time.monotonic())
 
     def drop_failing_model(self, model: Model, e: Exception) -> bool:
         """After a few failures in a row, stop using a model: the camera picture shows through the

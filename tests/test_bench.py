@@ -123,6 +123,24 @@ def test_plain_output_is_presented_without_a_composite_pass(gl):
     assert (_present(r, gl, store, content) == 255).all()
 
 
+def test_camera_view_is_made_only_when_a_pass_reads_it(gl):
+    store = ParamStore(default_registry())
+    r = Renderer(gl, content_size=32)
+    made: list[int] = []
+
+    def view():
+        made.append(1)
+        return np.full((32, 32, 3), 255, np.uint8), None
+
+    r.upload(Layers(output=np.zeros((16, 16, 3), np.uint8), view=view))
+    _present(r, gl, store, r.content_for(store.publish()))
+    assert made == [], "the plain case never reads the camera"
+    store.set("mix/mode", "camera")
+    r.upload(Layers(output=np.zeros((16, 16, 3), np.uint8), view=view))
+    assert (_present(r, gl, store, r.content_for(store.publish())) == 255).all()
+    assert made == [1]
+
+
 def test_monitor_view_is_its_own_program(gl):
     r = Renderer(gl, content_size=32)
     plain, monitor = r.shaders.programs["present"], r.shaders.programs["present_monitor"]
