@@ -33,7 +33,7 @@ import numpy as np
 from .config import load_show
 from .errors import UserError
 from .frames import EndOfStream, Frame
-from .models import Model, cpu_cores, load_model, plan_workers
+from .models import Model, cpu_cores, load_for_rate
 from .params import default_registry
 from .preprocess import ChainState
 from .show import RunOptions, Show
@@ -82,7 +82,7 @@ class ClipSource(ThreadedSource):
         self.connected = True
 
     def start(self) -> ClipSource:
-        if self.paced:
+        if self.paced and self._thread is None:
             self._t0 = time.monotonic()
             super().start()
         return self
@@ -111,8 +111,9 @@ class InlineVideoSource(VideoSource):
     script's cap.read() would. (The pipelined run reads the same file through VideoSource's thread.)"""
 
     def start(self) -> InlineVideoSource:
-        self.open()
-        self.connected = True
+        if self.cap is None:
+            self.open()
+            self.connected = True
         return self
 
     def recv(self, timeout: float | None = None) -> Frame | None:
@@ -186,7 +187,7 @@ class BenchShow(Show):
             super().load_initial_model()
 
     def open_source(self) -> Any:
-        return self._bench_source.start()
+        return self._bench_source
 
     def _infer_loop(self, worker: int = 0) -> None:
         if not self.naive:  # the naive run does its inference on the main thread, in run_naive()
@@ -285,7 +286,7 @@ def run_once(kind: str, cfg: Any, pictures: list[np.ndarray], model: Model | Non
         t.start()
         show.run()  # closes the show when it returns
     out = show.measure()
-    out.update(gl, workers=1 if naive else min(show.workers, model.parallel if model else 1),
+    out.update(gl, workers=1 if naive else show.workers_in_use,
                providers=list(show.model.backend.providers) if show.model else [],
                model_error=show.model_error or None)
     return out
@@ -422,8 +423,9 @@ def bench(bc: BenchConfig) -> dict[str, Any]:
     pictures = load_clip(video, bc.clip_frames)
     model = None
     if cfg.model.path is not None:
-        model = load_model(cfg.model.path, cfg.model.providers, backend=bc.backend, threads=bc.threads,
-                           workers=plan_workers(cfg.model.workers))
+        # planned as for an unpaced source (the pipelined run's): the show's own rule, models.load_for_rate
+        model = load_for_rate(cfg.model.path, cfg.model.providers, cfg.model.workers, source_fps=None,
+                              backend=bc.backend, threads=bc.threads)
     # On a shared machine the speed drifts between runs by more than the effect measured, so pipelined
     # and naive alternate (order swapped each round) and each round gives its own ratio.
     rounds: list[dict[str, Any]] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,6 +266,18 @@ class Model:
     def name(self) -> str:
         return self.card.name
 
+    def time_inference(self, runs: int = 5) -> float:
+        """Milliseconds one inference takes here (median of `runs`, after two warm-up runs)."""
+        h, w = self.card.size
+        picture = np.zeros((h, w, 3), np.uint8)
+        times = []
+        for i in range(runs + 2):
+            t0 = time.perf_counter()
+            self.infer(picture)
+            if i >= 2:
+                times.append((time.perf_counter() - t0) * 1000.0)
+        return float(np.median(times))
+
     def infer(self, img: np.ndarray) -> np.ndarray:
         """HxWx3 uint8 at the card's size -> the model's picture, HxWx3 uint8."""
         x = getattr(self._buffers, "x", None)
@@ -279,13 +292,26 @@ def cpu_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def plan_workers(setting: int | str = "auto", cores: int | None = None) -> int:
-    """Inference workers (frames in flight) for a show's `[model] workers`. "auto": 2 where there are
-    two cores or more. On 2 cores two one-thread runs side by side did 143 frames/s of the default
-    model against 126 for one two-thread run, and spend less CPU per frame (docs/performance.md)."""
+# A second worker (a second frame in flight) pays when one inference takes more than this share of the
+# source's frame interval. Below it one frame at a time keeps up, and a session on every core answers
+# soonest: on 2 cores the default model's show at 30 fps had p50 26 ms capture -> present with one
+# worker against 36 ms with two, while unpaced two workers ran 22 % faster (docs/performance.md).
+SECOND_WORKER_ABOVE = 0.5
+
+
+def plan_workers(setting: int | str = "auto", cores: int | None = None, infer_ms: float | None = None,
+                 source_fps: float | None = None) -> int:
+    """Inference workers (frames in flight) for a show's `[model] workers`. "auto": one where a core is
+    all there is, or where one inference (`infer_ms`, on every core) fits in half the source's frame
+    interval; otherwise two, each with half the cores. Unknown rate or time (an unpaced source, or
+    asked before the model is loaded): two, the most "auto" may use."""
     if setting != "auto":
         return max(1, int(setting))
-    return 2 if (cores or cpu_cores()) >= 2 else 1
+    if (cores or cpu_cores()) < 2:
+        return 1
+    if infer_ms is not None and source_fps and infer_ms * source_fps / 1000.0 <= SECOND_WORKER_ABOVE:
+        return 1
+    return 2
 
 
 def default_threads(workers: int = 1) -> int:
@@ -326,3 +352,26 @@ def load_model(path: str | Path, providers: list[str] | str | None = None,
     log.info("model %s: %dx%d via %s%s", card.name, card.size[1], card.size[0], ",".join(ob.providers),
              f", {workers} workers" if workers > 1 else "")
     return Model(onnx_path, card, ob, parallel=workers if ob.providers[0] == "CPUExecutionProvider" else 1)
+
+
+def load_for_rate(path: str | Path, providers: list[str] | str | None = None, workers: int | str = "auto",
+                  source_fps: float | None = None, **kw: Any) -> Model:
+    """A model for a source delivering `source_fps` frames a second (None: as fast as it is read), with
+    the workers plan_workers() gives: on the CPU under "auto" it is timed once on every core, then opened
+    again with the cores shared out if a second frame in flight is needed to keep up."""
+    if workers != "auto":
+        return load_model(path, providers, workers=int(workers), **kw)
+    model = load_model(path, providers, workers=1, **kw)
+    if not isinstance(model.backend, OnnxBackend) or model.backend.providers[0] != "CPUExecutionProvider":
+        return model  # a GPU takes one frame at a time
+    try:
+        ms = model.time_inference()
+    except Exception as e:  # the live loop meets the same fault, and counts, shows and retries it
+        log.warning("model %s: a trial inference failed (%s: %s); one frame at a time", model.name,
+                    type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+        return model
+    n = plan_workers("auto", infer_ms=ms, source_fps=source_fps)
+    rate = f"{source_fps:g} fps" if source_fps else "an unpaced source"
+    log.info("model %s: %.1f ms an inference on every core, %s: %s", model.name, ms, rate,
+             "one frame at a time" if n == 1 else f"{n} frames in flight")
+    return model if n == 1 else load_model(path, providers, workers=n, **kw)

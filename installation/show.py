@@ -33,7 +33,7 @@ from .config import ShowConfig, load_show
 from .errors import UserError
 from .frames import EndOfStream, Frame, LatestSlot, SlotClosed
 from .health import counters as health_counters
-from .models import Model, choose_providers, load_model, plan_workers
+from .models import Model, choose_providers, load_for_rate, load_model, plan_workers
 from .params import Param, ParamStore, Registry, Snapshot, default_registry
 from .preprocess import Chain, ChainState
 from .render import Layers, Recorder, Renderer, finish
@@ -122,7 +122,8 @@ class Show:
         self.recorder: Recorder | None = None
         self.results: LatestSlot[Result] = LatestSlot("results", lockstep=opts.lockstep)
         self._stop = threading.Event()
-        # frames in flight: one with --lockstep, so a rehearsal repeats bit for bit
+        # inference threads started: the most frames in flight the show may use (the model in use says
+        # how many it takes, Model.parallel); one with --lockstep, so a rehearsal repeats bit for bit
         self.workers = 1 if opts.lockstep else plan_workers(cfg.model.workers)
         self._infer_threads: list[threading.Thread] = []
         self._pre_lock = threading.Lock()
@@ -142,7 +143,9 @@ class Show:
     # ---- build -------------------------------------------------------------------------------
     def build(self) -> Show:
         cfg = self.cfg
+        self.source = self.open_source()  # first: its frame rate decides how the model is run...
         self.load_initial_model()
+        self.source.start()  # ...and it starts once the model is ready, so no frame is skipped meanwhile
         values: dict[str, Any] = {}
         if self.chain is not None:
             values.update(self.chain.param_values())
@@ -151,7 +154,6 @@ class Show:
         for name, v in values.items():
             self.store.set(name, v, source="config", ramp_s=0.0)
         self.snapshot = self.store.publish()
-        self.source = self.open_source()
         from .segment import SegmentWorker
 
         self.segmenter = SegmentWorker()
@@ -174,8 +176,21 @@ class Show:
         return self
 
     def open_model(self, path: str | Path) -> Model:
-        """Load a model for this show: its providers, its share of the cores per worker."""
-        return load_model(path, self.cfg.model.providers, workers=self.workers)
+        """Load a model for this show: its providers, and as many frames in flight as the source's rate
+        needs (models.load_for_rate); one for chained models and with --lockstep."""
+        setting = 1 if (self.opts.lockstep or self.cfg.model.then) else self.cfg.model.workers
+        return load_for_rate(path, self.cfg.model.providers, setting, self.source_rate())
+
+    def source_rate(self) -> float | None:
+        """Frames a second the source delivers; None when it is read as fast as the loop can."""
+        src = self.source
+        if src is None or not getattr(src, "realtime", True):
+            return None
+        return float(getattr(src, "fps", 0.0)) or None
+
+    @property
+    def workers_in_use(self) -> int:
+        return min(self.workers, self.model.parallel) if self.model is not None else 1
 
     def load_initial_model(self) -> None:
         """A missing or broken model is not fatal here: the camera picture shows, the HUD says why."""
@@ -191,14 +206,15 @@ class Show:
             self.stats.fault("model", self.model_error)
 
     def open_source(self) -> Any:
+        """The show's source, not yet started (build() starts it once the model is loaded)."""
         from .sources import VideoSource, open_source
 
         src = self.cfg.source
         if self.opts.video is not None:
             return VideoSource(self.opts.video, loop=True, realtime=self.opts.realtime,
-                               lockstep=self.opts.lockstep, on_fault=self.stats.fault).start()
+                               lockstep=self.opts.lockstep, on_fault=self.stats.fault)
         return open_source(src.kind, lockstep=self.opts.lockstep, realtime=self.opts.realtime,
-                           on_fault=self.stats.fault, **src.model_dump(exclude={"kind"}))
+                           on_fault=self.stats.fault, start=False, **src.model_dump(exclude={"kind"}))
 
     def open_display(self) -> Any:
         from .render import HeadlessDisplay, WindowDisplay
@@ -615,7 +631,7 @@ class Show:
             "gl_renderer": self.display.renderer_name if self.display else None,
             "display_size": list(self.display.size) if self.display else None,
             "lockstep": self.opts.lockstep,
-            "inference_workers": self.workers,
+            "inference_workers": self.workers_in_use,
             "recorded_frames": self.recorder.frames if self.recorder else 0,
             "shader_reloads": self.renderer.shaders.reloads if self.renderer else 0,
             "segment_failures": self.segmenter.failures if self.segmenter else 0,

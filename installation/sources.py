@@ -71,8 +71,10 @@ class ThreadedSource:
 
     # the thread --------------------------------------------------------------
     def start(self) -> ThreadedSource:
-        self._thread = threading.Thread(target=self._run, name=f"source-{self.name}", daemon=True)
-        self._thread.start()
+        """Start reading (once: a second call does nothing)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"source-{self.name}", daemon=True)
+            self._thread.start()
         return self
 
     def _fault(self, message: str) -> None:
@@ -308,8 +310,9 @@ class SyntheticSource(ThreadedSource):
 
 
 def open_source(kind: str, *, lockstep: bool = False, realtime: bool = True,
-                on_fault: Callable[[str, str], None] | None = None, **cfg: Any) -> ThreadedSource:
-    """A started source from a show's [source] table (already validated)."""
+                on_fault: Callable[[str, str], None] | None = None, start: bool = True,
+                **cfg: Any) -> ThreadedSource:
+    """A source from a show's [source] table (already validated), started unless `start` is False."""
     if kind == "camera":
         src: ThreadedSource = CameraSource(cfg.get("camera", 0), cfg.get("width", 1280), cfg.get("height", 720),
                                            cfg.get("fps", 30.0), cfg.get("exposure"), cfg.get("white_balance"),
@@ -322,7 +325,7 @@ def open_source(kind: str, *, lockstep: bool = False, realtime: bool = True,
                               realtime=realtime, lockstep=lockstep, on_fault=on_fault)
     else:
         raise UserError(f"unknown source kind {kind!r}", key="source.kind", expected="camera, video or synthetic")
-    return src.start()
+    return src.start() if start else src
 
 
 def list_cameras(max_index: int = 8) -> list[str]:

@@ -15,7 +15,7 @@ from conftest import make_model_folder, small_show
 
 from installation.config import load_show
 from installation.frames import LatestSlot
-from installation.models import cpu_cores, default_threads, load_model, plan_workers
+from installation.models import cpu_cores, default_threads, load_for_rate, load_model, plan_workers
 from installation.show import Result, RunOptions, Show
 
 
@@ -31,11 +31,37 @@ def test_slot_drops_an_item_older_than_one_already_put():
 
 def test_worker_plan():
     assert plan_workers("auto", cores=1) == 1
-    assert plan_workers("auto", cores=2) == 2
+    assert plan_workers("auto", cores=2) == 2  # rate or time unknown: the most auto may use
     assert plan_workers("auto", cores=16) == 2
+    # one inference in half the frame interval: one frame at a time, on every core, answers soonest
+    assert plan_workers("auto", cores=2, infer_ms=10.0, source_fps=30.0) == 1
+    assert plan_workers("auto", cores=2, infer_ms=10.0, source_fps=60.0) == 2
+    assert plan_workers("auto", cores=2, infer_ms=10.0, source_fps=None) == 2  # unpaced
+    assert plan_workers("auto", cores=1, infer_ms=50.0, source_fps=60.0) == 1
     assert plan_workers(3) == 3 and plan_workers(1, cores=16) == 1
     assert default_threads(1) == 0  # one worker: ONNX Runtime's own choice, every core
     assert default_threads(2) == max(1, cpu_cores() // 2)
+
+
+def test_auto_times_the_model_against_the_source_rate(tmp_path: Path):
+    folder = make_model_folder(tmp_path / "m", size=48)
+    slow_source = load_for_rate(folder, "cpu", "auto", source_fps=30.0)  # a tiny model keeps up easily
+    assert slow_source.parallel == 1
+    assert slow_source.backend.session.get_session_options().intra_op_num_threads == 0  # type: ignore[attr-defined]
+    unpaced = load_for_rate(folder, "cpu", "auto", source_fps=None)
+    assert unpaced.parallel == (2 if cpu_cores() >= 2 else 1)
+    assert load_for_rate(folder, "cpu", 1, source_fps=None).parallel == 1
+    assert 0 < slow_source.time_inference() < 1000
+
+
+def test_a_show_at_camera_rate_runs_one_frame_at_a_time(tmp_path):
+    model = make_model_folder(tmp_path / "models" / "m", size=48)
+    cfg = load_show(small_show(tmp_path, model=model, source='kind = "synthetic"\nwidth = 160\nheight = 90'))
+    show = Show(cfg, RunOptions(headless=True, frames=5, realtime=True)).build()
+    try:
+        assert show.source_rate() == 30.0 and show.model.parallel == 1 and show.workers_in_use == 1
+    finally:
+        show.close()
 
 
 def test_one_session_infers_from_two_threads_as_from_one(tmp_path: Path):
