@@ -33,7 +33,7 @@ import numpy as np
 from .config import load_show
 from .errors import UserError
 from .frames import EndOfStream, Frame
-from .models import Model, cpu_cores, load_for_rate
+from .models import Model, cpu_cores, load_for_rate, load_model
 from .params import default_registry
 from .preprocess import ChainState
 from .show import RunOptions, Show
@@ -392,6 +392,9 @@ class BenchConfig:
     backend: str = "onnx"
     providers: str | None = None
     threads: int | None = None
+    # None: the naive run shares the pipelined runs' session, as the ratio's definition asks; N: it gets
+    # a session of its own with N intra-op threads (0: every core), to compare against its best
+    naive_threads: int | None = None
     workers: int | None = None  # inference workers of the threaded runs (None: the show's, "auto")
     video: Path | None = None
     clip_frames: int = 120
@@ -426,6 +429,9 @@ def bench(bc: BenchConfig) -> dict[str, Any]:
         # planned as for an unpaced source (the pipelined run's): the show's own rule, models.load_for_rate
         model = load_for_rate(cfg.model.path, cfg.model.providers, cfg.model.workers, source_fps=None,
                               backend=bc.backend, threads=bc.threads)
+    naive_model = model
+    if model is not None and bc.naive_threads is not None:
+        naive_model = load_model(cfg.model.path, cfg.model.providers, backend=bc.backend, threads=bc.naive_threads)
     # On a shared machine the speed drifts between runs by more than the effect measured, so pipelined
     # and naive alternate (order swapped each round) and each round gives its own ratio.
     rounds: list[dict[str, Any]] = []
@@ -436,8 +442,8 @@ def bench(bc: BenchConfig) -> dict[str, Any]:
         this: dict[str, Any] = {}
         for kind in order:
             log.info("bench: round %d, %s run, %d frames after %d warm-up", i + 1, kind, bc.frames, bc.warmup)
-            this[kind] = run_once(kind, cfg, pictures, model, bc.frames, bc.warmup, bc.paced_fps, bc.params,
-                                  video=None if bc.preload else video)
+            this[kind] = run_once(kind, cfg, pictures, naive_model if kind == "naive" else model, bc.frames,
+                                  bc.warmup, bc.paced_fps, bc.params, video=None if bc.preload else video)
         rounds.append(this)
     ratios = [rd["pipelined"]["fps"] / rd["naive"]["fps"] for rd in rounds
               if "pipelined" in rd and "naive" in rd and rd["naive"]["fps"] > 0]
@@ -462,6 +468,8 @@ def bench(bc: BenchConfig) -> dict[str, Any]:
             "model_size": list(model.card.size) if model else None,
             "backend": bc.backend, "providers_requested": cfg.model.providers,
             "ort_intra_op_threads": (backend.get_session_options().intra_op_num_threads if backend else None),
+            "naive_session": ("shared with the pipelined runs" if naive_model is model else
+                              f"its own, {bc.naive_threads} intra-op threads (0: every core)"),
             "inference_workers": first.get("workers"),
             "source": str(video), "source_size": [pictures[0].shape[1], pictures[0].shape[0]],
             "source_read": "preloaded" if bc.preload else "decoded from the file in every run but the paced one",
@@ -498,7 +506,8 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
 def cmd_bench(args: argparse.Namespace) -> int:
     runs = tuple(r for r in RUNS if r not in set(args.skip))
     bc = BenchConfig(show=args.show, frames=args.frames, warmup=args.warmup, model=args.model,
-                     backend=args.backend, providers=args.providers, threads=args.threads, workers=args.workers,
+                     backend=args.backend, providers=args.providers, threads=args.threads,
+                     naive_threads=args.naive_threads, workers=args.workers,
                      video=args.video,
                      clip_frames=args.clip_frames, width=args.size[0], height=args.size[1],
                      content_size=args.content_size, paced_fps=args.paced_fps, runs=runs,
@@ -546,6 +555,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--providers", help="ONNX Runtime providers, e.g. cuda or tensorrt,cuda (default: the show's)")
     p.add_argument("--threads", type=int,
                    help="ONNX Runtime intra-op threads (default: ONNX Runtime's own, every core)")
+    p.add_argument("--naive-threads", type=int, metavar="N",
+                   help="give the naive run a session of its own with N intra-op threads (0: every core) "
+                        "instead of the pipelined runs' session: the ratio against the naive loop at its best")
     p.add_argument("--workers", type=int,
                    help="inference workers of the threaded runs (default: the show's, 'auto': 2 on a 2+ core CPU)")
     p.add_argument("--video", type=Path, help="the clip to play (default: the 1280x720 sample clip)")

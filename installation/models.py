@@ -294,8 +294,8 @@ def cpu_cores() -> int:
 
 # A second worker (a second frame in flight) pays when one inference takes more than this share of the
 # source's frame interval. Below it one frame at a time keeps up, and a session on every core answers
-# soonest: on 2 cores the default model's show at 30 fps had p50 26 ms capture -> present with one
-# worker against 36 ms with two, while unpaced two workers ran 22 % faster (docs/performance.md).
+# soonest: on 2 cores the default model's show at 30 fps had p50 24-27 ms capture -> present with one
+# worker against 28-38 ms with two, while unpaced two workers ran faster (docs/performance.md).
 SECOND_WORKER_ABOVE = 0.5
 
 

@@ -65,6 +65,18 @@ def test_bench_writes_every_figure_and_a_plot(tmp_path):
     assert r["device"]["cpu"] and r["device"]["cores"] >= 1 and r["device"]["gl_renderer"]
     assert {"python", "numpy", "onnxruntime", "opencv", "moderngl", "torch", "gl"} <= set(r["versions"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert s["naive_session"] == "shared with the pipelined runs"
+    assert s["inference_workers"] == pipe["workers"] and r["runs"]["naive"]["workers"] == 1
+
+
+def test_naive_run_can_get_a_session_of_its_own(tmp_path):
+    show, clip = tiny_show(tmp_path), make_clip(tmp_path / "clip.mp4", frames=12)
+    out = tmp_path / "b.json"
+    assert main(["bench", str(show), "--frames", "6", "--warmup", "2", "--video", str(clip), "--size", "160x90",
+                 "--json", str(out), "--rounds", "1", "--skip", "paced", "--naive-threads", "0"]) == 0
+    r = json.loads(out.read_text())
+    assert r["settings"]["naive_session"].startswith("its own, 0 intra-op threads")
+    assert r["runs"]["naive"]["fps"] > 0 and r["ratio_pipelined_to_naive"] > 0
 
 
 def test_a_still_room_reuses_the_output_and_counts_it_apart(tmp_path):
