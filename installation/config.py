@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -45,7 +45,7 @@ class ModelConfig(_Strict):
     then: list[Path] = Field(default_factory=list)  # chained models: each one repaints the one before
     # frames in flight on the CPU: "auto" is 2 where there are 2+ cores (each session then gets half of
     # them), 1 on a GPU, with --lockstep, chained models or a crossfade. 1: the lowest latency per frame.
-    workers: Literal["auto"] | int = Field("auto", ge=1, le=8)
+    workers: Literal["auto"] | Annotated[int, Field(ge=1, le=8)] = "auto"
 
 
 class RenderConfig(_Strict):

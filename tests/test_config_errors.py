@@ -30,6 +30,7 @@ CASES = [
     ("providers_number", "[model]\nproviders = 5\n", "model.providers"),
     ("workers_zero", "[model]\nworkers = 0\n", "model.workers"),
     ("workers_word", '[model]\nworkers = "many"\n', "model.workers"),
+    ("workers_too_many", "[model]\nworkers = 99\n", "model.workers"),
     ("name_not_string", "name = 12\n", "name"),
     ("state_restore_not_bool", '[state]\nrestore = "sometimes"\n', "state.restore"),
     ("param_unknown", '[params]\n"pre/nonexistent" = 1\n', "params.pre.nonexistent"),

@@ -287,6 +287,7 @@ def test_default_show_validates():
     cfg = load_show("default")
     assert cfg.model.path is not None and cfg.model.path.name == "default"
     assert cfg.source.kind == "camera"
+    assert cfg.model.workers == "auto"  # written out in the file, so the explicit value is validated
 
 
 def test_record_of_loop_with_make_clip_helper(tmp_path):

@@ -43,6 +43,13 @@ def test_worker_plan():
     assert default_threads(2) == max(1, cpu_cores() // 2)
 
 
+@pytest.mark.parametrize("text, value", [('"auto"', "auto"), ("1", 1), ("2", 2)])
+def test_workers_in_a_show_file(tmp_path: Path, text: str, value: Any):
+    path = tmp_path / "s.toml"
+    path.write_text(f"[model]\nworkers = {text}\n")
+    assert load_show(path).model.workers == value
+
+
 def test_auto_times_the_model_against_the_source_rate(tmp_path: Path):
     folder = make_model_folder(tmp_path / "m", size=48)
     slow_source = load_for_rate(folder, "cpu", "auto", source_fps=30.0)  # a tiny model keeps up easily
