@@ -131,6 +131,7 @@ class Show:
         self._t_out = float("-inf")  # capture time of the newest frame whose output was finished
         self._chain_state = ChainState()  # the workers' shared temporal memory
         self._prev_output: np.ndarray | None = None
+        self._t_prev = float("-inf")
         self._last: Result | None = None
         self._overlay: np.ndarray | None = None
         self._t_overlay = 0.0
@@ -248,7 +249,9 @@ class Show:
             if result is None:
                 continue  # finished after a newer frame: dropped
             if result.layers.output is not None:
-                self._prev_output = result.layers.output
+                with self._out_lock:  # the newest output by capture time, whichever worker finishes last
+                    if result.frame.t_capture >= self._t_prev:
+                        self._prev_output, self._t_prev = result.layers.output, result.frame.t_capture
             if not self.results.put(result, timeout=None if self.opts.lockstep else 0,
                                     order=result.frame.t_capture):
                 return
