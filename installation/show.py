@@ -744,6 +744,27 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     return play(args, rehearse=True)
 
 
+def _workers_plan(cfg: ShowConfig, model: Model) -> str:
+    """What `[model] workers` will come to with this show's source, in words (for `check`)."""
+    if cfg.model.workers != "auto":
+        return f"{cfg.model.workers} (set in the show)"
+    if model.backend.providers[0] != "CPUExecutionProvider" or cfg.model.then:
+        return "1 (a GPU, or chained models, take one frame at a time)"
+    s = cfg.source
+    fps = s.fps
+    if s.kind == "video" and s.video is not None:
+        from .sources import VideoSource
+
+        fps = VideoSource(s.video).fps
+    try:
+        ms = model.time_inference()
+    except Exception as e:
+        raise UserError(f"the model fails a trial inference: {type(e).__name__}: {str(e).strip().splitlines()[0]}",
+                        file=model.path, expected="a graph whose input matches its card") from None
+    n = plan_workers("auto", infer_ms=ms, source_fps=fps)
+    return f"{n} ({ms:.1f} ms an inference on every core, the source at {fps:g} fps)"
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate a show and say what it would use. A missing or broken model is an error here."""
     from .render import list_screens
@@ -768,6 +789,7 @@ def cmd_check(args: argparse.Namespace) -> int:
               + (" [card inferred from the graph]" if c.inferred else ""))
         print(f"preprocessing: {' -> '.join(st.kind for st in c.chain.steps)}")
         print(f"inference: {', '.join(model.backend.providers)}")
+        print(f"frames in flight: {_workers_plan(cfg, model)}")
     print(f"providers available: {', '.join(providers)}")
     screens = list_screens()
     print(f"displays: {'; '.join(screens) if screens else 'none (headless: EGL offscreen)'}")

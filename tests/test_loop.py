@@ -283,6 +283,24 @@ def test_installation_command_is_installed_and_helps():
         assert cmd in out.stdout
 
 
+def test_check_says_how_many_frames_will_be_in_flight(tmp_path, tiny_model, capsys):
+    path = show_file(tmp_path, 'kind = "synthetic"\nwidth = 160\nheight = 90\nfps = 30', tiny_model)
+    assert main(["check", str(path)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("frames in flight:"))
+    assert line.startswith("frames in flight: 1 (") and "the source at 30 fps" in line  # a tiny model keeps up
+
+
+def test_check_refuses_a_model_that_fails_a_trial_inference(tmp_path, tiny_model, capsys):
+    from installation.models import ModelCard
+    from installation.preprocess import Chain
+
+    ModelCard(name="tiny", size=(32, 32), chain=Chain.from_spec("plain", 32)).save(tiny_model)  # graph wants 64
+    path = show_file(tmp_path, 'kind = "synthetic"\nwidth = 160\nheight = 90', tiny_model)
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "trial inference" in err and "model.onnx" in err and "Traceback" not in err
+
+
 def test_default_show_validates():
     cfg = load_show("default")
     assert cfg.model.path is not None and cfg.model.path.name == "default"
