@@ -354,6 +354,16 @@ def load_model(path: str | Path, providers: list[str] | str | None = None,
     return Model(onnx_path, card, ob, parallel=workers if ob.providers[0] == "CPUExecutionProvider" else 1)
 
 
+def plan_for_rate(model: Model, source_fps: float) -> tuple[int, float | None]:
+    """`[model] workers = "auto"` for a model opened on every core and a source at `source_fps`:
+    (workers, milliseconds one inference took here, None when it was not timed). Raises whatever a
+    trial inference raises."""
+    if not isinstance(model.backend, OnnxBackend) or model.backend.providers[0] != "CPUExecutionProvider":
+        return 1, None  # a GPU takes one frame at a time
+    ms = model.time_inference()
+    return plan_workers("auto", infer_ms=ms, source_fps=source_fps), ms
+
+
 def load_for_rate(path: str | Path, providers: list[str] | str | None = None, workers: int | str = "auto",
                   source_fps: float | None = None, **kw: Any) -> Model:
     """A model for a source delivering `source_fps` frames a second (None: as fast as it is read), with
@@ -361,17 +371,16 @@ def load_for_rate(path: str | Path, providers: list[str] | str | None = None, wo
     again with the cores shared out if a second frame in flight is needed to keep up."""
     if workers != "auto":
         return load_model(path, providers, workers=int(workers), **kw)
+    if not source_fps:  # unpaced: the time can't change the answer, so the model is opened once
+        return load_model(path, providers, workers=plan_workers("auto"), **kw)
     model = load_model(path, providers, workers=1, **kw)
-    if not isinstance(model.backend, OnnxBackend) or model.backend.providers[0] != "CPUExecutionProvider":
-        return model  # a GPU takes one frame at a time
     try:
-        ms = model.time_inference()
+        n, ms = plan_for_rate(model, source_fps)
     except Exception as e:  # the live loop meets the same fault, and counts, shows and retries it
         log.warning("model %s: a trial inference failed (%s: %s); one frame at a time", model.name,
                     type(e).__name__, str(e).splitlines()[0] if str(e) else "")
         return model
-    n = plan_workers("auto", infer_ms=ms, source_fps=source_fps)
-    rate = f"{source_fps:g} fps" if source_fps else "an unpaced source"
-    log.info("model %s: %.1f ms an inference on every core, %s: %s", model.name, ms, rate,
-             "one frame at a time" if n == 1 else f"{n} frames in flight")
+    if ms is not None:
+        log.info("model %s: %.1f ms an inference on every core, %g fps: %s", model.name, ms, source_fps,
+                 "one frame at a time" if n == 1 else f"{n} frames in flight")
     return model if n == 1 else load_model(path, providers, workers=n, **kw)

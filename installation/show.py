@@ -33,7 +33,7 @@ from .config import ShowConfig, load_show
 from .errors import UserError
 from .frames import EndOfStream, Frame, LatestSlot, SlotClosed
 from .health import counters as health_counters
-from .models import Model, choose_providers, load_for_rate, load_model, plan_workers
+from .models import Model, choose_providers, load_for_rate, load_model, plan_for_rate, plan_workers
 from .params import Param, ParamStore, Registry, Snapshot, default_registry
 from .preprocess import Chain, ChainState
 from .render import Layers, Recorder, Renderer, finish
@@ -748,8 +748,8 @@ def _workers_plan(cfg: ShowConfig, model: Model) -> str:
     """What `[model] workers` will come to with this show's source, in words (for `check`)."""
     if cfg.model.workers != "auto":
         return f"{cfg.model.workers} (set in the show)"
-    if model.backend.providers[0] != "CPUExecutionProvider" or cfg.model.then:
-        return "1 (a GPU, or chained models, take one frame at a time)"
+    if cfg.model.then:
+        return "1 (chained models take one frame at a time)"
     s = cfg.source
     fps = s.fps
     if s.kind == "video" and s.video is not None:
@@ -757,11 +757,12 @@ def _workers_plan(cfg: ShowConfig, model: Model) -> str:
 
         fps = VideoSource(s.video).fps
     try:
-        ms = model.time_inference()
+        n, ms = plan_for_rate(model, fps)
     except Exception as e:
         raise UserError(f"the model fails a trial inference: {type(e).__name__}: {str(e).strip().splitlines()[0]}",
                         file=model.path, expected="a graph whose input matches its card") from None
-    n = plan_workers("auto", infer_ms=ms, source_fps=fps)
+    if ms is None:
+        return "1 (a GPU takes one frame at a time)"
     return f"{n} ({ms:.1f} ms an inference on every core, the source at {fps:g} fps)"
 
 
