@@ -130,8 +130,7 @@ class Show:
         self._out_lock = threading.Lock()
         self._t_out = float("-inf")  # capture time of the newest frame whose output was finished
         self._chain_state = ChainState()  # the workers' shared temporal memory
-        self._prev_output: np.ndarray | None = None
-        self._t_prev = float("-inf")
+        self._prev_output: np.ndarray | None = None  # the newest output by capture time (set with _t_out)
         self._last: Result | None = None
         self._overlay: np.ndarray | None = None
         self._t_overlay = 0.0
@@ -248,10 +247,6 @@ class Show:
                 continue
             if result is None:
                 continue  # finished after a newer frame: dropped
-            if result.layers.output is not None:
-                with self._out_lock:  # the newest output by capture time, whichever worker finishes last
-                    if result.frame.t_capture >= self._t_prev:
-                        self._prev_output, self._t_prev = result.layers.output, result.frame.t_capture
             if not self.results.put(result, timeout=None if self.opts.lockstep else 0,
                                     order=result.frame.t_capture):
                 return
@@ -313,7 +308,7 @@ class Show:
                         st.count("frames_late")
                         return None
                     self._t_out = frame.t_capture
-                    output = chain.apply_output(output, snap, state)
+                    output = self._prev_output = chain.apply_output(output, snap, state)
                     st.count("frames_inferred")
                     self._model_failures = 0
         incoming = self.incoming
