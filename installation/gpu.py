@@ -272,15 +272,22 @@ def _area_weights(n_in: int, n_out: int) -> np.ndarray:
     return m
 
 
-def _cubic_weights(n_in: int, n_out: int) -> np.ndarray:
-    """cv2 INTER_CUBIC: Keys' cubic with a = -0.75 on half-pixel centres, edge pixels repeated."""
-    A = -0.75
+def _half_pixel(n_in: int, n_out: int) -> list[tuple[int, int, float]]:
+    """For each output pixel i, cv2's source position on half-pixel centres: (i, floor, fraction)."""
     scale = n_in / n_out
-    m = np.zeros((n_out, n_in), np.float64)
+    out = []
     for i in range(n_out):
         x = (i + 0.5) * scale - 0.5
         x0 = int(np.floor(x))
-        t = x - x0
+        out.append((i, x0, x - x0))
+    return out
+
+
+def _cubic_weights(n_in: int, n_out: int) -> np.ndarray:
+    """cv2 INTER_CUBIC: Keys' cubic with a = -0.75 on half-pixel centres, edge pixels repeated."""
+    A = -0.75
+    m = np.zeros((n_out, n_in), np.float64)
+    for i, x0, t in _half_pixel(n_in, n_out):
         w = [((A * (t + 1) - 5 * A) * (t + 1) + 8 * A) * (t + 1) - 4 * A,
              ((A + 2) * t - (A + 3)) * t * t + 1,
              ((A + 2) * (1 - t) - (A + 3)) * (1 - t) * (1 - t) + 1]
@@ -291,12 +298,8 @@ def _cubic_weights(n_in: int, n_out: int) -> np.ndarray:
 
 
 def _linear_weights(n_in: int, n_out: int) -> np.ndarray:
-    scale = n_in / n_out
     m = np.zeros((n_out, n_in), np.float64)
-    for i in range(n_out):
-        x = (i + 0.5) * scale - 0.5
-        x0 = int(np.floor(x))
-        t = x - x0
+    for i, x0, t in _half_pixel(n_in, n_out):
         if x0 < 0:
             x0, t = 0, 0.0
         if x0 >= n_in - 1:
