@@ -31,26 +31,24 @@ log = logging.getLogger("installation.oscquery")
 ACCESS_NONE, ACCESS_READ, ACCESS_WRITE, ACCESS_RW = 0, 1, 2, 3
 ATTRIBUTES = ("FULL_PATH", "CONTENTS", "TYPE", "ACCESS", "VALUE", "RANGE", "DESCRIPTION", "HOST_INFO")
 
+# What /status/* sends every second (osc.py): name, OSC type, description.
+STATUS = [
+    ("fps", "f", "frames presented per second"),
+    ("latency_ms", "f", "camera-to-screen latency, median of the last frames"),
+    ("dropped", "i", "frames dropped so far"),
+    ("errors", "i", "runtime faults plus rejected OSC messages so far"),
+    ("heartbeat", "i", "seconds since the show started, sent every second"),
+    ("frames", "i", "fresh frames presented since the show started"),
+    ("reconnects", "i", "times the source was lost and opened again"),
+    ("memory_mb", "f", "resident memory of the show's process, MiB"),
+    ("preset", "i", "the preset last saved or recalled (0: none)"),
+]
+
 # Protocol addresses: not parameters, but part of what a controller can use.
 PROTOCOL_NODES: list[dict[str, Any]] = [
     {"FULL_PATH": "/sync", "TYPE": "N", "ACCESS": ACCESS_WRITE,
      "DESCRIPTION": "send every current value back (to the feedback targets and the sender)"},
-    {"FULL_PATH": "/status/fps", "TYPE": "f", "ACCESS": ACCESS_READ, "DESCRIPTION": "frames presented per second"},
-    {"FULL_PATH": "/status/latency_ms", "TYPE": "f", "ACCESS": ACCESS_READ,
-     "DESCRIPTION": "camera-to-screen latency, median of the last frames"},
-    {"FULL_PATH": "/status/dropped", "TYPE": "i", "ACCESS": ACCESS_READ, "DESCRIPTION": "frames dropped so far"},
-    {"FULL_PATH": "/status/errors", "TYPE": "i", "ACCESS": ACCESS_READ,
-     "DESCRIPTION": "runtime faults plus rejected OSC messages so far"},
-    {"FULL_PATH": "/status/heartbeat", "TYPE": "i", "ACCESS": ACCESS_READ,
-     "DESCRIPTION": "seconds since the show started, sent every second"},
-    {"FULL_PATH": "/status/frames", "TYPE": "i", "ACCESS": ACCESS_READ,
-     "DESCRIPTION": "fresh frames presented since the show started"},
-    {"FULL_PATH": "/status/reconnects", "TYPE": "i", "ACCESS": ACCESS_READ,
-     "DESCRIPTION": "times the source was lost and opened again"},
-    {"FULL_PATH": "/status/memory_mb", "TYPE": "f", "ACCESS": ACCESS_READ,
-     "DESCRIPTION": "resident memory of the show's process, MiB"},
-    {"FULL_PATH": "/status/preset", "TYPE": "i", "ACCESS": ACCESS_READ,
-     "DESCRIPTION": "the preset last saved or recalled (0: none)"},
+    *({"FULL_PATH": f"/status/{name}", "TYPE": t, "ACCESS": ACCESS_READ, "DESCRIPTION": d} for name, t, d in STATUS),
 ]
 
 
