@@ -67,6 +67,19 @@ def make_clip(path: Path, frames: int = 30, size: tuple[int, int] = (320, 180), 
     return path
 
 
+def frames_of(path: Path) -> list[np.ndarray]:
+    """Every picture of a video file, decoded (BGR, as OpenCV reads them)."""
+    cap = cv2.VideoCapture(str(path))
+    out = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        out.append(f)
+    cap.release()
+    return out
+
+
 @pytest.fixture
 def tiny_model(tmp_path: Path) -> Path:
     return make_model_folder(tmp_path / "models" / "tiny")

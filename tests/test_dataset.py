@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import frames_of
 
 from installation.cli import main
 from installation.preprocess import Chain
@@ -217,15 +218,7 @@ def numbered_frames(n: int, w: int = 96, h: int = 48) -> list[np.ndarray]:
 
 
 def decoded_indices(path: Path) -> list[int]:
-    cap = cv2.VideoCapture(str(path))
-    found = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        found.append(int(np.argmax(f.mean(axis=(0, 2)))) // 3)
-    cap.release()
-    return found
+    return [int(np.argmax(f.mean(axis=(0, 2)))) // 3 for f in frames_of(path)]
 
 
 def test_record_counts_down_then_records_each_take(tmp_path, capsys):

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import make_clip, make_model_folder, small_show
+from conftest import frames_of, make_clip, make_model_folder, small_show
 
 from installation.cli import main
 from installation.config import load_show
@@ -22,17 +22,6 @@ from installation.sources import SyntheticSource, VideoSource
 
 def show_file(tmp_path: Path, source: str, model: Path | None, extra: str = "") -> Path:
     return small_show(tmp_path, source=source, model=model, tail=extra)
-
-
-def frames_of(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        out.append(f)
-    return out
 
 
 def test_latest_slot_overwrites_and_counts_drops():
