@@ -543,7 +543,8 @@ class Show:
         r, d, st = self.renderer, self.display, self.stats
         assert r is not None and d is not None
         now = time.monotonic()
-        if snap["hud/show"] and now - self._t_overlay > 0.25:
+        hud_on = snap["hud/show"] and not snap["show/blackout"]  # blackout is black, HUD included
+        if hud_on and now - self._t_overlay > 0.25:
             self._overlay = hud.overlay(self.hud_text())
             self._t_overlay = now
         fresh = result is not None and not snap["show/freeze"]
@@ -556,7 +557,7 @@ class Show:
             else:
                 content = r.content
             r.present(snap, d.fbo, d.size, content)
-            if snap["hud/show"]:
+            if hud_on:
                 r.draw_hud(self._overlay, d.fbo, d.size)
             finish(d.ctx)  # 'present' means the GL work is done, not merely queued (GIL released)
         t_done = time.monotonic()
@@ -566,9 +567,10 @@ class Show:
             st.presented(result.frame.t_capture, t_done)
             if not result.fresh:
                 st.count("frames_reused")
-            if self.recorder is not None:
-                with st.time("record"):
-                    self.recorder.write(d.read())
+        # a held picture is on screen too (blackout or HUD may change it); lockstep records source frames only
+        if self.recorder is not None and (result is not None or not self.opts.lockstep):
+            with st.time("record"):
+                self.recorder.write(d.read(), t_done)
         d.flip()
 
     # ---- the loop -------------------------------------------------------------------------------
@@ -631,6 +633,8 @@ class Show:
             "lockstep": self.opts.lockstep,
             "inference_workers": self.workers_in_use,
             "recorded_frames": self.recorder.frames if self.recorder else 0,
+            "recorded_seconds": round(self.recorder.seconds, 3) if self.recorder else 0.0,
+            "recorded_rejected": self.recorder.rejected if self.recorder else 0,
             "shader_reloads": self.renderer.shaders.reloads if self.renderer else 0,
             "segment_failures": self.segmenter.failures if self.segmenter else 0,
             "segmented_frames": self.segmenter.segmented if self.segmenter else 0,
@@ -638,6 +642,7 @@ class Show:
         })
 
     def close(self) -> dict[str, Any]:
+        t_stopped = time.monotonic()  # the recording ends here, not after the threads have wound down
         self._stop.set()
         self.results.close()
         if self.source is not None:
@@ -652,7 +657,7 @@ class Show:
             except Exception as e:
                 log.warning("closing %s: %s", type(c).__name__, e)
         if self.recorder is not None:
-            self.recorder.close()
+            self.recorder.close(t_stopped)
         summary = self.summary()
         if self.opts.stats:
             Path(self.opts.stats).parent.mkdir(parents=True, exist_ok=True)
@@ -725,7 +730,9 @@ def play(args: argparse.Namespace, rehearse: bool) -> int:
     print(f"{summary['frames_presented']} frames, {summary['fps_mean']:.1f} fps, latency p50 {lat['p50']} ms "
           f"p95 {lat['p95']} ms, dropped {summary['dropped_total']}, faults {sum(summary['faults'].values())}")
     if opts.record:
-        print(f"recorded {summary['recorded_frames']} frames to {opts.record}")
+        rejected = summary["recorded_rejected"]
+        print(f"recorded {summary['recorded_frames']} frames ({summary['recorded_seconds']:.1f} s) to {opts.record}"
+              + (f"; {rejected} pictures rejected (not the recording's size)" if rejected else ""))
     if opts.stats:
         print(f"stats written to {opts.stats}")
     return 0

@@ -172,3 +172,30 @@ def test_broken_shader_on_reload_keeps_the_last_good_program(gl, tmp_path):
     os.utime(frag, (time.time() + 10, time.time() + 10))
     shaders.reload_if_changed()
     assert "composite" not in shaders.errors and shaders.programs["composite"] is not good
+
+
+def test_recorder_fills_the_time_each_picture_was_on_screen(tmp_path):
+    """Two pictures shown half a second each at 30 fps: 15 frames of each, one second of video."""
+    from installation.render import Recorder
+    from tests.conftest import frames_of
+
+    rec = Recorder(tmp_path / "o.mp4", (32, 24), 30.0)
+    rec.write(np.full((24, 32, 3), (220, 30, 30), np.uint8), 100.0)
+    rec.write(np.full((24, 32, 3), (30, 30, 220), np.uint8), 100.5)
+    rec.close(101.0)
+    frames = frames_of(tmp_path / "o.mp4")
+    assert rec.frames == len(frames) == 30 and rec.seconds == pytest.approx(1.0)
+    reds = [f[12, 16, 2] > 150 for f in frames]  # BGR: red is the last channel
+    assert reds == [True] * 15 + [False] * 15
+
+
+def test_recorder_counts_pictures_of_another_size_as_rejected_not_written(tmp_path):
+    from installation.render import Recorder
+    from tests.conftest import frames_of
+
+    rec = Recorder(tmp_path / "o.mp4", (32, 24), 30.0, lockstep=True)
+    for shape in ((24, 32, 3), (24, 32, 3), (48, 64, 3), (24, 32, 3), (30, 40, 3)):
+        rec.write(np.full(shape, 128, np.uint8))
+    rec.close()
+    assert (rec.frames, rec.rejected) == (3, 2)
+    assert len(frames_of(tmp_path / "o.mp4")) == 3
