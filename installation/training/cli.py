@@ -23,7 +23,7 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("dataset", help="make training pairs: record takes, build an aligned dataset")
     dsub = p.add_subparsers(dest="dataset_command", metavar="SUBCOMMAND", required=True)
     b = dsub.add_parser("build", help="turn videos and pictures into aligned input|target pairs",
-                        description="Sample frames from videos and picture folders, find the person, crop to them, "
+                        description="Sample frames from videos and picture folders, skip those without a person, "
                                     "and write input|target pairs whose input is made by the live show's own "
                                     "preprocessing chain. Writes DIR/train, DIR/val and DIR/dataset.toml.")
     b.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, pictures, or folders of either")
@@ -32,7 +32,7 @@ def add_commands(sub: Any) -> None:
     b.add_argument("--size", type=int, default=256, help="side of the model's input in pixels (default 256)")
     b.add_argument("--every", type=int, default=1, metavar="N", help="take every Nth video frame (default 1)")
     b.add_argument("--segment", choices=("chroma", "selfie", "none"), default="none",
-                   help="find the person by green screen (chroma) or the selfie model, and crop to them")
+                   help="find the person by green screen (chroma) or the selfie model; frames without one are skipped")
     b.add_argument("--layout", choices=("AB", "BA"), default="AB",
                    help="AB: input left, target right (pix2pix); BA: target left")
     b.add_argument("--val", type=float, default=0.1, help="fraction held out for validation (default 0.1)")

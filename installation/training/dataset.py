@@ -257,14 +257,14 @@ class BuildOptions:
     layout: str = "AB"  # input left ("AB", pix2pix) or target left ("BA", some workshop trainers)
     val: float = 0.1  # fraction held out for validation
     duplicate_threshold: float = 2.0  # mean grey-level difference of 32x32 thumbnails below which a frame repeats
-    pad: float = 0.1  # margin around the person's box, as a fraction of its size
     seed: int = 0  # the train/val split's shuffle
 
 
 def build_dataset(inputs: Sequence[str | Path], out: str | Path, chain_spec: Any = "edges",
                   opts: BuildOptions | None = None, models_dir: Path | None = None,
                   command: str | None = None, progress: bool = True) -> DatasetInfo:
-    """Sample, segment, crop and pair frames from videos and pictures into an aligned dataset."""
+    """Sample frames from videos and pictures, skip those without a person (with a segmenter), and pair
+    each whole frame through the chain into an aligned dataset."""
 
     opts = opts or BuildOptions()
     if opts.layout not in LAYOUTS:
@@ -323,12 +323,11 @@ def _build(sources: list[FrameSource], out: Path, chain: Chain, opts: BuildOptio
 
                     treatment.reset()  # sampled frames are far apart: no temporal smoothing between them
                     mask = segment_frame(segmenter, treatment, rgb, values)
-                    box = person_box(mask, opts.pad)
-                    if box is None:
+                    # The box only decides whether someone is there. Cropping to it would show the model
+                    # a zoomed person it never sees live, where the chain frames the whole camera picture.
+                    if person_box(mask) is None:
                         counts["no_person_skipped"] += 1
                         continue
-                    y0, x0, y1, x1 = box
-                    rgb, mask = rgb[y0:y1, x0:x1], mask[y0:y1, x0:x1]
                 a, b = make_pair(rgb, mask, chain)
                 name = f"{k:02d}_{src.stem}_{n:06d}.png"
                 path = train_dir / name
