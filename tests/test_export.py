@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -177,3 +180,28 @@ def test_onnx_with_a_non_image_input_is_a_user_error(tmp_path, capsys):
     assert main(["export", str(path), "--out", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
     assert "classifier.onnx" in err and "image input" in err
+
+
+def _installation(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).parent / "installation"
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+def test_imported_onnx_card_claims_no_parity_figure(tmp_path):
+    """No PyTorch original, no comparison: the card must not say 0.0 as if one had run."""
+    path = tmp_path / "other.onnx"
+    torch.onnx.export(nn.Conv2d(3, 3, 1).eval(), (torch.zeros(1, 3, 32, 32),), str(path), dynamo=False,
+                      input_names=["input"], output_names=["output"])
+    r = _installation("export", path, "--out", tmp_path / "m")
+    assert r.returncode == 0, r.stderr
+    assert "no parity check" in r.stdout
+    prov = tomllib.loads((tmp_path / "m" / "model.toml").read_text())["provenance"]
+    assert "parity_max_abs" not in prov and prov["imported"]
+
+
+def test_exported_checkpoint_card_records_the_measured_figure(checkpoint, tmp_path):
+    r = _installation("export", checkpoint, "--out", tmp_path / "m")
+    assert r.returncode == 0, r.stderr
+    printed = float(re.search(r"max-abs difference (\S+)", r.stdout).group(1))
+    prov = tomllib.loads((tmp_path / "m" / "model.toml").read_text())["provenance"]
+    assert prov["parity_max_abs"] == printed and 0 <= printed <= 1e-4
