@@ -35,7 +35,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after the first `--` belongs to a child command (supervise -> run), split off before
+    # argparse sees it: a REMAINDER positional would also swallow the command's own options after SHOW.
+    passed: list[str] | None = None
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, passed = argv[:cut], argv[cut + 1:]
+    args, unknown = parser.parse_known_args(argv)
+    takes_child_flags = hasattr(args, "run_args")
+    if unknown:
+        hint = " (the show's own flags go after --: supervise SHOW -- --headless)" if takes_child_flags else ""
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+    if passed is not None:
+        if not takes_child_flags:
+            parser.error(f"`--` is only for commands that pass flags on (supervise): {' '.join(passed)}")
+        args.run_args = passed
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -251,7 +251,7 @@ def cmd_supervise(args: argparse.Namespace) -> int:
     if folder is None:
         raise UserError("no state folder for the heartbeat", key="--state", expected="a folder")
     folder.mkdir(parents=True, exist_ok=True)
-    run_args = args.run_args[1:] if args.run_args[:1] == ["--"] else list(args.run_args)
+    run_args = list(args.run_args)
     start_file_log(folder / "logs", "supervise.log")
     if args.state:  # the show keeps its state (and beats) in the same folder
         run_args = ["--state", str(folder), *run_args]
@@ -265,9 +265,11 @@ def cmd_supervise(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any) -> None:
-    p = sub.add_parser("supervise", help="run a show and restart it whenever it dies or hangs")
+    p = sub.add_parser("supervise", help="run a show and restart it whenever it dies or hangs",
+                       usage="installation supervise [options] [SHOW] [-- run flags]")
     p.add_argument("show", nargs="?", default=None)
-    p.add_argument("run_args", nargs=argparse.REMAINDER, help="passed to `installation run` (after --)")
+    # after `--`: the show's own flags, passed to `installation run` (cli.main splits them off)
+    p.set_defaults(run_args=[])
     p.add_argument("--state", type=Path, help="folder for the heartbeat, status and log (default: the show's)")
     p.add_argument("--heartbeat", type=Path, help="the heartbeat file the show writes (default: in --state)")
     p.add_argument("--hang-s", type=float, default=60.0, help="restart when the heartbeat is this old (60)")
