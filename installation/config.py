@@ -46,6 +46,9 @@ class ModelConfig(_Strict):
     # frames in flight on the CPU: "auto" is 2 where there are 2+ cores (each session then gets half of
     # them), 1 on a GPU, with --lockstep, chained models or a crossfade. 1: the lowest latency per frame.
     workers: Literal["auto"] | Annotated[int, Field(ge=1, le=8)] = "auto"
+    # who runs the graph: "onnx" (ONNX Runtime), "torch" (PyTorch on CUDA: the GPU frame path), "auto"
+    # (INSTALLATION_BACKEND if set, else onnx)
+    backend: Literal["auto", "onnx", "torch"] = "auto"
 
 
 class RenderConfig(_Strict):

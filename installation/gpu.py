@@ -8,7 +8,7 @@ cuda-bindings are imported inside functions: `import installation.gpu` costs not
 
 The torch backend runs the model folder's own ONNX graph (OnnxModule below interprets the ops a
 pix2pix generator exports to), so every model a show can play, ours or another trainer's, runs here
-without its training code; a checkpoint of `installation train` loads directly too (from_checkpoint).
+without its training code (export a checkpoint of `installation train` first).
 """
 
 from __future__ import annotations
@@ -229,15 +229,6 @@ class TorchBackend:
         if card.layout != "NCHW":
             raise UserError("the torch backend runs NCHW models", file=onnx_path, expected="backend onnx")
         return cls(OnnxModule.load(onnx_path), card.size, **kw)
-
-    @classmethod
-    def from_checkpoint(cls, path: Path, **kw: Any) -> TorchBackend:
-        """A checkpoint of `installation train`: its generator, rebuilt from the arch it stores."""
-        from .training.train import build_generator, load_checkpoint
-
-        ckpt = load_checkpoint(path)
-        size = int(ckpt["size"])
-        return cls(build_generator(ckpt, path), (size, size), **kw)
 
     def run_tensor(self, x: Any) -> Any:
         """1x3xHxW on the device (any float dtype) -> the model's output on the device. The result is

@@ -72,6 +72,7 @@ def counters(show: Show) -> dict[str, Any]:
         "model": show.model.name if show.model is not None else None,
         "model_error": show.model_error or None,
         "model_retries": c["model_retries"],
+        "segment_failures": getattr(show.segmenter, "failures", 0),
         "rss_mb": round(rss_mb(), 1),
     }
 

@@ -12,6 +12,7 @@ import os
 import threading
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -134,6 +135,25 @@ def infer_card(onnx_path: Path, default_size: int = 256) -> ModelCard:
                      inferred=True, description="card inferred from the ONNX graph")
 
 
+def looks_like_path(name: str) -> bool:
+    """A model named by path ("models/blue", "./x.onnx") rather than by a bare name ("blue")."""
+    return "/" in name or name.endswith(".onnx") or name in (".", "..")
+
+
+def find_model(name: str, base: Path, dirs: Sequence[Path]) -> Path:
+    """One rule for every model a show names (its file, /model/select): a path is relative to `base`
+    (the show file's folder); a bare name is a model folder NAME/ or a NAME.onnx in the first of
+    `dirs` that has one. Raises UserError saying where it looked."""
+    if looks_like_path(name):
+        return Path(name) if Path(name).is_absolute() else (base / name).resolve()
+    for d in dirs:
+        for cand in (d / name, d / f"{name}.onnx"):
+            if (cand / "model.onnx").is_file() or cand.is_file():
+                return cand
+    raise UserError(f"no model named {name!r}", expected=f"a folder {name}/ with model.onnx, or {name}.onnx, in "
+                    + " or ".join(str(d) for d in dirs) + f"; or a path relative to {base}")
+
+
 def resolve_model(path: str | Path) -> tuple[Path, ModelCard]:
     """(onnx file, card) for a model folder or a bare .onnx file. Raises UserError."""
     p = Path(path)
@@ -201,7 +221,9 @@ class OnnxBackend:
         # Idle pool threads must sleep, not spin: on a small CPU the spinning stole the cores that
         # the GL rasterizer and the preprocessing thread needed (see docs/performance.md).
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.log_severity_level = 3
+        # fatal only: ORT would print its own error line on every failing run, while the show raises it
+        # and logs it once (Stats.fault)
+        so.log_severity_level = 4
         try:
             self.session = ort.InferenceSession(str(onnx_path), sess_options=so, providers=opts)
         except Exception as e:
@@ -213,7 +235,7 @@ class OnnxBackend:
         self.output_name = self.session.get_outputs()[0].name
         self.input_dtype = np.float16 if "float16" in inp.type else np.float32
         # On a GPU provider the output stays on the device between runs (IO binding), so a run moves
-        # only the input up and the picture down, and run_device() moves nothing at all.
+        # only the input up and the picture down.
         self.on_gpu = self.providers[0] in PROVIDER_ORDER[:2]
         self._binding: Any = self.session.io_binding() if self.on_gpu else None
 
@@ -230,22 +252,6 @@ class OnnxBackend:
         if self.card.layout == "NHWC":
             y = y.transpose(0, 3, 1, 2)
         return y
-
-    def run_device(self, x: Any, out: Any) -> Any:
-        """GPU in, GPU out: x and out are contiguous CUDA tensors (torch) of the model's NCHW shapes and
-        dtype; ONNX Runtime reads and writes them in place. Returns out."""
-        if self._binding is None:
-            raise RuntimeError("run_device needs a CUDA or TensorRT provider")
-        import torch
-
-        b = self._binding
-        torch.cuda.current_stream().synchronize()  # ORT runs on its own stream: x must be written first
-        for name, t in ((self.input_name, x), (self.output_name, out)):
-            bind = b.bind_input if name == self.input_name else b.bind_output
-            bind(name, device_type="cuda", device_id=t.device.index or 0, element_type=self.input_dtype,
-                 shape=tuple(t.shape), buffer_ptr=t.data_ptr())
-        self.session.run_with_iobinding(b)  # returns once the outputs are written
-        return out
 
 
 class Model:
@@ -352,6 +358,22 @@ def load_model(path: str | Path, providers: list[str] | str | None = None,
     log.info("model %s: %dx%d via %s%s", card.name, card.size[1], card.size[0], ",".join(ob.providers),
              f", {workers} workers" if workers > 1 else "")
     return Model(onnx_path, card, ob, parallel=workers if ob.providers[0] == "CPUExecutionProvider" else 1)
+
+
+def show_backend(setting: str, file: Path | None) -> str | None:
+    """A show's `[model] backend` as load_model's argument (None: "auto", the environment or onnx).
+    "torch" is the GPU frame path: without CUDA it is a mistake in the show, named here, not a slow
+    surprise on the opening night."""
+    if setting == "auto":
+        return None
+    if setting == "torch":
+        from .gpu import cuda_status
+
+        ok, why = cuda_status()
+        if not ok:
+            raise UserError(f"backend torch runs on a CUDA GPU, and here {why}", file=file, key="model.backend",
+                            expected='"onnx" or "auto" on a machine without CUDA')
+    return setting
 
 
 def plan_for_rate(model: Model, source_fps: float) -> tuple[int, float | None]:

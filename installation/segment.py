@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -27,7 +28,10 @@ from .params import Param
 
 log = logging.getLogger("installation.segment")
 
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models" / "segmenters"
+# INSTALLATION_SEGMENTERS_DIR points every user of the selfie models (the show, `segment`, the dataset
+# builder) at another folder: a machine where they live elsewhere, or a test of their absence
+DEFAULT_MODELS_DIR = Path(os.environ.get("INSTALLATION_SEGMENTERS_DIR")
+                          or Path(__file__).resolve().parent.parent / "models" / "segmenters")
 SELFIE_MODELS = {
     "square": "selfie_segmentation.tflite",  # 256x256 input
     "landscape": "selfie_segmentation_landscape.tflite",  # 144x256 input
@@ -411,13 +415,16 @@ class SegmentWorker:
     submit() hands a frame over through a LatestSlot (never blocks; a frame the worker had no time for
     is replaced by the newer one); latest() returns the newest mask, at the segmentation's resolution
     (seg/scale of the submitted frame's, same aspect), with that frame's index. A segmenter that
-    raises leaves the previous mask in place.
+    raises leaves the previous mask in place; each failure goes to `on_fault` (the show's Stats.fault:
+    HUD, stats and health counters), or without one is logged once per distinct message.
     The caller must not write into a submitted picture afterwards (frames are never modified in place).
     """
 
-    def __init__(self, models_dir: str | Path = DEFAULT_MODELS_DIR,
-                 factory: SegmenterFactory = make_segmenter, name: str = "segment") -> None:
-        self.models_dir = Path(models_dir)
+    def __init__(self, models_dir: str | Path | None = None,
+                 factory: SegmenterFactory = make_segmenter, name: str = "segment",
+                 on_fault: Callable[[str, str, BaseException], None] | None = None) -> None:
+        self.models_dir = Path(DEFAULT_MODELS_DIR if models_dir is None else models_dir)
+        self._on_fault = on_fault
         self._factory = factory
         self._slot: LatestSlot[tuple[int, np.ndarray, Mapping[str, Any]]] = LatestSlot(name)
         self._cond = threading.Condition()
@@ -512,7 +519,9 @@ class SegmentWorker:
             self.failures += 1
             msg = f"{type(e).__name__}: {e}"
             self.last_error = msg
-            if msg not in self._seen_errors:
+            if self._on_fault is not None:
+                self._on_fault("segment", f"mode {_v(values, P_MODE)}: {msg}", e)
+            elif msg not in self._seen_errors:
                 self._seen_errors.add(msg)
                 log.error("segmentation failed (mode %s), keeping the previous mask: %s",
                           _v(values, P_MODE), msg)

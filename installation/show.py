@@ -33,7 +33,16 @@ from .config import ShowConfig, load_show
 from .errors import UserError
 from .frames import EndOfStream, Frame, LatestSlot, SlotClosed
 from .health import counters as health_counters
-from .models import Model, choose_providers, load_for_rate, load_model, plan_for_rate, plan_workers
+from .models import (
+    Model,
+    choose_providers,
+    find_model,
+    load_for_rate,
+    load_model,
+    plan_for_rate,
+    plan_workers,
+    show_backend,
+)
 from .params import Param, ParamStore, Registry, Snapshot, default_registry
 from .preprocess import Chain, ChainState
 from .render import Layers, Recorder, Renderer, finish
@@ -43,6 +52,8 @@ from .stillness import StillnessGate
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 log = logging.getLogger("installation.show")
+
+_LATE = object()  # a frame finished after a newer one: dropped so the screen never steps back
 
 HOLD_AFTER_S = 0.5  # headless: with no fresh frame for this long, present the last picture again...
 HOLD_FPS = 5.0  # ...at this rate (counted as frames_held, apart from fresh frames_presented)
@@ -130,6 +141,7 @@ class Show:
         self._out_lock = threading.Lock()
         self._t_out = float("-inf")  # capture time of the newest frame whose output was finished
         self._chain_state = ChainState()  # the workers' shared temporal memory
+        self._incoming_state = ChainState()  # the incoming model's, during a crossfade
         self._prev_output: np.ndarray | None = None  # the newest output by capture time (set with _t_out)
         self._last: Result | None = None
         self._overlay: np.ndarray | None = None
@@ -138,11 +150,13 @@ class Show:
         self.snapshot: Snapshot = self.store.snapshot()
         self.overrides: dict[str, dict[str, Any]] = {}  # values laid over each snapshot, by owner (looks)
         self.model_wanted: Path | None = None  # a model dropped after failing, to load again (health.py)
+        self.backend: str | None = None  # [model] backend, None for "auto" (models.show_backend)
         self._model_failures = 0
 
     # ---- build -------------------------------------------------------------------------------
     def build(self) -> Show:
         cfg = self.cfg
+        self.backend = show_backend(cfg.model.backend, cfg.path)  # first: a show that can't run fails at once
         self.source = self.open_source()  # first: its frame rate decides how the model is run...
         self.load_initial_model()
         self.source.start()  # ...and it starts once the model is ready, so no frame is skipped meanwhile
@@ -156,7 +170,7 @@ class Show:
         self.snapshot = self.store.publish()
         from .segment import SegmentWorker
 
-        self.segmenter = SegmentWorker()
+        self.segmenter = SegmentWorker(on_fault=lambda kind, msg, e: self.stats.fault(kind, msg, exc=e))
         self.display = self.open_display()
         self.renderer = Renderer(self.display.ctx, cfg.render.content_size)
         self.display.on_key = self.on_key
@@ -179,7 +193,7 @@ class Show:
         """Load a model for this show: its providers, and as many frames in flight as the source's rate
         needs (models.load_for_rate); one for chained models and with --lockstep."""
         setting = 1 if (self.opts.lockstep or self.cfg.model.then) else self.cfg.model.workers
-        return load_for_rate(path, self.cfg.model.providers, setting, self.source_rate())
+        return load_for_rate(path, self.cfg.model.providers, setting, self.source_rate(), backend=self.backend)
 
     def source_rate(self) -> float | None:
         """Frames a second the source delivers; None when it is read as fast as the loop can."""
@@ -243,7 +257,7 @@ class Show:
             try:
                 result = self.process(frame, snap, self._chain_state, self._prev_output)
             except Exception as e:  # a picture must stay up: count it, log it once, go on
-                self.stats.fault("inference", f"{type(e).__name__}: {e}")
+                self.stats.fault("inference", f"{type(e).__name__}: {e}", exc=e)
                 continue
             if result is None:
                 continue  # finished after a newer frame: dropped
@@ -263,6 +277,10 @@ class Show:
         chain = self.chain or Chain.from_spec("plain", (self.cfg.render.content_size,) * 2)
         st = self.stats
         model = self.model
+        # read once: the main thread may start or finish a swap while this frame is in flight
+        incoming, incoming_state = self.incoming, self._incoming_state
+        gpu = None
+        output = model_input = output_b = None
         with self._pre_lock:  # steps that remember the last frame: in the order frames were taken
             mask = self.segment(frame, snap)
             image = frame.image
@@ -271,57 +289,94 @@ class Show:
                 return chain.view(image, snap, mask)
 
             lazy = {"view": view, "has_mask": mask is not None}
-            if model is not None and self.incoming is None and not self.stages:
+            if model is not None and incoming is None and not self.stages:
                 from .gpu import gpu_path_for
 
                 gpu = gpu_path_for(model)  # torch on CUDA: preprocess + infer on the GPU, output stays there
-                if gpu is not None:
-                    with st.time("infer"):
-                        output = gpu.process(frame.image, snap, state)
-                    st.count("frames_inferred")
-                    return Result(frame, Layers(output=output, **lazy), t_ready=time.monotonic())
-            output = model_input = output_b = None
-            if model is not None:
+            if model is not None and gpu is None:
                 with st.time("preprocess"):
-                    model_input, _ = chain.apply_live(frame.image, snap, state, mask, prev_output)
-                if (prev_output is not None and self.incoming is None
+                    model_input, _ = chain.apply_live(image, snap, state, mask, prev_output)
+                if (prev_output is not None and incoming is None
                         and self.still.still(model_input, float(snap["model/skip_still"]), key=model)):
                     st.count("frames_still")
                     return Result(frame, Layers(output=prev_output, model_input=model_input, **lazy),
                                   fresh=False, t_ready=time.monotonic())
         if model is not None:
-            failure: Exception | None = None
-            try:
-                with st.time("infer"):
-                    output = model.infer(model_input)
-                    stage_mask = view()[1] if self.stages and mask is not None else None  # aligned with output
-                    for i, stage in enumerate(self.stages):
-                        output = self._run_stage(stage, output, snap, state.of(1000 + i), stage_mask)
-            except Exception as e:
-                failure = e
-            with self._out_lock:  # the output's temporal step, in capture order
-                if failure is not None:
-                    st.fault("model", f"{type(failure).__name__}: {failure}")
-                    output = None if self.drop_failing_model(model, failure) else prev_output
-                else:
-                    if frame.t_capture < self._t_out:
-                        st.count("frames_late")
-                        return None
-                    self._t_out = frame.t_capture
-                    output = self._prev_output = chain.apply_output(output, snap, state)
-                    st.count("frames_inferred")
-                    self._model_failures = 0
-        incoming = self.incoming
+            infer: Callable[[], Any]
+            finish: Callable[[Any], Any]
+            if gpu is not None:  # a GPU model runs one frame at a time (Model.parallel 1): no lock needed
+                def infer() -> Any:
+                    return gpu.process(image, snap, state)
+
+                def finish(y: Any) -> Any:
+                    return y  # the GPU path did the output step on the device
+            else:
+                def infer() -> Any:
+                    return self._infer_cpu(model, model_input, snap, state, mask, view)
+
+                def finish(y: Any) -> Any:
+                    return chain.apply_output(y, snap, state)
+            output = self._run_model(model, frame, infer, finish, prev_output)
+            if output is _LATE:
+                return None
         if incoming is not None:
-            try:
-                with st.time("infer_incoming"), self._pre_lock:
-                    values = {**snap, **incoming.card.chain.param_values()}
-                    x, _ = incoming.card.chain.apply_live(frame.image, values, state.of(2000), mask)
-                    output_b = incoming.infer(x)
-            except Exception as e:
-                st.fault("model", f"incoming {incoming.name}: {type(e).__name__}: {e}")
+            output_b = self._infer_incoming(incoming, incoming_state, frame, snap, mask)
         return Result(frame, Layers(output=output, model_input=model_input, output_b=output_b, **lazy),
                       fresh=output is not None, t_ready=time.monotonic())
+
+    def _infer_cpu(self, model: Model, x: np.ndarray, snap: Snapshot, state: ChainState,
+                   mask: np.ndarray | None, view: Callable[[], tuple[np.ndarray, np.ndarray | None]]) -> np.ndarray:
+        output = model.infer(x)
+        stage_mask = view()[1] if self.stages and mask is not None else None  # aligned with output
+        for i, stage in enumerate(self.stages):
+            output = self._run_stage(stage, output, snap, state.of(1000 + i), stage_mask)
+        return output
+
+    def _run_model(self, model: Model, frame: Frame, infer: Callable[[], Any], finish: Callable[[Any], Any],
+                   prev_output: np.ndarray | None) -> Any:
+        """The one fault handling every inference path goes through (CPU, chained, GPU): a failure is
+        counted and its traceback logged the first time, the last picture stays up, and a model that
+        keeps failing is dropped for health.ModelRetry. _LATE when a newer frame finished first."""
+        st = self.stats
+        failure: Exception | None = None
+        output = None
+        try:
+            with st.time("infer"):
+                output = infer()
+        except Exception as e:
+            failure = e
+        with self._out_lock:  # the output's temporal step, in capture order
+            if failure is None:
+                if frame.t_capture < self._t_out:
+                    st.count("frames_late")
+                    return _LATE
+                try:
+                    output = finish(output)
+                except Exception as e:
+                    failure = e
+            if failure is not None:
+                st.fault("model", f"{type(failure).__name__}: {failure}", exc=failure)
+                return None if self.drop_failing_model(model, failure) else prev_output
+            self._t_out = frame.t_capture
+            if isinstance(output, np.ndarray):  # a GPU picture stays on the device, never fed back
+                self._prev_output = output
+            st.count("frames_inferred")
+            self._model_failures = 0
+            return output
+
+    def _infer_incoming(self, incoming: Model, state: ChainState, frame: Frame, snap: Snapshot,
+                        mask: np.ndarray | None) -> np.ndarray | None:
+        """The incoming model's picture during a crossfade, through its own card's chain and its own
+        temporal memory (the playing model's would mix two chains' steps)."""
+        st = self.stats
+        try:
+            with st.time("infer_incoming"), self._pre_lock:
+                values = {**snap, **incoming.card.chain.param_values()}
+                x, _ = incoming.card.chain.apply_live(frame.image, values, state, mask)
+                return incoming.infer(x)
+        except Exception as e:
+            st.fault("model", f"incoming {incoming.name}: {type(e).__name__}: {e}", exc=e)
+            return None
 
     def drop_failing_model(self, model: Model, e: Exception) -> bool:
         """After a few failures in a row, stop using a model: the camera picture shows through the
@@ -338,6 +393,7 @@ class Show:
     def adopt_model(self, model: Model) -> None:
         """Take a model at once (a retried load): nothing to fade from. The show file's values for the
         model's preprocessing still win over the card's, as at build()."""
+        self._incoming_state = ChainState()
         self.incoming = model
         self._finish_swap()
         mine = {**self.cfg.params, **self.opts.extra_params}
@@ -455,21 +511,41 @@ class Show:
         if self.incoming is not None and self.crossfade() >= 1.0:
             self._finish_swap()
 
+    def model_dirs(self) -> list[Path]:
+        """Where a model's bare name is looked up, first match wins: the show's models folder (the one
+        holding its configured model, else models/ beside the show file), then the installed models."""
+        dirs = []
+        if self.cfg.model.path is not None:
+            dirs.append(Path(self.cfg.model.path).parent)
+        if self.cfg.path is not None:
+            dirs.append(Path(self.cfg.path).parent / "models")
+        dirs.append(MODELS_DIR)
+        return list(dict.fromkeys(d.resolve() for d in dirs))
+
     def _load_incoming(self, name: str) -> None:
-        path = Path(name) if ("/" in name or name.endswith(".onnx")) else MODELS_DIR / name
+        base = Path(self.cfg.path).parent if self.cfg.path is not None else Path.cwd()
         try:
-            model = self.open_model(path)
+            model = self.open_model(find_model(name, base, self.model_dirs()))
         except Exception as e:  # a failed swap keeps the model that was running
             msg = e.render() if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
             self.stats.fault("model", f"swap to {name!r} failed: {msg}")
-            self.inbox.put(lambda show: setattr(show, "model_error", f"swap to {name!r} failed: {msg}"))
+
+            def failed(show: Show) -> None:
+                show.model_error = f"swap to {name!r} failed: {msg}"
+                show._swap_name = ""
+                if show.store.target("model/select") == name:
+                    # cleared, so selecting the same name again is a change and retries the load
+                    show.store.set("model/select", "", source="model")
+
+            self.inbox.put(failed)
             return
+
         def start(show: Show) -> None:
+            show._incoming_state = ChainState()  # before incoming: a worker that sees one sees both
+            show.incoming = model
             if show.model is None:  # nothing to fade from: take it at once
-                show.incoming = model
                 show._finish_swap()
                 return
-            show.incoming = model
             show._swap_t0 = time.monotonic()
         self.inbox.put(start)
 
@@ -482,6 +558,7 @@ class Show:
     def _finish_swap(self) -> None:
         model, self.incoming = self.incoming, None
         assert model is not None
+        self._chain_state = self._incoming_state  # the temporal memory that went with the model faded in
         self.model, self.chain, self.stages, self.model_error = model, model.card.chain, [], ""
         for name, v in model.card.chain.param_values().items():
             self.store.set(name, v, source="model")

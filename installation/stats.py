@@ -1,7 +1,8 @@
 """Per-stage timings, latency percentiles and health counters.
 
 Times are kept in bounded rings (the last few thousand samples), so a show that runs for weeks reports
-recent behaviour with constant memory. Faults are counted and logged once per distinct message.
+recent behaviour with constant memory. Faults are counted and logged once per distinct message (with the
+traceback, when an exception caused it).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .errors import UserError
 
 log = logging.getLogger("installation")
 
@@ -64,8 +67,10 @@ class Stats:
         with self._lock:
             self.counters[name] += n
 
-    def fault(self, kind: str, message: str) -> None:
-        """A runtime fault: counted always, logged the first time each distinct message appears."""
+    def fault(self, kind: str, message: str, exc: BaseException | None = None) -> None:
+        """A runtime fault: counted always, logged the first time each distinct message appears, with
+        the exception's traceback when there is one (a code bug and a broken model then look different
+        in the log, and a fault on every frame still logs once)."""
         with self._lock:
             self.faults[kind] += 1
             self.last_fault = f"{kind}: {message}"
@@ -73,7 +78,9 @@ class Stats:
             if first and len(self._seen) < 1000:
                 self._seen.add((kind, message))
         if first:
-            log.warning("%s fault: %s", kind, message)
+            # a mistake the user can fix (a missing file) says so in its message; a traceback would bury it
+            tb = exc if exc is not None and not isinstance(exc, UserError) else None
+            log.warning("%s fault: %s", kind, message, exc_info=tb)
 
     def presented(self, t_capture: float, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now

@@ -317,6 +317,28 @@ def test_a_failed_swap_keeps_the_running_model(tmp_path: Path) -> None:
     assert show.model is marks["model"]
 
 
+def test_a_missing_selfie_model_reaches_the_hud_the_stats_and_the_health_counters(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from installation import segment
+    from installation.health import counters
+
+    monkeypatch.setattr(segment, "DEFAULT_MODELS_DIR", tmp_path / "nothing-fetched")
+    show = build(show_file(tmp_path, model=make_model_folder(tmp_path / "m"), extra='[params]\n"seg/mode" = "selfie"'))
+    marks: dict[str, Any] = {}
+
+    def look(s: Show) -> None:
+        marks["hud"] = "\n".join(s.hud_text())
+        marks["health"] = counters(s)
+
+    script = Script([("segmentation failed a few times",
+                      lambda s: s.segmenter.failures >= 5 and presented(s) >= 10, look)])
+    summary = play(show, script)
+    assert "segment" in marks["hud"] and "selfie segmentation model not found" in marks["hud"], marks["hud"]
+    assert marks["health"]["faults"]["segment"] >= 5 and marks["health"]["segment_failures"] >= 5
+    assert summary["faults"]["segment"] >= 5
+    assert summary["counters"]["frames_inferred"] > 0, "the model still runs, without a mask"
+
+
 # ---- shaders ------------------------------------------------------------------------------------
 
 def test_broken_shader_on_reload_keeps_the_last_good_program(tmp_path: Path) -> None:

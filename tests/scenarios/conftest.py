@@ -153,3 +153,23 @@ def mean_rgb(frame_bgr: np.ndarray) -> np.ndarray:
 @pytest.fixture
 def scenario_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+def wait_presenting(tmp_path: Path, show: Path, proc: subprocess.Popen[str] | None = None,
+                    timeout: float = 60.0) -> Path:
+    """Wait until a show started with start_cli presents pictures: its heartbeat file (written at the
+    first picture, in the state folder cli_env gives it) exists. Returns the heartbeat's path."""
+    import tomllib
+
+    from installation.state import safe_name
+
+    name = tomllib.loads(Path(show).read_text()).get("name") or Path(show).stem
+    beat = tmp_path / "state-root" / safe_name(name) / "heartbeat.json"
+    t_end = time.monotonic() + timeout
+    while not beat.is_file():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the show ended before presenting: {proc.communicate()[1][-3000:]}")
+        if time.monotonic() > t_end:
+            raise AssertionError(f"no picture within {timeout} s (no {beat})")
+        time.sleep(0.1)
+    return beat
