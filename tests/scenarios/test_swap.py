@@ -10,7 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from tests.conftest import small_show
-from tests.scenarios.conftest import flat_model, frames_of, free_udp_port, osc_send, start_cli, wait_presenting
+from tests.scenarios.conftest import (
+    flat_model,
+    frames_of,
+    free_udp_port,
+    osc_send,
+    run_cli,
+    start_cli,
+    wait_presenting,
+)
 
 RED, BLUE = (230, 20, 20), (20, 20, 230)
 
@@ -111,3 +119,23 @@ def test_model_select_finds_names_in_the_shows_models_folder_and_retries_a_faile
     assert s["model"] == "green" and s["counters"]["model_swaps"] == 2
     assert s["faults"] == {"model": 1}, s["faults"]  # the one failed swap, named in the log:
     assert "no model named 'green'" in err and str(tmp_path / "models") in err
+
+
+def test_backend_torch_without_cuda_is_a_mistake_named_in_the_show(tmp_path: Path) -> None:
+    import pytest
+
+    from installation.gpu import cuda_status
+
+    if cuda_status()[0]:
+        pytest.skip("this machine has CUDA: backend torch plays here")
+    show = small_show(tmp_path, model=flat_model(tmp_path / "models" / "red", RED), tail="")
+    show.write_text(show.read_text().replace("[model]\n", '[model]\nbackend = "torch"\n'))
+    r = run_cli(["rehearse", show, "--headless", "--seconds", 1], tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert f"{show}: model.backend: backend torch runs on a CUDA GPU" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    show.write_text(show.read_text().replace('backend = "torch"', 'backend = "onnx"'))
+    out = tmp_path / "out.mp4"
+    r = run_cli(["rehearse", show, "--headless", "--frames", 5, "--record", out], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert classify(frames_of(out))[-1] == "r"
