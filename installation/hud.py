@@ -9,16 +9,22 @@ import cv2
 import numpy as np
 
 LINE_PX = 20
-WIDTH_PX = 560
+PAD_PX = 8  # backdrop around the text: enough to read light letters over a light picture
+MAX_CHARS = 80  # a longer line (a compiler message, a path) is cut rather than widening the panel off screen
+FONT, SCALE, THICKNESS = cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1
 
 
-def overlay(lines: list[str], width: int = WIDTH_PX) -> np.ndarray:
-    """Text lines on a translucent dark panel, HxWx4 uint8 (picture convention)."""
-    h = LINE_PX * len(lines) + 10
-    img = np.zeros((h, width, 4), np.uint8)
+def overlay(lines: list[str]) -> np.ndarray:
+    """Text lines on a translucent dark panel as wide as the longest line, HxWx4 uint8 (picture
+    convention). The panel covers only the text: the picture around it is the show."""
+    shown = [line[:MAX_CHARS] for line in lines]
+    widths = [cv2.getTextSize(line, FONT, SCALE, THICKNESS)[0][0] for line in shown]
+    w = max(widths, default=0) + 2 * PAD_PX
+    h = LINE_PX * len(shown) + 10
+    img = np.zeros((h, w, 4), np.uint8)
     img[:, :, 3] = 170
-    for i, line in enumerate(lines):
+    for i, line in enumerate(shown):
         warn = line.startswith("!")
         colour = (255, 120, 90, 255) if warn else (235, 235, 235, 255)
-        cv2.putText(img, line[:80], (8, 18 + i * LINE_PX), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+        cv2.putText(img, line, (PAD_PX, 18 + i * LINE_PX), FONT, SCALE, colour, THICKNESS, cv2.LINE_AA)
     return img

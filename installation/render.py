@@ -26,6 +26,12 @@ from .params import Param
 log = logging.getLogger(__name__)
 
 SHADER_DIR = Path(__file__).resolve().parent.parent / "shaders"
+SHADER_DIR_ENV = "INSTALLATION_SHADER_DIR"  # another folder of shaders: a look of one's own, or a test's copy
+
+
+def shader_dir() -> Path:
+    """Where the programs come from: $INSTALLATION_SHADER_DIR when set, else the repository's shaders/."""
+    return Path(os.environ.get(SHADER_DIR_ENV) or SHADER_DIR)
 COMPOSITE_MODES = ("output", "person", "background", "blend", "camera")
 
 
@@ -45,9 +51,13 @@ PARAMS: list[Param] = [
     _p("display/rotate", "choice", "0", choices=("0", "90", "180", "270"), desc="rotate clockwise", unit="deg"),
     _p("display/mirror_x", "bool", False, desc="mirror left-right (rear projection)"),
     _p("display/mirror_y", "bool", False, desc="mirror top-bottom (ceiling mount)"),
-    *[_p(f"display/{c}_{a}", "float", 0.0, -0.5, 0.5, f"corner pin: move the {c.upper()} corner along {a}",
+    *[_p(f"display/{c}_{a}", "float", 0.0, -0.5, 0.5,
+         f"corner pin: move the picture's {c.upper()} corner along {a} "
+         f"({'+ right, in screen widths' if a == 'x' else '+ down, in screen heights'})",
          unit="screen") for c in ("tl", "tr", "br", "bl") for a in ("x", "y")],
-    _p("display/gamma", "float", 1.0, 0.2, 5.0, "projector gamma correction", smoothing_s=0.1),
+    _p("display/gamma", "float", 1.0, 0.2, 5.0,
+       "projector gamma correction: above 1 brightens the mid-tones, below 1 darkens them (out = in^(1/gamma))",
+       smoothing_s=0.1),
     _p("colour/brightness", "float", 1.0, 0, 2, "brightness multiplier", smoothing_s=0.1),
     _p("colour/contrast", "float", 1.0, 0, 3, "contrast around mid-grey", smoothing_s=0.1),
     _p("colour/saturation", "float", 1.0, 0, 3, "0: grey, 1: as is", smoothing_s=0.1),
@@ -130,10 +140,10 @@ class ShaderSet:
     message in `errors` for the HUD. At start a broken program is an error (nothing to fall back on).
     """
 
-    def __init__(self, ctx: Any, directory: Path = SHADER_DIR,
+    def __init__(self, ctx: Any, directory: Path | None = None,
                  programs: dict[str, tuple[str, str]] | None = None) -> None:
         self.ctx = ctx
-        self.dir = Path(directory)
+        self.dir = Path(directory) if directory is not None else shader_dir()
         # (vertex, fragment[, #defines]). The monitor view and the colour grade are programs of their
         # own, not uniform branches: llvmpipe runs both sides of a branch, and the monitor's four
         # texture reads doubled the present pass's cost on a 2-core CPU even while the monitor was off.
@@ -172,8 +182,9 @@ class ShaderSet:
             prog = self.ctx.program(vertex_shader=vert, fragment_shader=self._defines(name, frag))
         except Exception as e:  # moderngl raises plain Exception with the compiler log
             msg = f"{name}: {str(e).strip()}"
-            if initial and name not in self.programs:
-                raise RuntimeError(f"shader {msg}") from None
+            if initial and name not in self.programs:  # nothing to fall back on: say which file and why
+                raise UserError(f"the {name} shader does not compile: {_first_complaint(str(e))}",
+                                file=" + ".join(str(f) for f in files)) from None
             self.errors[name] = msg
             log.error("shader reload failed, keeping the last good program: %s", msg)
             return False
@@ -215,6 +226,13 @@ class ShaderSet:
 
     def draw(self, name: str) -> None:
         self.vaos[name].render(mode=self.ctx.TRIANGLE_STRIP, vertices=4)
+
+
+def _first_complaint(log_text: str) -> str:
+    """The compiler's first error line (what to fix, and where), or its whole message when none is."""
+    lines = [ln.strip() for ln in log_text.splitlines() if ln.strip()]
+    return next((ln for ln in lines if "error" in ln.lower() and ln.lower() != "glsl compiler failed"),
+                " ".join(lines) or "no message")
 
 
 class Texture:
@@ -318,7 +336,7 @@ class Layers:
 class Renderer:
     """The three passes: composite (content, square) -> present (screen) -> HUD."""
 
-    def __init__(self, ctx: Any, content_size: int = 720, shader_dir: Path = SHADER_DIR) -> None:
+    def __init__(self, ctx: Any, content_size: int = 720, shader_dir: Path | None = None) -> None:
         self.ctx = ctx
         self.shaders = ShaderSet(ctx, shader_dir)
         self.content_size = content_size
@@ -492,7 +510,12 @@ class HeadlessDisplay:
     def __init__(self, size: tuple[int, int] = (1280, 720)) -> None:
         import moderngl
 
-        self.ctx = moderngl.create_standalone_context(backend="egl")
+        try:
+            self.ctx = moderngl.create_standalone_context(backend="egl")
+        except Exception as e:  # moderngl raises a bare Exception (no device, no driver, eglInitialize failed)
+            raise UserError(f"can't render offscreen: no EGL context ({str(e).strip() or type(e).__name__})",
+                            expected="Mesa's EGL and GL drivers (apt-get install libegl1 libgl1-mesa-dri), "
+                                     "or a GPU driver with EGL") from None
         self.size = size
         self._colour = self.ctx.renderbuffer(size, 3)
         self.fbo = self.ctx.framebuffer(color_attachments=[self._colour])

@@ -596,6 +596,10 @@ class Show:
                          f"via {self.model.backend.providers[0].replace('ExecutionProvider', '')}")
         if self.model_error:
             lines.append("! " + self.model_error)
+        if src is not None:  # what the camera really delivers, and how often it had to be reopened
+            shape = self._last.frame.image.shape if self._last is not None else None
+            size = f"{shape[1]}x{shape[0]}" if shape is not None else "no frame yet"
+            lines.append(f"source {src.name} {size}  reconnects {getattr(src, 'reconnects', 0)}")
         if src is not None and not src.connected:
             lines.append(f"! source {src.name}: {src.last_error or 'connecting'}")
         for err in (self.renderer.shaders.errors.values() if self.renderer else ()):
