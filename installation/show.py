@@ -618,6 +618,7 @@ class Show:
 
     def view(self, result: Result | None) -> None:
         """Draw the newest result (or redraw the last one) and present it."""
+        first = self._last is None  # freeze holds the picture shown: with none yet, the first one is let through
         if result is not None:
             self._last = result
         snap = self.snapshot
@@ -628,7 +629,7 @@ class Show:
         if hud_on and now - self._t_overlay > 0.25:
             self._overlay = hud.overlay(self.hud_text())
             self._t_overlay = now
-        fresh = result is not None and not snap["show/freeze"]
+        fresh = result is not None and (first or not snap["show/freeze"])
         with st.time("draw"):
             if fresh:
                 assert result is not None

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import frames_of
+
 pytestmark = pytest.mark.skipif(not shutil.which("Xvfb") or not shutil.which("xdotool"),
                                 reason="needs Debian's xvfb and xdotool (scripts/setup.sh installs them)")
 
@@ -93,3 +95,38 @@ def test_fullscreen_window_and_keys(tmp_path: Path, xserver: str):
     assert child.returncode == 0, err
     last = json.loads(out.strip().splitlines()[-1])
     assert last["done"] and last["frames"] > 0
+
+
+def test_a_resized_window_s_pictures_are_reported_as_rejected_by_the_recording(tmp_path: Path, xserver: str):
+    """The recording keeps the size the window had when it started; after a resize the pictures are of
+    another size: the command says how many it could not record instead of counting them as written."""
+    show = tmp_path / "r.toml"
+    show.write_text('name = "r"\n[source]\nkind = "synthetic"\nwidth = 160\nheight = 90\n'
+                    '[render]\nfullscreen = false\nwidth = 320\nheight = 180\ncontent_size = 64\n'
+                    '[osc]\nenabled = false\n')
+    out, stats = tmp_path / "r.mp4", tmp_path / "r.json"
+    env = {**os.environ, "DISPLAY": xserver, "INSTALLATION_STATE_DIR": str(tmp_path / "state")}
+    env.pop("WAYLAND_DISPLAY", None)
+    child = subprocess.Popen([str(Path(sys.executable).parent / "installation"), "rehearse", str(show), "--window",
+                              "--seconds", "6", "--record", str(out), "--stats", str(stats)],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        # the caption exactly: pyglet's hidden shadow window is named after the program's path
+        while subprocess.run(["xdotool", "search", "--name", "^installation$"], env=env,
+                             capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline and child.poll() is None, "no window"
+            time.sleep(0.2)
+        time.sleep(1.0)
+        xdotool(xserver, "search", "--name", "^installation$", "windowsize", "400", "300")
+        text, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 0, err
+    s = json.loads(stats.read_text())
+    assert s["recorded_rejected"] > 0, s
+    assert f"{s['recorded_rejected']} pictures rejected" in text, text
+    frames = frames_of(out)
+    assert frames and all(f.shape == (180, 320, 3) for f in frames)
+    assert len(frames) == s["recorded_frames"]

@@ -314,3 +314,14 @@ def test_the_hud_says_the_cameras_frame_size_and_its_reconnects(tmp_path: Path,
     source_line = next(ln for ln in lines if "source" in ln and "reconnects" in ln)
     n = int(source_line.split("reconnects")[1].split()[0])
     assert n >= 1 and "no frame yet" in source_line, lines
+
+
+def test_freeze_from_the_start_holds_the_first_picture_not_black(tmp_path: Path) -> None:
+    clip = moving_clip(tmp_path / "moving.mp4", 30)
+    model = identity_model(tmp_path / "identity")
+    show = show_file(tmp_path, model)
+    frames = rehearse(tmp_path, show, "--lockstep", "--set", "show/freeze=true", "--set", "display/fit=stretch",
+                      clip=clip, frames=20)
+    assert frames[0].mean() > 30, "a picture is held, not the empty screen"
+    change = max(float(np.abs(frames[i].astype(int) - frames[i - 1]).mean()) for i in range(1, len(frames)))
+    assert change < 1.0, f"the held picture changed by {change:.1f} levels"
