@@ -10,7 +10,7 @@ import numpy as np
 
 LINE_PX = 20
 PAD_PX = 8  # backdrop around the text: enough to read light letters over a light picture
-MAX_CHARS = 80  # a longer line (a compiler message, a path) is cut rather than widening the panel off screen
+MAX_CHARS = 110  # a longer line (a compiler message, a path) is cut rather than widening the panel off screen
 FONT, SCALE, THICKNESS = cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1
 
 
