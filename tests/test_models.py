@@ -72,3 +72,34 @@ def test_bad_cards_name_file_and_key(tmp_path, bad, key):
 def test_provider_choice_always_ends_with_cpu():
     assert choose_providers("auto")[-1] == "CPUExecutionProvider"
     assert choose_providers(["cuda", "cpu"])[-1] == "CPUExecutionProvider"
+
+
+def test_a_model_name_is_looked_up_in_order_and_a_path_is_relative_to_the_show(tmp_path):
+    from installation.models import find_model
+
+    show_dir, installed = tmp_path / "show", tmp_path / "installed"
+    make_tiny_onnx(show_dir / "models" / "blue" / "model.onnx")
+    make_tiny_onnx(installed / "blue" / "model.onnx")
+    make_tiny_onnx(installed / "green.onnx")
+    dirs = [show_dir / "models", installed]
+    assert find_model("blue", show_dir, dirs) == show_dir / "models" / "blue", "the show's own folder first"
+    assert find_model("green", show_dir, dirs) == installed / "green.onnx", "then the installed models"
+    assert find_model("models/blue", show_dir, dirs) == show_dir / "models" / "blue"
+    assert find_model("../installed/green.onnx", show_dir, dirs) == installed / "green.onnx"
+    with pytest.raises(UserError) as e:
+        find_model("red", show_dir, dirs)
+    assert "no model named 'red'" in str(e.value) and str(installed) in str(e.value)
+
+
+def test_show_backend_auto_and_onnx_pass_torch_needs_cuda(tmp_path):
+    from installation.gpu import cuda_status
+    from installation.models import show_backend
+
+    assert show_backend("auto", None) is None
+    assert show_backend("onnx", None) == "onnx"
+    if cuda_status()[0]:
+        assert show_backend("torch", tmp_path / "s.toml") == "torch"
+    else:
+        with pytest.raises(UserError) as e:
+            show_backend("torch", tmp_path / "s.toml")
+        assert e.value.key == "model.backend" and "s.toml" in str(e.value)
