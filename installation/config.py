@@ -66,8 +66,26 @@ class OscConfig(_Strict):
     port: int = Field(9000, ge=0, le=65535)
     feedback: list[str] = Field(default_factory=list)  # "HOST:PORT" targets for mirrored values
     feedback_to_sender: bool = False
-    allow: list[str] = Field(default_factory=list)  # sender addresses; empty: anyone
+    # senders that may control the show (addresses or networks); empty: loopback and the private and
+    # link-local ranges; ["any"]: anyone. OSCQuery's HTTP follows the same rule.
+    allow: list[str] = Field(default_factory=list)
+    # /preset/save, /show/grab: None is on for `rehearse`, off for `run`; grabs need an explicit true
+    allow_writes: bool | None = None
     oscquery_port: int = Field(9002, ge=0, le=65535)  # 0: off
+
+    @field_validator("allow")
+    @classmethod
+    def _senders(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in v:
+            if item.strip().lower() == "any":
+                continue
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address, a network like 10.0.0.0/24, or \"any\"") from None
+        return v
 
     @field_validator("feedback")
     @classmethod
@@ -76,6 +94,20 @@ class OscConfig(_Strict):
             host, _, port = item.rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"{item!r} is not HOST:PORT")
+        return v
+
+
+class KeysConfig(_Strict):
+    # what keys need in a fullscreen `run` (a visitor may reach the keyboard): "ctrl+alt", "ctrl",
+    # "alt+shift", ... or "none" (plain keys, for a rehearsal machine)
+    modifier: str = "ctrl+alt"
+
+    @field_validator("modifier")
+    @classmethod
+    def _modifier(cls, v: str) -> str:
+        from .keys import parse_modifier
+
+        parse_modifier(v)
         return v
 
 
@@ -91,6 +123,7 @@ class ShowConfig(_Strict):
     render: RenderConfig = Field(default_factory=RenderConfig)
     osc: OscConfig = Field(default_factory=OscConfig)
     state: StateConfig = Field(default_factory=StateConfig)
+    keys: KeysConfig = Field(default_factory=KeysConfig)  # kiosk keys in a fullscreen `run`
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)  # opening hours, attract look
     health: HealthConfig = Field(default_factory=HealthConfig)  # heartbeat, model retry
     params: dict[str, Any] = Field(default_factory=dict)  # live parameter defaults: "pre/blur" = 2, or [params.pre]

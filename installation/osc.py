@@ -17,9 +17,10 @@ and at most one job per frame enters the inbox, so the main thread's work per fr
 number of addresses, not by the message rate. Bundles: every message of a bundle lands in the same frame;
 timetags are not waited for (python-osc's strict_timing=False, done here by parsing bundles ourselves).
 
-Bad input (unknown address, wrong type or count, NaN/inf, malformed datagrams, senders not on the
-allow-list) is dropped, counted per address and per reason, logged at most once a second per address
-(and at most 20 lines a second in all), and shown in the HUD. Numbers out of range are clamped.
+Bad input (unknown address, wrong type or count, NaN/inf, malformed datagrams) is dropped, counted per
+address and per reason, logged at most once a second per address (and at most 20 lines a second in all),
+and shown in the HUD. Numbers out of range are clamped. Senders outside the allow-list and protected
+writes the show doesn't allow are refused at the door (access.py): counted, named once, shown in the HUD.
 
 Feedback: every change, from any source (OSC, keys, presets, replay, the API), is mirrored on the same
 address to the feedback targets, at most once per address per frame, with bools as 0/1, choices as their
@@ -32,11 +33,12 @@ the store, which ignores unchanged values, ends the exchange.
 from __future__ import annotations
 
 import argparse
-import ipaddress
+import fcntl
 import logging
 import math
 import socket
 import socketserver
+import struct
 import threading
 import time
 from collections import Counter
@@ -50,7 +52,10 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_server import BlockingOSCUDPServer
 
+from .access import Gate, describe_allow, parse_allow
 from .errors import UserError
+from .feedback import FeedbackTargets, Resolver
+from .keys import help_line
 from .params import Param, ParamError, Registry, default_registry
 from .presets import ARG_TRIGGERS, PresetBank, slot_of
 from .replay import GatedSource, OscRecorder, OscReplay, read_recording
@@ -82,18 +87,6 @@ def parse_target(text: str, default_port: int = FEEDBACK_PORT) -> tuple[str, int
     return host, int(port)
 
 
-def parse_allow(items: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    """Sender addresses or networks ('192.168.1.20', '192.168.1.0/24'). Raises UserError."""
-    out = []
-    for item in items:
-        try:
-            out.append(ipaddress.ip_network(item.strip(), strict=False))
-        except ValueError:
-            raise UserError(f"allowed sender {item!r}",
-                            expected="an IP address or a network like 10.0.0.0/24") from None
-    return out
-
-
 @dataclass
 class OscSettings:
     enabled: bool = True
@@ -101,20 +94,24 @@ class OscSettings:
     port: int = DEFAULT_PORT
     feedback: list[tuple[str, int]] = field(default_factory=list)
     feedback_to_sender: bool = False
-    allow: list[Any] = field(default_factory=list)
+    allow: list[Any] | None = field(default_factory=lambda: parse_allow([]))  # None: anyone
     oscquery_port: int = OSCQUERY_PORT  # 0: off
+    writes: bool = True  # /preset/save and the like
+    grabs: bool = False  # /show/grab: pictures of visitors, only when the show says so
 
     @classmethod
     def resolve(cls, cfg: Any, opts: Any) -> OscSettings:
-        """The show file's [osc] table, overridden by the command line."""
+        """The show file's [osc] table, overridden by the command line (--osc-allow replaces [osc] allow)."""
         c = cfg.osc
         port = c.port if getattr(opts, "osc_port", None) is None else opts.osc_port
         qport = c.oscquery_port if getattr(opts, "oscquery_port", None) is None else opts.oscquery_port
+        writes = c.allow_writes if c.allow_writes is not None else not getattr(opts, "venue", False)
         return cls(enabled=c.enabled and getattr(opts, "osc", True),
                    host=getattr(opts, "osc_host", None) or c.host, port=port,
                    feedback=[parse_target(t) for t in [*c.feedback, *getattr(opts, "osc_feedback", [])]],
                    feedback_to_sender=c.feedback_to_sender,
-                   allow=parse_allow([*c.allow, *getattr(opts, "osc_allow", [])]), oscquery_port=qport)
+                   allow=parse_allow(getattr(opts, "osc_allow", None) or c.allow), oscquery_port=qport,
+                   writes=writes, grabs=c.allow_writes is True)
 
 
 # ---- parsing ------------------------------------------------------------------------------------------
@@ -244,6 +241,14 @@ class InputCounters:
         with self._lock:
             setattr(self, name, getattr(self, name) + n)
 
+    def refused(self, reason: str, address: str) -> None:
+        """Count a refusal that is logged elsewhere (once per sender, access.Gate)."""
+        with self._lock:
+            self.reasons[reason] += 1
+            key = address if address in self.by_address or len(self.by_address) < self.MAX_ADDRESSES else "(other)"
+            self.by_address[key] += 1
+            self.last_reject = f"{address[:40]} {reason}"
+
     def reject(self, reason: str, address: str, detail: str) -> None:
         now = time.monotonic()
         with self._lock:
@@ -355,7 +360,11 @@ class _OscUDPServer(BlockingOSCUDPServer):
         super().__init__(address, control.dispatcher)
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
-        return self.control.allowed(client_address)
+        if self.control.gate.allowed(client_address[0]):
+            return True
+        self.control.counters.add("datagrams")
+        self.control.counters.refused("not allowed", f"(from {client_address[0]})")
+        return False
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         self.control.receive(request[0], client_address)
@@ -382,7 +391,8 @@ class OscControl:
     retry_s = 2.0
 
     def __init__(self, show: Any, settings: OscSettings, presets: PresetBank | None = None,
-                 recorder: OscRecorder | None = None, replay_file: Path | None = None) -> None:
+                 recorder: OscRecorder | None = None, replay_file: Path | None = None,
+                 resolve: Resolver | None = None) -> None:
         self.show = show
         self.settings = settings
         self.registry: Registry = show.registry
@@ -401,12 +411,12 @@ class OscControl:
         self._out: dict[str, tuple[Any, tuple[str, int] | None]] = {}
         self._echo_skip: tuple[int, tuple[str, int]] | None = None
         self._t_status = 0.0
-        self._sync_all_due = True  # controllers see the show's values as soon as it starts
+        self._new_targets: set[tuple[str, int]] = set()  # reachable since the last frame: send them everything
         self.sent = 0
         self.send_errors = 0
         self._send_error_logged: set[tuple[str, int]] = set()
         self._by_address = {p.address: p for p in self.registry.values()}
-        self.allow = settings.allow
+        self.gate = Gate(settings.allow, settings.writes, settings.grabs, getattr(show, "stats", None))
 
         # python-osc's Dispatcher maps addresses (and expands patterns); its call_handlers_for_packet is not
         # used, so no timetag is ever waited for (what strict_timing=False would give) and bundles are whole
@@ -418,23 +428,20 @@ class OscControl:
 
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
-        self.targets: list[tuple[str, int]] = []
-        for host, port in settings.feedback if settings.enabled else []:
-            try:
-                self.targets.append((socket.gethostbyname(host), port))
-            except OSError as e:
-                log.warning("feedback target %s:%d can't be resolved (%s); skipped", host, port, e)
+        self.feedback = FeedbackTargets(settings.feedback if settings.enabled else [], self._on_new_target,
+                                        resolve)
 
         self.store.subscribe(self._on_change)
 
-        self.gate: GatedSource | None = None
+        self.source_gate: GatedSource | None = None
         self.replay: OscReplay | None = None
         if replay_file is not None:
             fps = float(getattr(show.source, "fps", 0) or 30.0)
             self.replay = OscReplay(read_recording(replay_file), self._apply_replayed, show.opts.lockstep, fps)
         if (recorder is not None or self.replay is not None) and show.source is not None:
-            self.gate = GatedSource(show.source, self._on_frame, self.replay.close if self.replay else None)
-            show.source = self.gate
+            self.source_gate = GatedSource(show.source, self._on_frame,
+                                           self.replay.close if self.replay else None)
+            show.source = self.source_gate
         if self.replay is not None and self.replay.lockstep:
             # ramps and smoothing run on the frame clock, so a rehearsal glides the same way every time
             replay = self.replay
@@ -453,7 +460,7 @@ class OscControl:
                 self.query = RetryingServer(
                     "OSCQuery", settings.oscquery_port,
                     lambda: OscQueryHTTPServer((settings.host, settings.oscquery_port), self.store, name,
-                                               settings.host, self.port), self.retry_s)
+                                               settings.host, self.port, self._http_allowed), self.retry_s)
                 if self.query.listening and self.server.listening:
                     self._zeroconf = advertise(name, self.query.port, self.port, settings.host)
 
@@ -461,19 +468,21 @@ class OscControl:
     def port(self) -> int:
         return self.server.port if self.server else 0
 
-    # ---- the receiver thread --------------------------------------------------------------------
-    def allowed(self, client: tuple[str, int]) -> bool:
-        if not self.allow:
+    @property
+    def targets(self) -> list[tuple[str, int]]:
+        """The feedback targets that can be reached now (resolved, not held after a failure)."""
+        return self.feedback.addresses()
+
+    # ---- the receiver threads -------------------------------------------------------------------
+    def _http_allowed(self, host: str) -> bool:
+        if self.gate.allowed(host, "OSCQuery"):
             return True
-        try:
-            ip = ipaddress.ip_address(client[0])
-        except ValueError:
-            ip = None
-        if ip is not None and any(ip in net for net in self.allow):
-            return True
-        self.counters.add("datagrams")
-        self.counters.reject("not allowed", f"(from {client[0]})", "sender not on the allow-list")
+        self.counters.refused("not allowed", f"(OSCQuery from {host})")
         return False
+
+    def _on_new_target(self, addr: tuple[str, int]) -> None:
+        with self._lock:
+            self._new_targets.add(addr)
 
     def receive(self, data: bytes, client: tuple[str, int] | None) -> None:
         """One datagram: parsed whole first, so a bundle is applied whole or not at all."""
@@ -532,6 +541,11 @@ class OscControl:
             return
         if judged is None:
             return  # a trigger's release
+        refusal = self.gate.write_refusal(p.name)
+        if refusal:
+            self.gate.count_write_refused()
+            self.counters.reject("write refused", p.address, refusal)
+            return
         value, altered = judged
         item = _Pending(p, value, list(args), client, altered)
         with self._lock:
@@ -574,7 +588,7 @@ class OscControl:
         finally:
             self._echo_skip = None
         if self.recorder is not None and source == "osc":
-            self.recorder.write(self.gate.taken + 1 if self.gate else -1, p.address, item.args)
+            self.recorder.write(self.source_gate.taken + 1 if self.source_gate else -1, p.address, item.args)
 
     def _apply_replayed(self, address: str, args: list[Any]) -> None:
         p = self._by_address.get(address)
@@ -586,7 +600,11 @@ class OscControl:
         except ParamError as e:
             self.counters.reject("bad value", address, f"in the replayed recording: {e}")
             return
-        if judged is not None:
+        refusal = self.gate.write_refusal(p.name) if judged is not None else ""
+        if refusal:
+            self.gate.count_write_refused()
+            self.counters.reject("write refused", address, f"in the replayed recording: {refusal}")
+        elif judged is not None:
             self._set(_Pending(p, judged[0], args, None, True), "replay")
 
     def _on_frame(self, index: int) -> None:
@@ -617,15 +635,19 @@ class OscControl:
             recent = sorted(self._senders, key=self._senders.__getitem__)[-MAX_SENDERS:]
         return list(dict.fromkeys([*self.targets, *recent]))
 
-    def _send(self, dgram: bytes, target: tuple[str, int]) -> None:
+    def _send(self, dgram: bytes, target: tuple[str, int]) -> bool:
         try:
             self._sock.sendto(dgram, target)
             self.sent += 1
+            return True
         except OSError as e:  # a controller that went away, a full buffer: never the show's problem
             self.send_errors += 1
-            if target not in self._send_error_logged:
+            if target in self.feedback.addresses():
+                self.feedback.failed(target, e)  # held with back-off, its name looked up again
+            elif target not in self._send_error_logged:
                 self._send_error_logged.add(target)
                 log.warning("OSC feedback to %s:%d failed: %s", target[0], target[1], e)
+            return False
 
     def _sync(self, requesters: set[tuple[str, int] | None]) -> None:
         """Every value to the feedback targets and to whoever asked."""
@@ -651,11 +673,12 @@ class OscControl:
         if not self.settings.enabled:
             return
         targets = self.feedback_targets()
-        if self._sync_all_due:
-            self._sync_all_due = False
-            with self._lock:
-                self._out.clear()
-            self._send_values(self.store.targets(), list(self.targets))
+        with self._lock:
+            new, self._new_targets = self._new_targets, set()
+        if new:  # a controller present at start, or one that came late or moved: every value, at once
+            self._send_values(self.store.targets(), [t for t in new if t in targets])
+            for t in new:
+                self.feedback.sent(t)
         with self._lock:
             out, self._out = self._out, {}
         for address, (v, exclude) in out.items():
@@ -699,6 +722,8 @@ class OscControl:
             lines.append(head)
             if c["last_reject"]:
                 lines.append(f"osc last dropped: {c['last_reject']}")
+            lines.extend(self.gate.hud())
+            lines.extend(self.feedback.hud())
             for srv in (self.server, self.query):
                 if srv is not None and srv.error:
                     lines.append("! " + srv.error)
@@ -710,9 +735,12 @@ class OscControl:
         return lines
 
     def summary(self) -> dict[str, Any]:
-        return self.counters.snapshot() | {"port": self.port, "sent": self.sent, "send_errors": self.send_errors}
+        return self.counters.snapshot() | {"port": self.port, "sent": self.sent, "send_errors": self.send_errors,
+                                           "refused_senders": dict(self.gate.refused),
+                                           "feedback": self.feedback.summary()}
 
     def close(self) -> None:
+        self.feedback.close()
         if self.replay is not None:
             self.replay.close()
         for srv in (self.server, self.query):
@@ -760,11 +788,16 @@ def attach_controls(show: Any) -> None:
     control = OscControl(show, settings, presets, recorder, replay_file)
     control.log_handler = handler
     show.controls.extend(c for c in (keeper, presets, control) if c is not None)
-    show.hud_lines.extend([control.hud, presets.hud])
+    show.hud_lines.extend([control.hud, presets.hud, help_line])
+    from .midi import attach_midi
+
+    attach_midi(show, folder)  # [midi]: the same path into the store, learned bindings in the state folder
     show.snapshot = show.store.publish()
     if control.server is not None and control.server.listening:
-        log.info("OSC in on %s:%d%s", settings.host, control.port,
-                 f", feedback to {', '.join(f'{h}:{p}' for h, p in control.targets)}" if control.targets else "")
+        feedback = ", ".join(f"{h}:{p}" for h, p in settings.feedback)
+        log.info("OSC in on %s:%d%s; who may send: %s; writes over OSC %s", settings.host, control.port,
+                 f", feedback to {feedback}" if feedback else "", describe_allow(settings.allow),
+                 "allowed" if settings.writes else "refused")
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -775,7 +808,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--osc-feedback", action="append", default=[], metavar="HOST[:PORT]",
                    help=f"mirror every change to this controller (repeatable; port {FEEDBACK_PORT} by default)")
     g.add_argument("--osc-allow", action="append", default=[], metavar="IP[/NET]",
-                   help="accept OSC only from these senders (repeatable; default: anyone)")
+                   help="accept OSC and OSCQuery only from these senders, instead of the show's [osc] allow "
+                        "(repeatable; 'any': anyone; default: this machine and private networks)")
     g.add_argument("--no-osc", action="store_true", help="no OSC in or out")
     g.add_argument("--oscquery-port", type=int, metavar="PORT", help=f"OSCQuery HTTP (default {OSCQUERY_PORT}; 0: off)")
     g.add_argument("--state", type=Path, metavar="DIR",
@@ -784,6 +818,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="record accepted OSC as JSON lines (default file: in the state folder)")
     g.add_argument("--osc-replay", type=Path, metavar="FILE",
                    help="play an OSC recording back (by frame with --lockstep)")
+    # `run` faces a venue: kiosk keys and no OSC writes unless the show allows them (keys.py, access.py)
+    p.set_defaults(venue=p.prog.split()[-1] == "run")
 
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -802,7 +838,62 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
         raise UserError("OSC recording not found", file=replay)
     return {"state": get("state"), "osc": not get("no_osc", False), "osc_host": get("osc_host"),
             "osc_port": get("osc_port"), "osc_feedback": feedback, "osc_allow": allow,
-            "oscquery_port": get("oscquery_port"), "osc_record": get("osc_record"), "osc_replay": replay}
+            "oscquery_port": get("oscquery_port"), "osc_record": get("osc_record"), "osc_replay": replay,
+            "venue": bool(get("venue", False))}
+
+
+# ---- what each port is (installation check) -------------------------------------------------------------
+
+def interface_addresses() -> list[tuple[str, str]]:
+    """(interface, IPv4 address) pairs of this machine: what listening on 0.0.0.0 exposes."""
+    out = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _, name in socket.if_nameindex():
+            try:  # SIOCGIFADDR: the standard library has no other way to an interface's address
+                data = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))
+            except OSError:
+                continue  # no IPv4 address on it
+            out.append((name, socket.inet_ntoa(data[20:24])))
+    return out
+
+
+def exposure_lines(cfg: Any) -> list[str]:
+    """The ports and interfaces a show opens, who may send, whether writes are allowed, what keys need:
+    the exposure on one screen, for `installation check`."""
+    c = cfg.osc
+    if not c.enabled:
+        return ["osc: off (no port opened, no feedback sent)"]
+    if c.host in ("", "0.0.0.0", "::"):
+        ifs = interface_addresses()
+        where = "every interface" + (f" ({', '.join(f'{n} {a}' for n, a in ifs)})" if ifs else "")
+    elif c.host.startswith("127.") or c.host in ("localhost", "::1"):
+        where = "this machine only"
+    else:
+        where = f"the interface with address {c.host}"
+
+    def port(n: int) -> str:
+        return str(n) if n else "a free port"
+
+    lines = [f"osc in: UDP {c.host}:{port(c.port)} on {where}",
+             f"oscquery: HTTP {c.host}:{port(c.oscquery_port)}, the same interfaces" if c.oscquery_port
+             else "oscquery: off",
+             "feedback out: UDP to " + (", ".join(c.feedback) or "no target")
+             + (", and to each sender" if c.feedback_to_sender else ""),
+             f"who may send (OSC and OSCQuery): {describe_allow(parse_allow(c.allow))}"]
+    if c.allow_writes is None:
+        lines.append("writes over OSC: /preset/save allowed in `rehearse`, refused in `run`; /show/grab refused "
+                     "(set [osc] allow_writes = true for both)")
+    else:
+        lines.append(f"writes over OSC (/preset/save, /show/grab): {'allowed' if c.allow_writes else 'refused'} "
+                     f"([osc] allow_writes = {str(c.allow_writes).lower()})")
+    mod = cfg.keys.modifier
+    if not cfg.render.fullscreen:
+        lines.append("keys: plain (the show plays in a window)")
+    elif mod.strip().lower() == "none":
+        lines.append('keys: plain, even fullscreen ([keys] modifier = "none")')
+    else:
+        lines.append(f"keys in a fullscreen `run`: only with {mod} (plain in `rehearse` and --window)")
+    return lines
 
 
 # ---- the address map ----------------------------------------------------------------------------------

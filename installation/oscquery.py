@@ -20,6 +20,7 @@ import json
 import logging
 import socket
 import urllib.parse
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -103,6 +104,16 @@ class _Handler(BaseHTTPRequestHandler):
     server: OscQueryHTTPServer
     protocol_version = "HTTP/1.1"
 
+    def parse_request(self) -> bool:
+        # the show's allow-list guards every method, before any of the tree is read
+        if not super().parse_request():
+            return False
+        if self.server.allowed(self.client_address[0]):
+            return True
+        self.close_connection = True
+        self._send(403, {"error": "this sender is not on the show's allow-list ([osc] allow)"})
+        return False
+
     def do_GET(self) -> None:
         url = urllib.parse.urlsplit(self.path)
         query = url.query.split("&")[0].upper() if url.query else ""
@@ -140,7 +151,8 @@ class OscQueryHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True  # TCP: a restart must not wait out TIME_WAIT
 
     def __init__(self, address: tuple[str, int], store: ParamStore, name: str, osc_host: str,
-                 osc_port: int) -> None:
+                 osc_port: int, allowed: Callable[[str], bool]) -> None:
+        self.allowed = allowed
         self.store = store
         self.name = name
         self.osc_host = osc_host

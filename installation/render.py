@@ -577,7 +577,9 @@ class WindowDisplay:
 
     @property
     def fbo(self) -> Any:
-        return self.ctx.detect_framebuffer()
+        # the window's own framebuffer: detect_framebuffer() returns whichever is bound, the composite's
+        # offscreen target after the first pass, so the window stayed black
+        return self.ctx.screen
 
     def _key(self, symbol: int, modifiers: int) -> bool:
         if self.on_key:
@@ -599,7 +601,10 @@ class WindowDisplay:
         self.window.flip()
 
     def read(self) -> np.ndarray:
-        return read_pixels(self.ctx.detect_framebuffer(), self.size)
+        out = read_pixels(self.ctx.screen, self.size)
+        _ = self.ctx.error  # moderngl's read of the default framebuffer flags GL_INVALID_OPERATION (the
+        # pixels are right); left set, pyglet raises it at the next checked call, closing the window
+        return out
 
     def close(self) -> None:
         self.window.close()

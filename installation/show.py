@@ -93,6 +93,7 @@ class RunOptions:
     oscquery_port: int | None = None  # 0: off
     osc_record: Path | bool | None = None  # True: a new file in the state folder
     osc_replay: Path | None = None
+    venue: bool = False  # `installation run`: kiosk keys in fullscreen, OSC writes off unless the show allows them
 
 
 @dataclass
@@ -569,13 +570,17 @@ class Show:
         """Keys in the window. Quitting needs Ctrl: a visitor pressing a key must not end the show."""
         from pyglet.window import key
 
+        from .keys import key_acts, wants_quit
+
+        if not key_acts(self, symbol, modifiers):
+            return  # kiosk: a visitor's key press does nothing
         toggles = {key.H: "hud/show", key.B: "show/blackout", key.SPACE: "show/freeze", key.M: "display/monitor"}
         if symbol == key.G:
             self.store.set("show/grab", 1, source="key")
         elif symbol in toggles:
             name = toggles[symbol]
             self.store.set(name, not self.store.target(name), source="key")
-        elif symbol == key.Q and modifiers & key.MOD_CTRL:
+        elif wants_quit(self, symbol, modifiers):
             self.stop()
         elif symbol == key.F and hasattr(self.display, "set_fullscreen"):
             self.display.set_fullscreen(not self.display.window.fullscreen)
@@ -880,6 +885,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"displays: {'; '.join(screens) if screens else 'none (headless: EGL offscreen)'}")
     cams = list_cameras()
     print(f"cameras: {', '.join(cams) if cams else 'none found'}")
+    from .osc import exposure_lines
+
+    print("\n".join(exposure_lines(cfg)))  # the ports, who may send, writes, keys: the show's exposure
     print("ok")
     return 0
 

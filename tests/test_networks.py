@@ -233,3 +233,66 @@ def test_wrong_arch_is_a_user_error():
     assert e.value.file == "latest_net_G.pth"
     with pytest.raises(UserError, match="not a generator"):
         guess_arch({"fc.weight": torch.zeros(2, 2)}, "other.pth")
+
+
+# ---- the resize-then-convolve decoder ----------------------------------------------------------
+
+
+def _decoder_of_ones(upsample: str) -> nn.Module:
+    """One up-block with every weight 1 and no bias: what it makes of a flat input shows its kernel's
+    footprint alone (Odena et al.'s demonstration of the checkerboard)."""
+    from installation.training.networks import Up
+
+    up = Up(4, 1, norm=None, bias=False, dropout=False, last=False, upsample=upsample)
+    for p in up.parameters():
+        nn.init.ones_(p)
+    return up.eval()
+
+
+@pytest.mark.parametrize("upsample", ["bilinear", "nearest"])
+def test_resize_decoder_paints_a_flat_input_flat(upsample):
+    with torch.no_grad():
+        y = _decoder_of_ones(upsample)(torch.ones(1, 4, 16, 16))[0, 0]
+    assert y.shape == (32, 32)
+    torch.testing.assert_close(y, torch.full_like(y, 36.0))  # 9 taps x 4 channels everywhere, borders too
+
+
+def test_transposed_decoder_paints_a_grid_on_a_flat_input():
+    with torch.no_grad():
+        y = _decoder_of_ones("transpose")(torch.ones(1, 4, 16, 16))[0, 0, 2:-2, 2:-2]
+    assert float(y.std()) == 0.0  # the interior is even: 4 taps of a 4x4 stride-2 kernel ...
+    edge = _decoder_of_ones("transpose")(torch.ones(1, 4, 16, 16))[0, 0].detach()
+    assert float(edge[0].std()) > 0  # ... but uneven where the overlaps thin out
+    # a flat input is the easy case; any uneven kernel paints a period-2 grid on one
+    up = _decoder_of_ones("transpose")
+    with torch.no_grad():
+        up.conv.weight[..., ::2, ::2] = 2.0
+        y = up(torch.ones(1, 4, 16, 16))[0, 0, 2:-2, 2:-2]
+    assert float(y[0::2, 0::2].mean()) != float(y[1::2, 1::2].mean())
+
+
+@pytest.mark.parametrize("upsample", ["bilinear", "nearest"])
+def test_new_unets_have_no_transposed_convolutions(upsample):
+    G = define_G(kind="unet", width=4, depth=8, upsample=upsample).eval()
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in G.modules())
+    with torch.no_grad():
+        y = G(torch.rand(1, 3, 256, 256) * 2 - 1)
+    assert y.shape == (1, 3, 256, 256) and float(y.abs().max()) <= 1.0
+
+
+def test_an_arch_record_without_upsample_rebuilds_transposed_convs():
+    """Checkpoints written before the key, and converted pix2pix ones, keep the decoder they were trained with."""
+    old = {"kind": "unet", "in_channels": 3, "out_channels": 3, "width": 4, "depth": 5, "norm": "batch",
+           "dropout": True}
+    G = define_G(**old)
+    assert sum(isinstance(m, nn.ConvTranspose2d) for m in G.modules()) == 5
+    G2 = define_G(**old)
+    G2.load_state_dict(G.state_dict())  # the same keys and shapes as before the key existed
+    kwargs, _ = arch_kwargs("unet_128", RefUnetGenerator(3, 3, 7, 4).state_dict(), "x.pth")
+    assert "upsample" not in kwargs
+    assert any(isinstance(m, nn.ConvTranspose2d) for m in define_G(**kwargs).modules())
+
+
+def test_unknown_upsample_is_refused():
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        define_G(kind="unet", width=4, depth=5, upsample="pixelshuffle")

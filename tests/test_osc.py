@@ -577,3 +577,78 @@ def test_walk_packet_rejects_garbage_and_flattens_bundles() -> None:
     outer.add_content(OscMessageBuilder("/y").build())
     assert [m.address for m in walk_packet(outer.build().dgram)] == ["/x", "/y"]
     assert osc_mod.judge(default_registry()["preset/recall"], [0]) is None
+
+
+# ---- feedback targets that come late or move ----------------------------------------------------------------
+
+class HostsFile:
+    """A resolver over a hosts file the test writes: this machine's resolver can't be changed by a test
+    (HOSTALIASES only maps to names DNS resolves, and DNS here doesn't resolve localhost). The show's own
+    code path takes it as its `resolve` function; everything else (threads, UDP) is real."""
+
+    def __init__(self, path: Path, delay_s: float = 0.0) -> None:
+        self.path, self.delay_s, self.calls = path, delay_s, 0
+        path.write_text("")
+
+    def __call__(self, host: str) -> str:
+        self.calls += 1
+        time.sleep(self.delay_s)  # a slow DNS server: the show's loop must not wait for it
+        for line in self.path.read_text().splitlines():
+            ip, *names = line.split()
+            if host in names:
+                return ip
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+def _late_control(show: Show, target: str, resolve: Callable[[str], str] | None = None) -> OscControl:
+    settings = osc_mod.OscSettings(host="127.0.0.1", port=0, oscquery_port=0,
+                                   feedback=[osc_mod.parse_target(target)])
+    c = OscControl(show, settings, resolve=resolve)
+    show.controls.append(c)
+    return c
+
+
+def test_a_feedback_target_that_resolves_late_gets_every_value_without_the_loop_waiting(tmp_path: Path) -> None:
+    show = make_show(tmp_path, osc=False)
+    listener = Listener()
+    hosts = HostsFile(tmp_path / "hosts", delay_s=0.5)
+    c = _late_control(show, f"studio-pad:{listener.port}", hosts)
+    try:
+        slowest = 0.0
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:  # ~2 failed lookups of 0.5 s each, back-off 1 s then 2 s
+            t = time.monotonic()
+            show.update()
+            slowest = max(slowest, time.monotonic() - t)
+            time.sleep(0.005)
+        assert hosts.calls >= 2 and not listener.messages
+        assert slowest < hosts.delay_s / 2, f"an update waited for the resolver ({slowest:.2f} s)"
+        assert any("studio-pad" in line and "not resolved" in line for line in c.hud(show)), c.hud(show)
+        assert c.summary()["feedback"][f"studio-pad:{listener.port}"]["resolve_failures"] >= 2
+
+        hosts.path.write_text("127.0.0.1 studio-pad\n")  # the venue's network comes up
+        settable = {p.address for p in show.registry.values() if p.kind != "trigger"}
+        assert pump_until(show, lambda: settable <= {a for a, _ in listener.messages}, timeout=15), \
+            "once resolved, the late controller gets every value"
+        assert not any("studio-pad" in line for line in c.hud(show))
+        show.store.set("colour/brightness", 0.5, source="api")
+        wait_for(show, listener, "/colour/brightness", lambda a: a == (0.5,))
+    finally:
+        show.close()
+        listener.close()
+
+
+def test_a_target_whose_sends_fail_is_held_with_back_off_and_counted(tmp_path: Path) -> None:
+    show = make_show(tmp_path, osc=False)
+    c = _late_control(show, "255.255.255.255:9001")  # broadcast without SO_BROADCAST: every send fails (EACCES)
+    try:
+        t_end = time.monotonic() + 3.5
+        while time.monotonic() < t_end:
+            show.store.set("colour/brightness", 0.3 + 0.1 * (int(time.monotonic() * 20) % 5), source="api")
+            show.update()
+            time.sleep(0.01)
+        failures = c.summary()["feedback"]["255.255.255.255:9001"]["send_failures"]
+        assert 2 <= failures <= 4, f"held 1 s, 2 s, ...: a few tries, not one per frame ({failures})"
+        assert any("255.255.255.255:9001 send failed" in line for line in c.hud(show)), c.hud(show)
+    finally:
+        show.close()

@@ -145,3 +145,27 @@ def test_two_gloo_processes_under_torchrun(dataset, tmp_path):
     # 12 pairs split over 2 ranks: 6 each, 2 batches of up to 4 an epoch (one process would take 3)
     assert ckpt["epoch"] == 2 and ckpt["global_step"] == 4
     assert len((run / "losses.jsonl").read_text().splitlines()) == 2
+
+
+def test_new_runs_record_the_resize_decoder_and_export_without_transposed_convs(tmp_path):
+    import onnx
+
+    folder = pictures(tmp_path / "targets", 2, seed=5)
+    assert main(["train", str(folder), "--from-targets", "--chain", "grey_blur_downscale", "--size", "32",
+                 "--width", "4", "--epochs", "1", "--out", str(tmp_path / "run"), "--set", "d_width=4",
+                 "--no-progress"]) == 0
+    ckpt = load_checkpoint(tmp_path / "run" / "latest.pt")
+    assert ckpt["arch"]["upsample"] == "bilinear"
+    assert main(["export", str(tmp_path / "run" / "latest.pt"), "--out", str(tmp_path / "model")]) == 0
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "model" / "model.onnx")).graph.node}
+    assert "Resize" in ops and "ConvTranspose" not in ops
+    card = (tmp_path / "model" / "model.toml").read_text()
+    assert 'upsample = "bilinear"' in card
+
+
+def test_unknown_upsample_is_a_user_error(tmp_path, capsys):
+    folder = pictures(tmp_path / "targets", 2, seed=6)
+    assert main(["train", str(folder), "--from-targets", "--size", "32", "--width", "4", "--epochs", "1",
+                 "--out", str(tmp_path / "run"), "--set", "upsample=deconv", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "upsample 'deconv'" in err and "transpose or nearest or bilinear" in err and "Traceback" not in err

@@ -48,13 +48,32 @@ class Down(nn.Module):
         return self.norm(self.conv(self.act(x)))
 
 
-class Up(nn.Module):
-    """ReLU -> 4x4 stride-2 transposed conv -> norm (-> dropout); the outermost ends in tanh."""
+UPSAMPLES = ("transpose", "nearest", "bilinear")
 
-    def __init__(self, cin: int, cout: int, norm: str | None, bias: bool, dropout: bool, last: bool) -> None:
+
+def _upsampler(kind: str, cin: int, cout: int, bias: bool) -> nn.Module:
+    """x2 upsampling. "transpose" is pix2pix's 4x4 stride-2 transposed conv: its kernel overlaps
+    unevenly, so an undertrained decoder paints a periodic grid (Odena et al., Distill 2016).
+    "nearest"/"bilinear" resize first, then a 3x3 conv: every output pixel gets the same number of
+    taps, so no grid by construction."""
+    if kind == "transpose":
+        return nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=bias)
+    if kind in ("nearest", "bilinear"):
+        resize = nn.Upsample(scale_factor=2, mode=kind, **({"align_corners": False} if kind == "bilinear" else {}))
+        # Reflection padding: zero padding darkens the border, a second seam the spectrum would see
+        return nn.Sequential(resize, nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3, bias=bias))
+    raise ValueError(f"upsample must be one of {UPSAMPLES}, got {kind!r}")
+
+
+class Up(nn.Module):
+    """ReLU -> x2 upsampling (transposed conv, or resize + 3x3 conv) -> norm (-> dropout); the
+    outermost ends in tanh."""
+
+    def __init__(self, cin: int, cout: int, norm: str | None, bias: bool, dropout: bool, last: bool,
+                 upsample: str = "transpose") -> None:
         super().__init__()
         self.act = nn.ReLU()
-        self.conv = nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=bias)
+        self.conv = _upsampler(upsample, cin, cout, bias)
         self.norm = _norm(norm, cout) if norm else nn.Identity()
         self.drop = nn.Dropout(0.5) if dropout else nn.Identity()
         self.out = nn.Tanh() if last else nn.Identity()
@@ -68,10 +87,12 @@ class UnetGenerator(nn.Module):
     unet_256), skip connections concatenated before each up-block, tanh output in [-1, 1].
 
     Dropout sits in the up-blocks of the 8x-wide middle levels (4 .. depth-2), where pix2pix puts it.
+    `upsample` defaults to pix2pix's transposed convs, so a checkpoint whose arch record predates the
+    key (or one converted from pix2pix) rebuilds as it was trained.
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, width: int = 64, depth: int = 8,
-                 norm: str = "batch", dropout: bool = True) -> None:
+                 norm: str = "batch", dropout: bool = True, upsample: str = "transpose") -> None:
         super().__init__()
         if depth < 2:
             raise ValueError("a U-Net needs at least 2 down-blocks")
@@ -89,7 +110,7 @@ class UnetGenerator(nn.Module):
             cout = out_channels if i == 0 else unet_channels(width, i - 1)
             cin = unet_channels(width, i) * (1 if i == depth - 1 else 2)
             self.up.append(Up(cin, cout, norm=None if i == 0 else norm, bias=bias or i == 0,
-                              dropout=dropout and 4 <= i <= depth - 2, last=i == 0))
+                              dropout=dropout and 4 <= i <= depth - 2, last=i == 0, upsample=upsample))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []

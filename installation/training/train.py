@@ -39,7 +39,7 @@ from .. import __version__
 from ..errors import UserError
 from ..preprocess import Chain, ChainError, from_tensor
 from .dataset import DatasetInfo, PairReader, TargetReader, read_dataset
-from .networks import count_parameters, default_depth, define_D, define_G
+from .networks import UPSAMPLES, count_parameters, default_depth, define_D, define_G
 
 log = logging.getLogger("installation.train")
 
@@ -61,6 +61,8 @@ class TrainConfig:
     width: int = 64  # generator base width (pix2pix's ngf); CPU cost grows with its square
     depth: int = 0  # U-Net down-blocks; 0: down to 1x1 (8 at 256 like unet_256, 9 at 512)
     dropout: bool = True  # pix2pix's decoder dropout; the exported model runs in eval mode, without it
+    upsample: str = "bilinear"  # decoder x2: "bilinear"/"nearest" resize + 3x3 conv (no checkerboard), or
+    #                             "transpose" (pix2pix's transposed convs; resumed and imported runs keep theirs)
     d_width: int = 64  # discriminator base width (pix2pix's ndf)
     d_layers: int = 3  # PatchGAN depth: 3 judges 70x70 patches
     # optimisation
@@ -241,7 +243,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP checks they agree)
         self.arch = resume["arch"] if resume else {
             "kind": "unet", "in_channels": 3, "out_channels": 3, "width": cfg.width,
-            "depth": self._depth(), "norm": "batch", "dropout": cfg.dropout}
+            "depth": self._depth(), "norm": "batch", "dropout": cfg.dropout, "upsample": cfg.upsample}
+        if self.arch.get("upsample", "transpose") not in UPSAMPLES:
+            raise UserError(f"upsample {self.arch['upsample']!r}", key="upsample", expected=" or ".join(UPSAMPLES))
         self.disc = resume["disc"] if resume else {"in_channels": 6, "width": cfg.d_width, "layers": cfg.d_layers,
                                                    "norm": "batch"}
         self.G = define_G(**self.arch).to(self.device)
