@@ -970,8 +970,26 @@ def osc_map_markdown(registry: Registry) -> str:
            "(`[osc] feedback`, `--osc-feedback HOST:PORT`, or the sender with `feedback_to_sender`), "
            "at most once per address per frame; a value a controller sent is not echoed back to it "
            "unless it was clamped.",
-           "- Unknown addresses, wrong types or counts, malformed datagrams and senders outside "
-           "`[osc] allow` / `--osc-allow` are dropped, counted per address and shown in the HUD.", "",
+           "- Unknown addresses, wrong types or counts and malformed datagrams are dropped, counted per "
+           "address and shown in the HUD.", "",
+           "## Who may control", "",
+           "- Senders: by default this machine and the private and link-local networks (127.0.0.0/8, ::1, "
+           "10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 169.254.0.0/16, fc00::/7, fe80::/10). "
+           "`[osc] allow = [\"192.168.1.20\", \"10.0.0.0/24\"]` replaces that list, `--osc-allow IP[/NET]` "
+           "(repeatable) replaces the show's, and `allow = [\"any\"]` opens it to anyone. The same rule guards "
+           "OSCQuery's HTTP (403 for others). A refused sender is counted (`osc_refused_senders` in "
+           "`--stats`), named once in the log and listed in the HUD.",
+           "- Writes: `/preset/save` (and any later `/state/...`) changes what is stored and `/show/grab` writes "
+           "pictures of visitors to disk: both are refused unless the show allows them. `[osc] allow_writes` "
+           "unset: `/preset/save` works in `installation rehearse` and is refused in `installation run`; "
+           "`/show/grab` is refused in both. `allow_writes = true` allows both, `false` neither. A refusal "
+           "is counted (`osc_writes_refused`), logged and shown in the HUD, and leaves every file as it was.",
+           "- Feedback targets may be names (`studio-ipad.local:9001`): they are resolved on a thread of their "
+           "own, again every minute and, after a failure, with a back-off from 1 s to 60 s; a target whose "
+           "sends fail is held for the same back-off. A target that becomes reachable gets every value at "
+           "once. Failures are counted and shown in the HUD.",
+           "- `installation check SHOW` lists the ports and interfaces the show opens, who may send, whether "
+           "writes are allowed and what keys need.", "",
            "## Presets, state, recording", "",
            "- `/preset/save N` stores the look (every persistent parameter except the `display` calibration "
            "and the HUD); `/preset/recall N` glides floats over `/preset/morph_s` seconds, the rest switch at "
