@@ -652,3 +652,30 @@ def test_a_target_whose_sends_fail_is_held_with_back_off_and_counted(tmp_path: P
         assert any("255.255.255.255:9001 send failed" in line for line in c.hud(show)), c.hud(show)
     finally:
         show.close()
+
+
+def test_allow_list_rules_and_where_the_settings_come_from(tmp_path: Path) -> None:
+    import ipaddress
+
+    from installation.access import Gate, parse_allow
+
+    assert parse_allow(["10.0.0.0/8", "any"]) is None
+    gate = Gate(parse_allow([]), writes=True, grabs=False)
+    for sender in ("127.0.0.1", "10.2.3.4", "172.20.1.1", "192.168.5.5", "169.254.1.1", "::1", "fe80::1%eth0",
+                   "fd00::5", "::ffff:10.0.0.5"):
+        assert gate.allowed(sender), sender
+    for sender in ("8.8.8.8", "172.32.0.1", "2001:db8::1", "::ffff:8.8.8.8", "8.8.8.8"):
+        assert not gate.allowed(sender), sender
+    assert gate.refused == {"8.8.8.8": 2, "172.32.0.1": 1, "2001:db8::1": 1, "::ffff:8.8.8.8": 1}
+    assert gate.write_refusal("preset/save") == "" and "allow_writes" in gate.write_refusal("show/grab")
+    assert gate.write_refusal("pre/blur") == ""
+
+    cfg = load_show(show_file(tmp_path, extra='allow = ["10.0.0.0/8"]'))
+    s = osc_mod.OscSettings.resolve(cfg, RunOptions())
+    assert s.allow == [ipaddress.ip_network("10.0.0.0/8")] and s.writes and not s.grabs  # rehearse-like
+    s = osc_mod.OscSettings.resolve(cfg, RunOptions(osc_allow=["192.168.1.20"], venue=True))
+    assert s.allow == [ipaddress.ip_network("192.168.1.20/32")], "--osc-allow replaces the show's list"
+    assert not s.writes and not s.grabs, "`run` refuses writes unless the show allows them"
+    cfg.osc.allow_writes = True
+    s = osc_mod.OscSettings.resolve(cfg, RunOptions(venue=True))
+    assert s.writes and s.grabs
