@@ -104,6 +104,10 @@ class FeedbackTargets:
                     log.warning("OSC feedback to %s failed: %s; retrying with back-off", t.name, t.error)
         self._wake.set()
 
+    @property
+    def has_errors(self) -> bool:
+        return any(t.error for t in self.targets)  # a racy read is fine: it only decides whether to look
+
     def sent(self, addr: Address) -> None:
         """A send to `addr` went out: a target that had failed works again."""
         with self._lock:
@@ -143,9 +147,9 @@ class FeedbackTargets:
         with self._lock:
             new = addr != t.addr
             late = t.resolve_failures > 0 and t.addr is None
-            t.addr, t.due, t.held_until = addr, time.monotonic() + RESOLVE_EVERY_S, 0.0
-            if new:
-                t.backoff, t.error = RETRY_MIN_S, ""
+            t.addr, t.due = addr, time.monotonic() + RESOLVE_EVERY_S
+            if new:  # a failing target that moved is tried at once; one that didn't keeps its hold
+                t.backoff, t.error, t.held_until = RETRY_MIN_S, "", 0.0
         if new:
             log.info("feedback target %s is %s%s", t.name, ip,
                      f" (resolved at last, after {t.resolve_failures} failures)" if late else "")

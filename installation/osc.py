@@ -639,6 +639,8 @@ class OscControl:
         try:
             self._sock.sendto(dgram, target)
             self.sent += 1
+            if self.feedback.has_errors:
+                self.feedback.sent(target)
             return True
         except OSError as e:  # a controller that went away, a full buffer: never the show's problem
             self.send_errors += 1
@@ -677,8 +679,6 @@ class OscControl:
             new, self._new_targets = self._new_targets, set()
         if new:  # a controller present at start, or one that came late or moved: every value, at once
             self._send_values(self.store.targets(), [t for t in new if t in targets])
-            for t in new:
-                self.feedback.sent(t)
         with self._lock:
             out, self._out = self._out, {}
         for address, (v, exclude) in out.items():
