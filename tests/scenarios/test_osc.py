@@ -47,19 +47,23 @@ def test_feedback_and_sync_send_every_settable_parameter(tmp_path: Path) -> None
     assert len(settable) > 50  # the registry as the scenario knows it, not an empty set that passes
     feedback, asker = _receiver(), _receiver()
     port = free_udp_port()
-    show = small_show(tmp_path, name="fb", osc='host = "127.0.0.1"\noscquery_port = 0')
+    show = small_show(tmp_path, name="fb", osc='host = "127.0.0.1"\noscquery_port = 0',
+                      tail='[params]\n"colour/contrast" = 1.5\n"display/rotate" = "90"\n"mix/mode" = "camera"')
     proc = start_cli(["rehearse", show, "--headless", "--seconds", "30", "--osc-port", port,
                       "--osc-feedback", f"127.0.0.1:{feedback.getsockname()[1]}"], tmp_path)
     try:
         at_start = _collect(feedback, 6.0, until=settable)
         assert settable <= set(at_start), f"missing at start: {sorted(settable - set(at_start))}"
         assert not {p.address for p in default_registry().values() if p.kind == "trigger"} & set(at_start)
-        assert at_start["/colour/brightness"][-1] == (1.0,) and at_start["/display/rotate"][-1] == (0,)
+        # the show's values, as a controller reads them: floats as they are, choices as their index
+        assert at_start["/colour/brightness"][-1] == (1.0,) and at_start["/colour/contrast"][-1] == (1.5,)
+        assert at_start["/display/rotate"][-1] == (1,) and at_start["/mix/mode"][-1] == (4,)
 
         # a /sync from another controller: everything goes to it as well (the sender's own address)
         asker.sendto(build_dgram("/sync"), ("127.0.0.1", port))
         synced = _collect(asker, 4.0, until=settable)
         assert settable <= set(synced), f"missing after /sync: {sorted(settable - set(synced))}"
+        assert {a: synced[a][-1] for a in settable} == {a: at_start[a][-1] for a in settable}
 
         _collect(feedback, 0.5)  # what /sync sent the feedback target too
         osc_send(port, "/colour/brightness", 5.0)  # clamped to 2: the feedback says what is used
