@@ -125,6 +125,7 @@ class ShowConfig(_Strict):
     state: StateConfig = Field(default_factory=StateConfig)
     keys: KeysConfig = Field(default_factory=KeysConfig)  # kiosk keys in a fullscreen `run`
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)  # opening hours, attract look
+    presets: dict[str, dict[str, Any]] = Field(default_factory=dict)  # [presets.N]: slots the show ships with
     health: HealthConfig = Field(default_factory=HealthConfig)  # heartbeat, model retry
     params: dict[str, Any] = Field(default_factory=dict)  # live parameter defaults: "pre/blur" = 2, or [params.pre]
 
@@ -187,6 +188,21 @@ def check_params(values: dict[str, Any], registry: Registry, file: Path | None,
     return checked
 
 
+def check_presets(presets: dict[str, Any], registry: Registry, file: Path | None) -> dict[str, Any]:
+    """[presets.N] tables: N a slot number, each table parameter values (model/select may name a model)."""
+    from .presets import SLOTS
+
+    out: dict[str, Any] = {}
+    for slot, values in presets.items():
+        if not slot.isdigit() or not SLOTS[0] <= int(slot) <= SLOTS[1]:
+            raise UserError(f"preset slot {slot!r}", file=file, key=f"presets.{slot}",
+                            expected=f"a slot number {SLOTS[0]}..{SLOTS[1]}")
+        if not isinstance(values, dict):
+            raise UserError("a preset is a table of parameter values", file=file, key=f"presets.{slot}")
+        out[str(int(slot))] = check_params(flatten_params(values), registry, file, f"presets.{slot}")
+    return out
+
+
 def load_show(show: str | Path | None, registry: Registry | None = None) -> ShowConfig:
     """Read and validate a show file. Raises UserError for any mistake in it."""
     path = find_show(show)
@@ -217,6 +233,7 @@ def load_show(show: str | Path | None, registry: Registry | None = None) -> Show
     cfg.params = check_params(flatten_params(cfg.params), registry, path)
     for look, values in cfg.schedule.looks.items():
         cfg.schedule.looks[look] = check_params(flatten_params(values), registry, path, f"schedule.looks.{look}")
+    cfg.presets = check_presets(cfg.presets, registry, path)
     for key, look in cfg.schedule.unknown_looks():
         raise UserError(f"unknown look {look!r}", file=path, key=f"schedule.{key}",
                         expected=f"one of {', '.join(cfg.schedule.known_looks())}, or a [schedule.looks.{look}] table")

@@ -775,7 +775,8 @@ def attach_controls(show: Any) -> None:
             keeper.restore()
             for name, v in opts.extra_params.items():  # --set still wins over what was left last time
                 show.store.set(name, v, source="config", ramp_s=0.0)
-    presets = PresetBank(folder / "presets" if folder is not None else None, show.store, cfg.name)
+    presets = PresetBank(folder / "presets" if folder is not None else None, show.store, cfg.name,
+                         declared={int(k): v for k, v in cfg.presets.items()})
     recorder = None
     record = getattr(opts, "osc_record", None)
     if record is True:

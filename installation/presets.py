@@ -34,6 +34,9 @@ SLOTS = (1, 99)
 # controller layouts say it.
 ARG_TRIGGERS: dict[str, tuple[int, int]] = {"preset/save": SLOTS, "preset/recall": SLOTS}
 NOT_IN_PRESETS = ("display", "hud", "preset")
+# Not kept between runs (persist=False: a show starts on its own model), but part of a look: a preset
+# that names a model crossfades to it.
+PRESET_EXTRAS = ("model/select",)
 # pyglet.window.key.LEFT and RIGHT (pyglet uses X11 keysyms on every platform). Not imported: importing
 # pyglet.window connects to a display, which a headless show doesn't have.
 KEY_LEFT, KEY_RIGHT = 0xFF51, 0xFF53
@@ -50,7 +53,7 @@ PARAMS: list[Param] = [
 
 
 def in_preset(p: Param) -> bool:
-    return p.persist and p.kind != "trigger" and p.group not in NOT_IN_PRESETS
+    return (p.persist or p.name in PRESET_EXTRAS) and p.kind != "trigger" and p.group not in NOT_IN_PRESETS
 
 
 def slot_of(name: str, raw: Any) -> int:
@@ -75,8 +78,10 @@ class PresetBank:
     """The presets of one show. A control: its methods run on the main thread only (Show.update, keys)."""
 
     def __init__(self, folder: Path | None, store: ParamStore, show_name: str = "",
-                 on_recall: Callable[[int], None] | None = None) -> None:
+                 on_recall: Callable[[int], None] | None = None,
+                 declared: dict[int, dict[str, Any]] | None = None) -> None:
         self.folder = folder
+        self.declared = dict(declared or {})  # the show file's [presets.N]; a saved slot overrides one
         self.store = store
         self.show_name = show_name
         self.current = 0  # the slot last saved or recalled; 0: none yet
@@ -98,18 +103,20 @@ class PresetBank:
 
     def slots(self) -> list[int]:
         if self.folder is None:
-            return sorted(self._memory)
-        out = []
+            return sorted(set(self._memory) | set(self.declared))
+        out = list(self.declared)
         for p in self.folder.glob("preset-*.json"):
             stem = p.stem.removeprefix("preset-")
             if stem.isdigit() and SLOTS[0] <= int(stem) <= SLOTS[1]:
                 out.append(int(stem))
-        return sorted(out)
+        return sorted(set(out))
 
     # ---- save and recall --------------------------------------------------------------------------
     def values(self) -> dict[str, Any]:
         reg = self.store.registry
-        return {n: v for n, v in self.store.targets().items() if in_preset(reg[n])}
+        # model/select only once a model was chosen: "" would mean "no change" on recall anyway
+        return {n: v for n, v in self.store.targets().items()
+                if in_preset(reg[n]) and not (n in PRESET_EXTRAS and v == "")}
 
     def save(self, slot: int) -> None:
         values = self.values()
@@ -124,10 +131,10 @@ class PresetBank:
 
     def load(self, slot: int) -> dict[str, Any] | None:
         if self.folder is None:
-            return self._memory.get(slot)
+            return self._memory.get(slot, self.declared.get(slot))
         data = read_json(self.path(slot))
         if data is None:
-            return None
+            return self.declared.get(slot)
         values = data.get("values")
         return values if isinstance(values, dict) else None
 
