@@ -95,7 +95,7 @@ def test_the_default_allow_list_accepts_this_machine_and_run_refuses_preset_writ
 
     writable = show.with_name("writable.toml")
     writable.write_text(show.read_text().replace("[osc]\n", "[osc]\nallow_writes = true\n"))
-    run_frames, stats, _ = _play(tmp_path, "run", writable, port, save_bright, seconds=2)
+    _, stats, _ = _play(tmp_path, "run", writable, port, save_bright, seconds=2)
     assert preset.is_file(), "with allow_writes = true a run saves the preset"
     assert stats["counters"].get("osc_writes_refused", 0) == 0
     saved = preset.read_bytes()
