@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.scenarios.conftest import INSTALLATION, cli_env
+from tests.scenarios.conftest import INSTALLATION, cli_env, frames_of
 
 pytestmark = pytest.mark.skipif(not shutil.which("Xvfb") or not shutil.which("xdotool"),
                                 reason="needs Debian's xvfb and xdotool (scripts/setup.sh installs them)")
@@ -51,7 +51,8 @@ def _shown_after(tmp_path: Path, display: str, keys: list[str], *flags: str,
                     '[render]\nfullscreen = true\nwidth = 320\nheight = 180\ncontent_size = 64\n'
                     f'[osc]\nenabled = false\n[keys]\nmodifier = "{modifier}"\n')
     env = {**cli_env(tmp_path), "DISPLAY": display}
-    proc = subprocess.Popen([INSTALLATION, "run", str(show), *flags, "--seconds", "60"],
+    proc = subprocess.Popen([INSTALLATION, "run", str(show), *flags, "--seconds", "60",
+                             "--record", str(tmp_path / "shown.mp4")],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     shots = []
     try:
@@ -83,6 +84,14 @@ def test_plain_b_does_nothing_in_a_fullscreen_run_and_the_modifier_b_blacks_out(
     assert before.shape[:2] == (360, 640) and before.max() > 60, "the show fills the screen, visibly"
     assert not _black(plain) and np.abs(plain.astype(int) - before).mean() < 40, "a plain B does nothing"
     assert _black(modified), "Ctrl+Alt+B blacks out: every pixel of the screen"
+
+    # the window's recording is what the screen showed (it was black with a stray row before the window
+    # presented to, and read back, its own framebuffer)
+    recorded = frames_of(tmp_path / "shown.mp4")
+    assert recorded[0].shape == before.shape
+    seen = min(np.abs(f[..., ::-1].astype(int) - before).mean() for f in recorded[: len(recorded) // 2])
+    assert seen < 12, f"no recorded picture looks like the screen before the keys (mean difference {seen:.0f})"
+    assert _black(recorded[-1]), "and the recording ends black, as the screen did"
 
 
 def test_a_window_and_modifier_none_keep_plain_keys(tmp_path: Path, xserver: str) -> None:
