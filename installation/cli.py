@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "installation.training.cli",
     "installation.soak",
     "installation.service",
+    "installation.state",
     "installation.bench",
     "installation.latency_test",
 )

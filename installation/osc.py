@@ -772,7 +772,7 @@ def attach_controls(show: Any) -> None:
     if folder is not None:
         keeper = LiveState(folder, show.store, cfg.name)
         if cfg.state.restore and replay_file is None:
-            keeper.restore()
+            keeper.restore(fresh=getattr(opts, "fresh", False))
             for name, v in opts.extra_params.items():  # --set still wins over what was left last time
                 show.store.set(name, v, source="config", ramp_s=0.0)
     presets = PresetBank(folder / "presets" if folder is not None else None, show.store, cfg.name,

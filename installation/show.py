@@ -93,6 +93,7 @@ class RunOptions:
     oscquery_port: int | None = None  # 0: off
     osc_record: Path | bool | None = None  # True: a new file in the state folder
     osc_replay: Path | None = None
+    fresh: bool = False  # ignore the live values saved in the state folder, for this run
     venue: bool = False  # `installation run`: kiosk keys in fullscreen, OSC writes off unless the show allows them
 
 
@@ -769,6 +770,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="process every source frame in order, none dropped (repeatable runs)")
     p.add_argument("--fast", action="store_true", help="don't pace video/synthetic sources to their frame rate")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="set a parameter")
+    p.add_argument("--fresh", action="store_true",
+                   help="start from the show file's values: ignore the live values saved last time (for this run)")
     from .osc import add_run_flags
 
     add_run_flags(p)  # --osc-*, --state
@@ -790,7 +793,8 @@ def _options(args: argparse.Namespace, registry: Registry) -> RunOptions:
     return RunOptions(headless=headless, frames=args.frames, seconds=args.seconds, record=args.record,
                       stats=args.stats, lockstep=args.lockstep, realtime=not args.fast,
                       fullscreen=False if args.window else None, extra_params=extra,
-                      video=getattr(args, "video", None), **osc_run_options(args))
+                      video=getattr(args, "video", None), fresh=getattr(args, "fresh", False),
+                      **osc_run_options(args))
 
 
 def play(args: argparse.Namespace, rehearse: bool) -> int:
@@ -870,10 +874,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     if s.kind == "video" and (s.video is None or not s.video.is_file()):
         raise UserError("video not found", file=cfg.path, key="source.video", expected=f"a file at {s.video}")
     providers = choose_providers(cfg.model.providers)
+    models: list[Model] = []  # for the checks that need their cards (showcheck.py)
     if cfg.model.path is None:
         print("model: none (camera picture only)")
     else:
         model = load_model(cfg.model.path, cfg.model.providers)
+        models = [model, *(load_model(p, cfg.model.providers) for p in cfg.model.then)]
         c = model.card
         print(f"model: {c.name} ({model.path}), input {c.size[1]}x{c.size[0]} {c.layout} range {c.value_range}"
               + (" [card inferred from the graph]" if c.inferred else ""))
@@ -888,8 +894,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .osc import exposure_lines
 
     print("\n".join(exposure_lines(cfg)))  # the ports, who may send, writes, keys: the show's exposure
-    print("ok")
-    return 0
+    from .showcheck import report
+
+    return report(cfg, registry, models, screens, getattr(args, "state", None))
 
 
 def add_commands(sub: Any) -> None:
@@ -900,6 +907,7 @@ def add_commands(sub: Any) -> None:
     _add_run_flags(p)
     p.add_argument("--video", type=Path, help="the clip to play (default: the sample clip)")
     p.set_defaults(func=cmd_rehearse)
-    p = sub.add_parser("check", help="validate a show and print what it would use")
+    p = sub.add_parser("check", help="validate a show and print what it would use; exit 1: it will not work")
     p.add_argument("show", nargs="?", default=None)
+    p.add_argument("--state", type=Path, metavar="DIR", help="the show's state folder (default: the show's own)")
     p.set_defaults(func=cmd_check)

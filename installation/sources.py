@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -334,3 +335,12 @@ def list_cameras(max_index: int = 8) -> list[str]:
     if by_id.is_dir():
         return sorted(str(p) for p in by_id.iterdir())
     return sorted(str(p) for p in Path("/dev").glob("video*"))[:max_index]
+
+
+def camera_exists(device: int | str) -> bool | None:
+    """Whether a camera device is there; None where that can't be told from the file system (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    if isinstance(device, int) or device.isdigit():
+        return Path(f"/dev/video{int(device)}").exists()
+    return Path(device).exists() if device.startswith("/") else None  # a URL or pipeline: only opening tells

@@ -184,7 +184,8 @@ class LiveState:
     A control: update(show) on the main thread decides when to save; the writing happens on a thread.
     Saves wait until changes pause for `debounce_s`, but never longer than `max_delay_s` while a fader
     keeps moving. Changes made by the show file, by restoring and by a replay are not live tuning and
-    don't cause a save.
+    don't cause a save. Only values tuned live (or restored, i.e. tuned at an earlier start) are saved, so
+    editing the show file's [params] still changes every value nobody touched live.
     """
 
     QUIET_SOURCES = frozenset({"config", "restore", "replay"})
@@ -203,20 +204,36 @@ class LiveState:
         self._writer = _LatestWinsWriter("state-writer")
         self.saves = 0
         self.restored = 0
+        self.tuned: set[str] = set()  # the names this file keeps
         store.subscribe(self._on_change)
 
     @staticmethod
     def persists(p: Param) -> bool:
         return p.persist and p.kind != "trigger"
 
-    def restore(self) -> int:
-        """Apply the saved values; a missing file is a first start, a corrupt one is set aside."""
+    def restore(self, fresh: bool = False) -> int:
+        """Apply the saved values; a missing file is a first start, a corrupt one is set aside. Each value
+        that differs from what the show file gave is named in the log: a restored value silently winning
+        over an edited show file looks like the edit did nothing. fresh: apply none (say so)."""
+        if fresh:
+            saved = saved_live_values(self.folder)
+            if saved:
+                log.info("starting fresh: %d saved live value(s) in %s ignored for this run", len(saved), self.path)
+            return 0
         data = read_json(self.path)
         if data is None:
             return 0
-        self.restored = apply_values(self.store, data.get("values", {}), "restore", keep=self.persists,
-                                     what=str(self.path))
-        log.info("restored %d live value(s) from %s", self.restored, self.path)
+        before = self.store.targets()
+        values = data.get("values", {})
+        self.restored = apply_values(self.store, values, "restore", keep=self.persists, what=str(self.path))
+        after = self.store.targets()
+        if isinstance(values, Mapping):
+            self.tuned.update(n for n in values if isinstance(n, str) and n in after)
+        changed = [f"{n} = {_fmt(after[n])} (show file: {_fmt(before[n])})" for n in sorted(self.tuned)
+                   if n in before and after[n] != before[n]]
+        log.info("restored %d live value(s) from %s%s", self.restored, self.path,
+                 (": " + ", ".join(changed) + "; --fresh ignores them, `installation state reset` removes them")
+                 if changed else " (all as the show file says)")
         return self.restored
 
     def _on_change(self, p: Param, value: Any, source: str) -> None:
@@ -224,13 +241,16 @@ class LiveState:
             return
         now = time.monotonic()
         with self._lock:
+            self.tuned.add(p.name)
             if self._first_change is None:
                 self._first_change = now
             self._last_change = now
 
     def values(self) -> dict[str, Any]:
         reg = self.store.registry
-        return {n: v for n, v in self.store.targets().items() if self.persists(reg[n])}
+        with self._lock:
+            tuned = set(self.tuned)
+        return {n: v for n, v in self.store.targets().items() if n in tuned and self.persists(reg[n])}
 
     def _text(self) -> str:
         return json.dumps({"version": 1, "show": self.show_name, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -262,6 +282,21 @@ class LiveState:
         self._writer.close()
 
 
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else repr(v) if isinstance(v, str) else str(v)
+
+
+def saved_live_values(folder: Path) -> dict[str, Any]:
+    """The values a start would restore from this state folder, read only (a corrupt file is left alone
+    here: the show sets it aside when it starts)."""
+    try:
+        data = json.loads((folder / LIVE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    values = data.get("values") if isinstance(data, dict) else None
+    return dict(values) if isinstance(values, dict) else {}
+
+
 def add_log_file(folder: Path) -> logging.Handler | None:
     """Keep the show's log in its state folder too (rotated: a show that runs for months can't fill a disk)."""
     try:
@@ -281,3 +316,39 @@ def remove_log_file(handler: logging.Handler | None) -> None:
     if handler is not None:
         logging.getLogger("installation").removeHandler(handler)
         handler.close()
+
+
+# ---- `installation state reset` -----------------------------------------------------------------
+
+def cmd_state_reset(args: Any) -> int:
+    """Remove a show's saved live values (its presets, recordings, grabs and logs stay)."""
+    from .config import find_show, load_show
+    from .errors import UserError
+
+    try:
+        name = load_show(args.show).name
+    except UserError:  # a show file being mended still has a state folder to clear
+        name = find_show(args.show).stem
+    folder = state_dir(name, args.state)
+    if folder is None:
+        raise UserError(f"no state folder: ${ENV} is set but empty (state is switched off)", key=ENV)
+    path = folder / LIVE_FILE
+    values = saved_live_values(folder)
+    if not path.exists():
+        print(f"{name}: no saved live values in {folder}; nothing removed")
+        return 0
+    path.unlink()
+    listed = ", ".join(f"{k} = {_fmt(v)}" for k, v in sorted(values.items()))
+    print(f"{name}: removed {path} ({len(values)} saved live value(s){': ' + listed if listed else ''})")
+    presets = sorted((folder / "presets").glob("*.json")) if (folder / "presets").is_dir() else []
+    print(f"kept: {len(presets)} preset(s) in {folder / 'presets'}; the next start uses the show file's values")
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser("state", help="a show's state folder: saved live values")
+    what = p.add_subparsers(dest="state_command", metavar="ACTION", required=True)
+    r = what.add_parser("reset", help="forget the saved live values (presets are kept)")
+    r.add_argument("show", nargs="?", default=None)
+    r.add_argument("--state", type=Path, metavar="DIR", help="the show's state folder (default: the show's own)")
+    r.set_defaults(func=cmd_state_reset)
