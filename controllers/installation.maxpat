@@ -4762,27 +4762,25 @@
       130,
       20
      ],
-     "text": "/status/fps"
+     "text": "/midi/learn"
     }
    },
    {
     "box": {
      "id": "obj-255",
-     "maxclass": "flonum",
-     "numinlets": 1,
-     "numoutlets": 2,
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
      "patching_rect": [
       750,
       664,
-      70,
+      150,
       22
      ],
      "outlettype": [
-      "",
-      "bang"
+      ""
      ],
-     "format": 6,
-     "parameter_enable": 0
+     "text": "/midi/learn default"
     }
    },
    {
@@ -4797,7 +4795,7 @@
       130,
       20
      ],
-     "text": "/status/latency_ms"
+     "text": "/status/fps"
     }
    },
    {
@@ -4832,7 +4830,7 @@
       130,
       20
      ],
-     "text": "/status/dropped"
+     "text": "/status/latency_ms"
     }
    },
    {
@@ -4867,7 +4865,7 @@
       130,
       20
      ],
-     "text": "/status/errors"
+     "text": "/status/dropped"
     }
    },
    {
@@ -4902,7 +4900,7 @@
       130,
       20
      ],
-     "text": "/status/heartbeat"
+     "text": "/status/errors"
     }
    },
    {
@@ -4937,7 +4935,7 @@
       130,
       20
      ],
-     "text": "/status/frames"
+     "text": "/status/heartbeat"
     }
    },
    {
@@ -4972,7 +4970,7 @@
       130,
       20
      ],
-     "text": "/status/reconnects"
+     "text": "/status/frames"
     }
    },
    {
@@ -5007,7 +5005,7 @@
       130,
       20
      ],
-     "text": "/status/memory_mb"
+     "text": "/status/reconnects"
     }
    },
    {
@@ -5042,7 +5040,7 @@
       130,
       20
      ],
-     "text": "/status/preset"
+     "text": "/status/memory_mb"
     }
    },
    {
@@ -5054,6 +5052,41 @@
      "patching_rect": [
       1050,
       152,
+      70,
+      22
+     ],
+     "outlettype": [
+      "",
+      "bang"
+     ],
+     "format": 6,
+     "parameter_enable": 0
+    }
+   },
+   {
+    "box": {
+     "id": "obj-272",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      915,
+      184,
+      130,
+      20
+     ],
+     "text": "/status/preset"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-273",
+     "maxclass": "flonum",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "patching_rect": [
+      1050,
+      184,
       70,
       22
      ],
@@ -7986,11 +8019,11 @@
    {
     "patchline": {
      "source": [
-      "obj-5",
-      58
+      "obj-255",
+      0
      ],
      "destination": [
-      "obj-255",
+      "obj-2",
       0
      ]
     }
@@ -7999,7 +8032,7 @@
     "patchline": {
      "source": [
       "obj-5",
-      59
+      58
      ],
      "destination": [
       "obj-257",
@@ -8011,7 +8044,7 @@
     "patchline": {
      "source": [
       "obj-5",
-      60
+      59
      ],
      "destination": [
       "obj-259",
@@ -8023,7 +8056,7 @@
     "patchline": {
      "source": [
       "obj-5",
-      61
+      60
      ],
      "destination": [
       "obj-261",
@@ -8035,7 +8068,7 @@
     "patchline": {
      "source": [
       "obj-5",
-      62
+      61
      ],
      "destination": [
       "obj-263",
@@ -8047,7 +8080,7 @@
     "patchline": {
      "source": [
       "obj-5",
-      63
+      62
      ],
      "destination": [
       "obj-265",
@@ -8059,7 +8092,7 @@
     "patchline": {
      "source": [
       "obj-5",
-      64
+      63
      ],
      "destination": [
       "obj-267",
@@ -8071,7 +8104,7 @@
     "patchline": {
      "source": [
       "obj-5",
-      65
+      64
      ],
      "destination": [
       "obj-269",
@@ -8083,10 +8116,22 @@
     "patchline": {
      "source": [
       "obj-5",
-      66
+      65
      ],
      "destination": [
       "obj-271",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-5",
+      66
+     ],
+     "destination": [
+      "obj-273",
       0
      ]
     }

@@ -25,6 +25,7 @@ PARAM_MODULES = (
     "installation.render",
     "installation.show",
     "installation.presets",
+    "installation.midi",
 )
 
 
@@ -152,6 +153,14 @@ class Registry(Mapping[str, Param]):
 
     def __len__(self) -> int:
         return len(self._params)
+
+    def add(self, params: Iterable[Param]) -> None:
+        """Parameters a show declares for itself (one /output/NAME/on per output), before any store is made
+        from this registry; one already declared the same way is kept."""
+        for p in params:
+            if self._params.get(p.name, p) != p:
+                raise ValueError(f"parameter {p.name} declared twice")
+            self._params[p.name] = p
 
     def lookup(self, name: str) -> Param:
         try:

@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 extras=""
 [[ "${1:-}" == "--dev" ]] && extras="[train,dev]"
 
-system_packages=(libegl1 libgl1 libgl1-mesa-dri libegl-mesa0 xvfb xauth xdotool systemd)
+# libavahi-client3: the NDI runtime links it (mDNS); libasound2: python-rtmidi links it (MIDI)
+system_packages=(libegl1 libgl1 libgl1-mesa-dri libegl-mesa0 xvfb xauth xdotool systemd libavahi-client3 libasound2)
 missing=()
 for p in "${system_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
