@@ -67,6 +67,12 @@ def dispatch(args: argparse.Namespace, verbose: bool = False) -> int:
     except UserError as e:
         print(f"error: {e.render()}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # the machine's side (a device, a folder, a port): one line; -v shows where it came from
+        if verbose:
+            raise
+        where = f" ({e.filename})" if e.filename and str(e.filename) not in str(e) else ""
+        print(f"error: {e.strerror or e}{where} [{type(e).__name__}; -v for the traceback]", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

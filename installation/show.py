@@ -789,6 +789,14 @@ def _options(args: argparse.Namespace, registry: Registry) -> RunOptions:
             raise UserError(f"--set {item!r}", expected="NAME=VALUE")
         extra[name] = value
     extra = check_params(extra, registry, None) if extra else {}
+    from .showcheck import listen_address, writable_folder
+
+    if args.stats is not None:
+        writable_folder(Path(args.stats).parent, "--stats")
+    if getattr(args, "state", None) is not None:
+        writable_folder(Path(args.state), "--state")
+    if getattr(args, "osc_host", None):
+        listen_address(args.osc_host, "--osc-host")
     headless = args.headless or (not args.window and not has_screen())
     return RunOptions(headless=headless, frames=args.frames, seconds=args.seconds, record=args.record,
                       stats=args.stats, lockstep=args.lockstep, realtime=not args.fast,

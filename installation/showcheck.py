@@ -155,3 +155,41 @@ def report(cfg: ShowConfig, registry: Registry, models: list[Model], screens: li
         return 1
     print("ok")
     return 0
+
+
+# ---- flags checked before anything opens (run, rehearse) ---------------------------------------------
+
+def writable_folder(folder: Path, flag: str) -> None:
+    """A folder the show will write into: made now, so a mistake is one line at start, not a traceback
+    at the end of a rehearsal (--stats is written when the show stops)."""
+    import os
+
+    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise UserError(f"{blocker} is a file, not a folder", key=flag, expected="a folder this user may write")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"can't make the folder {folder}: {e.strerror or e}", key=flag,
+                        expected="a folder this user may write") from None
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"{folder} is not writable", key=flag, expected="a folder this user may write")
+
+
+def listen_address(host: str, flag: str) -> None:
+    """An address OSC can listen on: a name that doesn't resolve or an address of another machine would
+    otherwise be retried forever with a message about the port."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+    except (OSError, UnicodeError) as e:
+        raise UserError(f"{host!r} is not an address ({getattr(e, 'strerror', None) or e})", key=flag,
+                        expected="an address of this machine: 0.0.0.0 (all), 127.0.0.1 (this machine only)") from None
+    family, _, _, _, addr = infos[0]
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.bind((addr[0], 0))
+    except OSError as e:
+        raise UserError(f"can't listen on {host!r}: {e.strerror or e}", key=flag,
+                        expected="an address of this machine: 0.0.0.0 (all), 127.0.0.1 (this machine only)") from None

@@ -255,6 +255,11 @@ class VideoSource(ThreadedSource):
             if not self.loop:
                 raise EndOfStream(self.name)
             self.loops += 1
+            # a pass that ends well before the frames the file's index promises: cut off (a copy that
+            # stopped halfway) or damaged; it still loops, but the fault must be seen, not taken for the end
+            if self.frame_count and self._n_in_file + 2 < self.frame_count and self._on_fault is not None:
+                self._on_fault("source", f"{self.path.name} ends at frame {self._n_in_file} of {self.frame_count}"
+                                         " (cut off or damaged); looping from its start")
             if self._file_id() != self._stat:  # the clip was replaced: play the new one from its start
                 raise OSError(f"{self.path} changed on disk; reopening")
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)

@@ -11,8 +11,16 @@ from pathlib import Path
 import numpy as np
 
 from tests.conftest import small_show
-from tests.scenarios.conftest import (flat_model, free_udp_port, frames_of, mean_rgb, osc_send, run_cli,
-                                      start_cli, wait_presenting)
+from tests.scenarios.conftest import (
+    flat_model,
+    frames_of,
+    free_udp_port,
+    mean_rgb,
+    osc_send,
+    run_cli,
+    start_cli,
+    wait_presenting,
+)
 
 GREY = 200  # the flat model's colour; brightness scales it
 
