@@ -46,14 +46,15 @@ class OutputConfig(BaseModel):
     @classmethod
     def _name(cls, v: str) -> str:
         if v and not re.fullmatch(r"[A-Za-z0-9_-]+", v):
-            raise ValueError(f"{v!r}: letters, digits, _ and - (it becomes the address /output/NAME/on)")
+            raise ValueError(f"{v!r} can't be part of an address (expected letters, digits, _ and -, as in "
+                             "/output/NAME/on)")
         return v
 
     @field_validator("size")
     @classmethod
     def _size(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
         if v is not None and not all(16 <= x <= 7680 for x in v):
-            raise ValueError(f"{list(v)}: [width, height], each 16..7680")
+            raise ValueError(f"{list(v)} is out of range (expected [width, height], each 16..7680)")
         return v
 
     @property
@@ -132,6 +133,7 @@ class Output:
         self.error = ""
         self.opened = False
         self.t_offered = float("-inf")
+        self.t_retry = 0.0  # while it can't open: no picture is read back for it until then
         self._on_fault = on_fault
         self._count = count  # Stats.count: the show's stats JSON carries output_NAME_sent
         self._stop = threading.Event()
@@ -139,6 +141,8 @@ class Output:
         self._thread.start()
 
     def due(self, now: float) -> bool:
+        if not self.opened and now < self.t_retry:
+            return False
         return now - self.t_offered >= self.interval * 0.95  # a frame early is not a frame late
 
     def offer(self, picture: np.ndarray, t_capture: float, now: float) -> None:
@@ -150,6 +154,8 @@ class Output:
         return self.slot.dropped
 
     def _fault(self, message: str, exc: BaseException | None) -> None:
+        if message == self.error:
+            return  # the same failure again, at each retry: one fault for the whole spell
         self.errors += 1
         self.error = message
         if self._on_fault is not None:
@@ -158,7 +164,6 @@ class Output:
             log.warning("output %s: %s", self.id, message, exc_info=exc)
 
     def _run(self) -> None:
-        t_retry = 0.0
         while not self._stop.is_set():
             try:
                 item = self.slot.get(timeout=0.5)
@@ -167,7 +172,7 @@ class Output:
             if item is None:
                 continue
             if not self.opened:
-                if time.monotonic() < t_retry:
+                if time.monotonic() < self.t_retry:
                     continue  # still off: the picture is dropped, the show carries on
                 try:
                     self.sink.open()
@@ -175,7 +180,7 @@ class Output:
                     log.info("output %s: sending to %s", self.id, getattr(self.sink, "name", self.id))
                 except Exception as e:  # no device, no runtime: said once (stats.fault), tried again later
                     self._fault(f"can't open: {str(e).strip() or type(e).__name__}", None)
-                    t_retry = time.monotonic() + RETRY_S
+                    self.t_retry = time.monotonic() + RETRY_S
                     continue
             picture, t_capture = item
             try:
@@ -188,7 +193,7 @@ class Output:
             except Exception as e:  # a receiver gone, a device removed: reopened after a pause
                 self._fault(f"send failed: {type(e).__name__}: {e}", e)
                 self._close_sink()
-                t_retry = time.monotonic() + RETRY_S
+                self.t_retry = time.monotonic() + RETRY_S
         self._close_sink()
 
     def _close_sink(self) -> None:
