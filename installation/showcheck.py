@@ -39,7 +39,7 @@ def camera_problem(cfg: ShowConfig) -> UserError | None:
                      key="source.camera", expected="an index of a /dev/video* device, or a /dev/v4l/by-id/ path")
 
 
-def selfie_problem(cfg: ShowConfig, values: Mapping[str, Any]) -> UserError | None:
+def selfie_problem(cfg: ShowConfig, values: Mapping[str, Any], restored: Mapping[str, Any]) -> UserError | None:
     if values.get("seg/mode") != "selfie":
         return None
     from .segment import DEFAULT_MODELS_DIR, SelfieSegmenter
@@ -47,11 +47,13 @@ def selfie_problem(cfg: ShowConfig, values: Mapping[str, Any]) -> UserError | No
     try:
         SelfieSegmenter(DEFAULT_MODELS_DIR, values.get("seg/model", "auto"))  # looks the files up, loads nothing
     except UserError as e:
-        return UserError(f"seg/mode is \"selfie\" but {e.render()}", file=cfg.path, key=_key(cfg, "seg/mode"))
+        return UserError(f"seg/mode is \"selfie\" but {e.render()}", file=cfg.path,
+                         key=_key(cfg, "seg/mode", restored))
     return None
 
 
-def mask_problems(cfg: ShowConfig, values: Mapping[str, Any], models: list[Model]) -> list[UserError]:
+def mask_problems(cfg: ShowConfig, values: Mapping[str, Any], models: list[Model],
+                  restored: Mapping[str, Any]) -> list[UserError]:
     """A chain step that reads the person mask sees solid white (the whole frame is 'person') without one."""
     if values.get("seg/mode") != "none":
         return []
@@ -59,7 +61,7 @@ def mask_problems(cfg: ShowConfig, values: Mapping[str, Any], models: list[Model
     for m in models:
         if any(step.kind == "mask" for step in m.card.chain.steps):
             out.append(UserError(f"model {m.name}'s preprocessing has a 'mask' step but seg/mode is \"none\": "
-                                 "the model would see solid white", file=cfg.path, key=_key(cfg, "seg/mode"),
+                                 "the model would see solid white", file=cfg.path, key=_key(cfg, "seg/mode", restored),
                                  expected='a seg/mode that finds the person ("selfie", "chroma", "background")'))
     return out
 
@@ -103,15 +105,17 @@ def screen_problem(cfg: ShowConfig, screens: list[str], headless_ok: bool = True
     return None, ""
 
 
-def _key(cfg: ShowConfig, name: str) -> str:
+def _key(cfg: ShowConfig, name: str, restored: Mapping[str, Any]) -> str:
+    if cfg.state.restore and name in restored:
+        return f"{name} (restored from the state folder: `installation state reset` forgets it)"
     return "params." + name.replace("/", ".") if name in cfg.params else f"params (default {name})"
 
 
 def find_problems(cfg: ShowConfig, registry: Registry, models: list[Model], restored: Mapping[str, Any],
                   screens: list[str]) -> tuple[list[UserError], list[str]]:
     values = start_values(cfg, registry, models[0] if models else None, restored)
-    problems: list[UserError | None] = [camera_problem(cfg), selfie_problem(cfg, values)]
-    problems += mask_problems(cfg, values, models)
+    problems: list[UserError | None] = [camera_problem(cfg), selfie_problem(cfg, values, restored)]
+    problems += mask_problems(cfg, values, models, restored)
     problems += provider_problems(cfg)
     screen, note = screen_problem(cfg, screens)
     problems.append(screen)

@@ -3,10 +3,8 @@ listed, and the command exits 1 ("will not work as configured"); 2 stays for fil
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -78,12 +76,13 @@ def test_a_screen_out_of_range_without_a_screen_is_only_noted(tmp_path: Path) ->
 
 @pytest.mark.skipif(not shutil.which("Xvfb"), reason="needs Xvfb")
 def test_a_screen_out_of_range(tmp_path: Path) -> None:
-    display = f":{70 + os.getpid() % 19}"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # -displayfd: Xvfb picks a free display and writes its number once it accepts clients
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", "1", "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        time.sleep(1.0)
-        assert xvfb.poll() is None, "Xvfb did not start"
+        assert xvfb.stdout is not None
+        display = ":" + xvfb.stdout.readline().strip()
+        assert xvfb.poll() is None and display != ":", "Xvfb did not start"
         show = tmp_path / "screens.toml"
         show.write_text(small_show(tmp_path).read_text().replace("[render]", "[render]\nscreen = 2"))
         res = check(tmp_path, show, {"DISPLAY": display})
@@ -143,3 +142,17 @@ def test_an_invalid_file_still_exits_2(tmp_path: Path) -> None:
     res = check(tmp_path, show)
     assert res.returncode == 2 and "source.fps" in res.stderr
     assert_clean(res)
+
+
+def test_a_restored_segmentation_mode_is_judged_too(tmp_path: Path) -> None:
+    """seg/mode tuned live to "none" and saved: the next start would feed the mask step solid white."""
+    model = flat_model(tmp_path / "models" / "sil", (255, 0, 0), chain="silhouette")
+    show = small_show(tmp_path, name="restored", model=model, tail='[params]\n"seg/mode" = "chroma"')
+    live = tmp_path / "state-root" / "restored" / "live.json"
+    live.parent.mkdir(parents=True)
+    live.write_text('{"version": 1, "values": {"seg/mode": "none"}}')
+    res = check(tmp_path, show)
+    assert res.returncode == 1, said(res)
+    (line,) = problems(res)
+    assert "seg/mode" in line and "restored from the state folder" in line
+    assert "seg/mode = 'none' (show file: 'chroma')" in res.stdout
