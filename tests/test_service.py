@@ -251,3 +251,9 @@ def test_offline_installer_refuses_a_folder_that_is_not_a_wheelhouse(tmp_path: P
     res = subprocess.run(["bash", str(script), str(tmp_path / "dest")], capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "not a wheelhouse" in res.stderr
     assert not (tmp_path / "dest").exists()
+
+
+def test_only_commands_that_pass_flags_on_take_a_double_dash(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["check", "default", "--", "--headless"])
+    assert e.value.code == 2 and "only for commands that pass flags on" in capsys.readouterr().err
