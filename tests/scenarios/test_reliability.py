@@ -192,3 +192,34 @@ def test_an_osc_host_that_is_no_address_is_refused(tmp_path: Path) -> None:
     assert "Traceback" not in said(res)
     (line,) = [ln for ln in ours(res.stderr) if ln.startswith("error:")]
     assert "--osc-host" in line and "999.1.1.1" in line
+
+
+def test_a_camera_missing_at_start(tmp_path: Path) -> None:
+    """Documented: black until the first frame (there is nothing else to show), the HUD says why, the
+    camera is reopened with back-off; the process keeps presenting and ends as asked (exit 0)."""
+    if Path("/dev/video7").exists():
+        import pytest
+
+        pytest.skip("this machine has a /dev/video7")
+    show = small_show(tmp_path, source='kind = "camera"\ncamera = 7\nwidth = 160\nheight = 90',
+                      tail='[params]\n"hud/show" = true')
+    # a screen big enough for the HUD's warning line (the HUD is not scaled down with the screen)
+    show.write_text(show.read_text().replace("[render]\nwidth = 160\nheight = 90",
+                                             "[render]\nwidth = 480\nheight = 270"))
+    rec, stats = tmp_path / "out.mp4", tmp_path / "s.json"
+    res = run_cli(["run", show, "--headless", "--seconds", "4", "--record", rec, "--stats", stats], tmp_path)
+    assert res.returncode == 0, said(res)
+    assert "Traceback" not in said(res)
+    summary = json.loads(stats.read_text())
+    frames = frames_of(rec)
+    # held pictures start 0.5 s after the last fresh one (none here), then fill the recording's time
+    assert summary["recorded_seconds"] >= 0.7 * 4 and len(frames) >= 0.7 * 4 * 30, summary["recorded_seconds"]
+    assert summary["reconnects"] >= 2 and summary["faults"]["source"] == summary["reconnects"]
+    named = [ln for ln in ours(res.stderr) if "no camera at 7" in ln]
+    assert len(named) == 1, res.stderr
+    last = frames[-1].astype(int)  # BGR
+    dark = (last.max(axis=2) < 40).mean()
+    warning = ((last[:, :, 2] > 150) & (last[:, :, 1] < 100)).sum()  # the HUD's red `! source camera 7: ...`
+    assert dark > 0.5 and warning > 20, f"expected black with the HUD's red warning ({dark:.2f} dark, {warning} red)"
+    if "SCENARIO_PNG" in os.environ:
+        cv2.imwrite(os.path.join(os.environ["SCENARIO_PNG"], "camera-missing.png"), last)
