@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .config_errors import explain
 from .errors import UserError
 from .health import HealthConfig
+from .midi import MidiConfig, check_midi
+from .outputs import OutputConfig, declare_outputs
 from .params import ParamError, Registry
 from .schedule import ScheduleConfig
 
@@ -27,7 +29,8 @@ class _Strict(BaseModel):
 
 
 class SourceConfig(_Strict):
-    kind: Literal["camera", "video", "synthetic"] = "camera"
+    kind: Literal["camera", "video", "synthetic", "ndi"] = "camera"
+    name: str = ""  # ndi: the sender's name, or a part of it ("MACHINE (name)" as NDI lists it)
     camera: int | str = Field(0, description="index, or a stable path such as /dev/v4l/by-id/...")
     video: Path | None = None
     loop: bool = True
@@ -127,6 +130,8 @@ class ShowConfig(_Strict):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)  # opening hours, attract look
     presets: dict[str, dict[str, Any]] = Field(default_factory=dict)  # [presets.N]: slots the show ships with
     health: HealthConfig = Field(default_factory=HealthConfig)  # heartbeat, model retry
+    midi: MidiConfig | None = None  # MIDI in (installation/midi.py); no table: no MIDI
+    output: list[OutputConfig] = Field(default_factory=list)  # [[output]]: NDI, virtual camera (outputs.py)
     params: dict[str, Any] = Field(default_factory=dict)  # live parameter defaults: "pre/blur" = 2, or [params.pre]
 
     path: Path | None = Field(None, exclude=True)  # where it was read from
@@ -230,6 +235,11 @@ def load_show(show: str | Path | None, registry: Registry | None = None) -> Show
         from .params import default_registry
 
         registry = default_registry()
+    if cfg.source.kind == "ndi" and not cfg.source.name.strip():
+        raise UserError("an NDI source needs a name", file=path, key="source.name", expected="an NDI sender's name")
+    declare_outputs(registry, cfg.output, path)  # /output/NAME/on, so [params] and [midi.map] may name them
+    if cfg.midi is not None:
+        check_midi(cfg.midi, registry, path)
     cfg.params = check_params(flatten_params(cfg.params), registry, path)
     for look, values in cfg.schedule.looks.items():
         cfg.schedule.looks[look] = check_params(flatten_params(values), registry, path, f"schedule.looks.{look}")

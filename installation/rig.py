@@ -19,7 +19,7 @@ def check_lines(cfg: Any) -> list[str]:
 
     lines = []
     try:
-        seen = list_sources()
+        seen = list_sources(2.0 if cfg.source.kind == "ndi" else 1.0)  # check stays quick for other shows
         lines.append(f"ndi sources: {', '.join(f'{n} ({a})' for n, a in seen) if seen else 'none seen'}")
     except OSError as e:
         seen, error = [], str(e)

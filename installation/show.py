@@ -115,6 +115,9 @@ class Show:
         self.opts = opts
         self.stats = Stats()
         self.registry = registry or default_registry()
+        from .outputs import declare_outputs
+
+        declare_outputs(self.registry, cfg.output, cfg.path)  # /output/NAME/on, before the store is made
         self.store = ParamStore(self.registry)
         self.inbox: queue.SimpleQueue[Callable[[Show], None]] = queue.SimpleQueue()
         self.hud_lines: list[Callable[[Show], list[str]]] = []  # extra HUD text from control surfaces
@@ -133,6 +136,7 @@ class Show:
         self.display: Any = None
         self.renderer: Renderer | None = None
         self.recorder: Recorder | None = None
+        self.outputs: Any = None  # outputs.OutputStage: NDI, virtual camera
         self.results: LatestSlot[Result] = LatestSlot("results", lockstep=opts.lockstep)
         self._stop = threading.Event()
         # inference threads started: the most frames in flight the show may use (the model in use says
@@ -179,6 +183,9 @@ class Show:
         if self.opts.record:
             self.recorder = Recorder(self.opts.record, self.display.size, self.source.fps or 30.0,
                                      lockstep=self.opts.lockstep)
+        from .outputs import attach_outputs
+
+        attach_outputs(self)  # [[output]]: each on its own thread, fed from the frame's one readback
         from .health import attach
 
         attach(self)  # heartbeat, model retry, opening hours and attract look
@@ -226,6 +233,11 @@ class Show:
         from .sources import VideoSource, open_source
 
         src = self.cfg.source
+        if src.kind == "ndi" and self.opts.video is None:
+            from .ndi import NdiSource
+
+            return NdiSource(src.name, src.width, src.height, src.fps, lockstep=self.opts.lockstep,
+                             on_fault=self.stats.fault)
         if self.opts.video is not None:
             return VideoSource(self.opts.video, loop=True, realtime=self.opts.realtime,
                                lockstep=self.opts.lockstep, on_fault=self.stats.fault)
@@ -656,9 +668,13 @@ class Show:
             if not result.fresh:
                 st.count("frames_reused")
         # a held picture is on screen too (blackout or HUD may change it); lockstep records source frames only
+        picture = None  # one readback a frame, shared by the recorder and the outputs
         if self.recorder is not None and (result is not None or not self.opts.lockstep):
             with st.time("record"):
-                self.recorder.write(d.read(), t_done)
+                picture = d.read()
+                self.recorder.write(picture, t_done)
+        if self.outputs is not None and self._last is not None:
+            self.outputs.present(d.read if picture is None else picture, self._last.frame.t_capture)
         d.flip()
 
     # ---- the loop -------------------------------------------------------------------------------
@@ -877,7 +893,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"show: {cfg.name} ({cfg.path})")
     s = cfg.source
     what = {"camera": f"camera {s.camera} at {s.width}x{s.height} {s.fps:g} fps", "video": f"video {s.video}",
-            "synthetic": f"synthetic pattern {s.width}x{s.height}"}[s.kind]
+            "synthetic": f"synthetic pattern {s.width}x{s.height}", "ndi": f"NDI {s.name!r}"}[s.kind]
     print(f"source: {what}")
     if s.kind == "video" and (s.video is None or not s.video.is_file()):
         raise UserError("video not found", file=cfg.path, key="source.video", expected=f"a file at {s.video}")
@@ -899,6 +915,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"displays: {'; '.join(screens) if screens else 'none (headless: EGL offscreen)'}")
     cams = list_cameras()
     print(f"cameras: {', '.join(cams) if cams else 'none found'}")
+    from .rig import check_lines
+
+    print("\n".join(check_lines(cfg)))  # NDI sources, virtual cameras, MIDI ports (rig.py)
     from .osc import exposure_lines
 
     print("\n".join(exposure_lines(cfg)))  # the ports, who may send, writes, keys: the show's exposure
