@@ -85,7 +85,7 @@ def list_ports(probe: bool = False) -> tuple[list[str], str]:
     and the port watcher asks every few seconds."""
     seq = Path("/dev/snd/seq")
     if not probe and sys.platform.startswith("linux") and not seq.exists():
-        return [], "no ALSA sequencer on this machine (/dev/snd/seq missing: is snd-seq loaded?)"
+        return [], "no ALSA sequencer here (no /dev/snd/seq)"
     try:
         import mido
 
