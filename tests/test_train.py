@@ -156,6 +156,8 @@ def test_new_runs_record_the_resize_decoder_and_export_without_transposed_convs(
                  "--no-progress"]) == 0
     ckpt = load_checkpoint(tmp_path / "run" / "latest.pt")
     assert ckpt["arch"]["upsample"] == "bilinear"
+    row = json.loads((tmp_path / "run" / "losses.jsonl").read_text().splitlines()[-1])
+    assert row["spike"] > 0  # the samples' checkerboard figure, each epoch
     assert main(["export", str(tmp_path / "run" / "latest.pt"), "--out", str(tmp_path / "model")]) == 0
     ops = {n.op_type for n in onnx.load(str(tmp_path / "model" / "model.onnx")).graph.node}
     assert "Resize" in ops and "ConvTranspose" not in ops

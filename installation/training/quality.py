@@ -4,8 +4,9 @@ A decoder of stride-2 transposed convolutions leaves a periodic grid in an under
 picture (Odena, Dumoulin and Olah, "Deconvolution and Checkerboard Artifacts", Distill 2016). The
 grid shows in the grey picture's 2-D spectrum as sharp peaks at the frequencies of periods 2, 4, 8
 and 16 px (and their diagonals), where a photograph's spectrum falls off smoothly. The spike figure
-is the strongest of those peaks against the median power of its spectral neighbourhood: photographs
-score about 5, the first default model (transposed convs, 24 epochs) about 36.
+is the strongest of those peaks against the median power of its spectral neighbourhood. Measured
+with this function: photographs at 256x256 score 2-7 (a room with slats and spokes 12.5), the first
+default model (transposed convs, 24 epochs) 55 on a portrait, 86 on a person, 581 on a room.
 
 The held-back photographs are pictures of people and rooms that no training set and no sample clip
 uses: a portrait, a person outdoors, a room.
@@ -44,14 +45,16 @@ def spike_figure(picture: np.ndarray, periods: Iterable[int] = PERIODS) -> float
 
 
 def _peak_ratio(power: np.ndarray, fy: int, fx: int) -> float:
-    """Power at bin (fy, fx), or its strongest immediate neighbour (a peak that falls between
-    bins), against the median of the surrounding window without that 3x3 core."""
+    """Power at bin (fy, fx) against the median of the surrounding window without its 3x3 core (where
+    the window's leakage spreads a peak). The bin alone, not the core's maximum: a decoder's grid has
+    a period that divides the picture, so it lands exactly on the bin, while the maximum of nine bins
+    of a smooth spectrum's noise would already score about 4."""
     h, w = power.shape
     r = NEIGHBOURHOOD
     ys = np.arange(fy - r, fy + r + 1) % h
     xs = np.arange(fx - r, fx + r + 1) % w
     win = power[np.ix_(ys, xs)]
-    core = win[r - 1:r + 2, r - 1:r + 2].max()
+    core = win[r, r]
     ring = np.ones_like(win, bool)
     ring[r - 1:r + 2, r - 1:r + 2] = False
     med = float(np.median(win[ring]))

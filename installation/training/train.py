@@ -372,6 +372,18 @@ class Trainer:
         return np.concatenate(rows, axis=0)
 
     @torch.no_grad()
+    def sample_spike(self) -> float:
+        """The checkerboard figure (quality.spike_figure) of the fixed samples' outputs, the worst of them:
+        a grid that training grows shows in losses.jsonl epochs before anyone exports the model."""
+        from .quality import spike_figure
+
+        G = unwrap(self.G)
+        G.eval()
+        fake = G(self.fixed["A"].to(self.device)).float().cpu().numpy()
+        G.train()
+        return max(spike_figure(from_tensor(f)) for f in fake)
+
+    @torch.no_grad()
     def val_l1(self) -> float | None:
         if self.val is None or len(self.val) == 0:
             return None
@@ -397,6 +409,7 @@ class Trainer:
             v = self.val_l1()
             if v is not None:
                 row["val_L1"] = v
+            row["spike"] = round(self.sample_spike(), 2)
         return row
 
     # -- training --
@@ -508,7 +521,7 @@ class Trainer:
                         f.write(json.dumps(row) + "\n")
                     _write_png(self.out / "samples" / f"epoch_{self.epoch:04d}.png", self.sample_grid())
                     self.save()
-                    log.info("epoch %d/%d  " + "  ".join(f"{k} {row[k]:.4f}" for k in (*LOSS_KEYS, "val_L1")
+                    log.info("epoch %d/%d  " + "  ".join(f"{k} {row[k]:.4f}" for k in (*LOSS_KEYS, "val_L1", "spike")
                                                         if k in row) + "  %.1fs", self.epoch, cfg.epochs, elapsed)
         if self.dist.main:
             plot_losses(self.history, self.out / "losses.png")
