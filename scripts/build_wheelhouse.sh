@@ -44,7 +44,7 @@ deps = list(project["dependencies"])
 if sys.argv[1] == "1":
     deps += project.get("optional-dependencies", {}).get("train", [])
 deps += ["setuptools>=68", "wheel"]
-print("\n".join(d.split(";")[0].split("#")[0].strip() for d in deps))
+print("\n".join(d.split("#")[0].strip() for d in deps))  # markers kept: pip skips what this platform lacks
 PY
 constraints=()
 [[ -f constraints.txt ]] && constraints=(-c constraints.txt)
