@@ -51,13 +51,7 @@ def figures(photographs) -> dict[str, dict[str, float]]:
     return {look: model_spike_figure(ROOT / "models" / look, photographs) for look in LOOKS}
 
 
-# leaves (10 epochs) paints a faint period-4 ripple: 14.4 on the cameraman, 12.8 on the room (docs/looks.md).
-# Strict, so that the retrained model that fixes it must say so here.
-RIPPLE = pytest.mark.xfail(strict=True, reason="leaves: a period-4 ripple (docs/looks.md, 'What is left')")
-MARKED = [pytest.param(look, marks=RIPPLE) if look == "leaves" else look for look in LOOKS]
-
-
-@pytest.mark.parametrize("look", MARKED)
+@pytest.mark.parametrize("look", LOOKS)
 def test_shipped_look_paints_no_grid_on_people(look, figures):
     for name in PEOPLE:
         assert figures[look][name] <= 10, (look, figures[look])
@@ -68,7 +62,7 @@ def test_every_look_paints_no_grid_on_the_portrait(figures):
         assert figures[look]["grace_hopper"] <= 10, (look, figures[look])
 
 
-@pytest.mark.parametrize("look", MARKED)
+@pytest.mark.parametrize("look", LOOKS)
 def test_shipped_look_paints_no_grid_on_a_room(look, figures, photographs):
     # the room has a regular structure of its own (slats, spokes): the model may keep it, not add to it
     room = spike_figure(Chain.from_spec("plain", 256).apply(photographs["motorcycle_left"])[0])
