@@ -5,22 +5,21 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 
-from .errors import UserError
+from installation.core.commands import dispatch
 
 # Modules that register commands, in the order `installation --help` lists them.
 COMMAND_MODULES = (
-    "installation.show",
-    "installation.osc",
-    "installation.segment",
+    "installation.app",
+    "installation.control.osc",
+    "installation.vision.segment",
     "installation.training.cli",
-    "installation.soak",
-    "installation.service",
-    "installation.state",
-    "installation.bench",
-    "installation.latency_test",
+    "installation.ops.soak",
+    "installation.ops.service",
+    "installation.ops.state_reset",
+    "installation.ops.bench",
+    "installation.ops.latency_test",
 )
 
 
@@ -56,26 +55,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     return dispatch(args, verbose=args.verbose)
-
-
-def dispatch(args: argparse.Namespace, verbose: bool = False) -> int:
-    """Run a parsed command: user mistakes print one line and exit 2, never a traceback."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    try:
-        return int(args.func(args) or 0)
-    except UserError as e:
-        print(f"error: {e.render()}", file=sys.stderr)
-        return e.exit_code
-    except OSError as e:  # the machine's side (a device, a folder, a port): one line; -v shows where it came from
-        if verbose:
-            raise
-        where = f" ({e.filename})" if e.filename and str(e.filename) not in str(e) else ""
-        print(f"error: {e.strerror or e}{where} [{type(e).__name__}; -v for the traceback]", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

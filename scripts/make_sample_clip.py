@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from installation.errors import UserError
-from installation.sample import FPS, SAMPLE_CLIP, SECONDS, make_sample_clip
+from installation.core.errors import UserError
+from installation.media.sample import FPS, SAMPLE_CLIP, SECONDS, make_sample_clip
 
 
 def main(argv: list[str] | None = None) -> int:

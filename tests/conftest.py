@@ -45,8 +45,8 @@ def make_tiny_onnx(path: Path, size: int = 64, dynamic_batch: bool = False,
 
 def make_model_folder(folder: Path, size: int = 64, chain: str = "plain", name: str = "tiny") -> Path:
     """A model folder (model.onnx + model.toml) as the exporter writes them."""
-    from installation.models import ModelCard
-    from installation.preprocess import Chain
+    from installation.inference.models import ModelCard
+    from installation.vision.preprocess import Chain
 
     make_tiny_onnx(folder / "model.onnx", size)
     ModelCard(name=name, size=(size, size), chain=Chain.from_spec(chain, size),

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from conftest import make_clip, make_model_folder, write_show
 
-from installation.bench import BenchConfig, ClipSource, bench, load_clip
 from installation.cli import main
-from installation.params import ParamStore, default_registry
-from installation.render import Layers, Renderer, read_pixels
-from installation.stillness import StillnessGate
+from installation.core.params import ParamStore
+from installation.ops.bench import BenchConfig, ClipSource, bench, load_clip
+from installation.render.renderer import Layers, Renderer, read_pixels
+from installation.show.params import default_registry
+from installation.vision.stillness import StillnessGate
 
 RUN_KEYS = {"fps", "cpu_ms_per_frame", "frames_presented", "frames_fresh", "frames_reused", "frames_inferred",
             "seconds", "latency_ms", "stage_ms", "dropped", "faults", "providers", "gl_renderer"}
@@ -180,7 +181,7 @@ def test_identity_grade_is_its_own_program_and_the_grade_still_applies(gl):
 
 
 def test_present_shades_only_the_content_box():
-    from installation.render import content_box, projection_matrix
+    from installation.render.renderer import content_box, projection_matrix
 
     assert content_box(projection_matrix((1280, 720), (720, 720), "fit"), (1280, 720)) == (280, 0, 720, 720)
     assert content_box(projection_matrix((1280, 720), (720, 720), "stretch"), (1280, 720)) == (0, 0, 1280, 720)

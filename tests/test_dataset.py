@@ -10,15 +10,9 @@ import pytest
 from conftest import frames_of
 
 from installation.cli import main
-from installation.preprocess import Chain
-from installation.training.dataset import (
-    PairReader,
-    TargetReader,
-    person_box,
-    read_dataset,
-    split_pair,
-)
+from installation.training.dataset import PairReader, TargetReader, person_box, read_dataset, split_pair
 from installation.training.record import TakeRecorder, record
+from installation.vision.preprocess import Chain
 
 CHROMA_GREEN = (0, 177, 64)  # RGB of the chroma key paint the chroma segmenter keys by default
 
@@ -247,7 +241,7 @@ def test_record_keeps_a_take_cut_short_by_the_end_of_the_source(tmp_path):
 
 
 def test_recorder_shows_the_countdown():
-    from installation.frames import Frame
+    from installation.core.frames import Frame
 
     rec = TakeRecorder(Path("/nonexistent"), takes=1, seconds=1.0, countdown=3.0)
     shown = [rec.feed(Frame(np.zeros((4, 4, 3), np.uint8), i, 0.0, source_pts=t)) for i, t in

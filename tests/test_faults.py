@@ -26,12 +26,12 @@ import pytest
 from conftest import SYNTHETIC, make_clip, make_model_folder, make_tiny_onnx, small_show
 
 from installation.cli import main
-from installation.config import load_show
-from installation.models import ModelCard
-from installation.preprocess import Chain
-from installation.render import SHADER_DIR, Renderer
-from installation.show import RunOptions, Show
-from installation.sources import ThreadedSource
+from installation.inference.models import ModelCard
+from installation.media.sources import ThreadedSource
+from installation.render.renderer import SHADER_DIR, Renderer
+from installation.show.config import load_show
+from installation.show.loop import RunOptions, Show
+from installation.vision.preprocess import Chain
 
 CAP_S = 90.0  # only a stuck scenario gets near this; it then fails on the step it was waiting for
 
@@ -183,7 +183,7 @@ def test_camera_unplugged_mid_run_keeps_the_last_picture_and_resumes(tmp_path: P
 
 
 def test_camera_lost_for_a_while_shows_the_idle_look_chosen_in_the_show(tmp_path: Path) -> None:
-    from installation.schedule import ScheduleControl
+    from installation.show.schedule import ScheduleControl
 
     show = build(show_file(tmp_path, extra='[schedule]\nsource_lost = "idle"\nsource_lost_after_s = 0.3\n'
                                            'fade_s = 0'), UnpluggableShow)
@@ -319,8 +319,8 @@ def test_a_failed_swap_keeps_the_running_model(tmp_path: Path) -> None:
 
 def test_a_missing_selfie_model_reaches_the_hud_the_stats_and_the_health_counters(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from installation import segment
-    from installation.health import counters
+    from installation.show.health import counters
+    from installation.vision import segment
 
     monkeypatch.setattr(segment, "DEFAULT_MODELS_DIR", tmp_path / "nothing-fetched")
     show = build(show_file(tmp_path, model=make_model_folder(tmp_path / "m"), extra='[params]\n"seg/mode" = "selfie"'))
@@ -395,7 +395,7 @@ def _garbage(rng: np.random.Generator, i: int) -> bytes:
 
 
 def test_osc_flood_of_malformed_packets_changes_nothing(tmp_path: Path) -> None:
-    pytest.importorskip("installation.osc")
+    pytest.importorskip("installation.control.osc")
     show = build(show_file(tmp_path, osc=True), osc=True, osc_host="127.0.0.1", osc_port=0, oscquery_port=0).build()
     osc = next(c for c in show.controls if type(c).__name__ == "OscControl")
     port = osc.port
@@ -438,7 +438,7 @@ def test_osc_flood_of_malformed_packets_changes_nothing(tmp_path: Path) -> None:
 
 def test_tiny_onnx_helper_is_a_real_model(tmp_path: Path) -> None:
     """The models the scenarios break are real ONNX graphs ORT runs (so a failure is the fault's, not the helper's)."""
-    from installation.models import load_model
+    from installation.inference.models import load_model
 
     p = make_tiny_onnx(tmp_path / "x.onnx", 32)
     m = load_model(p, "cpu")

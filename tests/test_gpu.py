@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from conftest import make_clip, make_model_folder
 
-from installation.errors import UserError
-from installation.gpu import GpuChain, OnnxModule, TorchBackend, cuda_status, resample_matrix
-from installation.models import load_model
-from installation.preprocess import Chain, ChainState
+from installation.core.errors import UserError
+from installation.inference.gpu import GpuChain, OnnxModule, TorchBackend, cuda_status, resample_matrix
+from installation.inference.models import load_model
+from installation.vision.preprocess import Chain, ChainState
 
 torch = pytest.importorskip("torch")
 CUDA, WHY = cuda_status()
@@ -43,7 +43,7 @@ def camera_pictures(tmp_path: Path, n: int = 3) -> list[np.ndarray]:
 
 def unet_folder(tmp_path: Path, size: int = 64, width: int = 8) -> Path:
     """Our U-Net exported as the exporter does, with weights far from their init so every op matters."""
-    from installation.models import ModelCard
+    from installation.inference.models import ModelCard
     from installation.training.export import to_onnx
     from installation.training.networks import default_depth, define_G
 
@@ -151,7 +151,7 @@ def test_cuda_backend_fp16_graph_matches_onnx_runtime(tmp_path):
 
 @needs_cuda
 def test_gpu_frame_path_matches_the_cpu_path(tmp_path):
-    from installation.gpu import gpu_path_for
+    from installation.inference.gpu import gpu_path_for
 
     folder = unet_folder(tmp_path)
     m = load_model(folder, backend="torch")
@@ -171,7 +171,7 @@ def test_gpu_frame_path_matches_the_cpu_path(tmp_path):
 
 @needs_cuda
 def test_cuda_to_gl_copy_fills_the_texture(gl):
-    from installation.render import Texture
+    from installation.render.renderer import Texture
 
     tex = Texture(gl)
     want = torch.randint(0, 256, (48, 80, 4), dtype=torch.uint8, device="cuda")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from installation.errors import UserError
-from installation.latency_test import FlashDetector, ReadbackSource, brightness, run_latency_test
-from installation.render import HeadlessDisplay
+from installation.core.errors import UserError
+from installation.ops.latency_test import FlashDetector, ReadbackSource, brightness, run_latency_test
+from installation.render.renderer import HeadlessDisplay
 
 
 def test_every_flash_comes_back_through_the_readback_loop_no_sooner_than_its_delay():

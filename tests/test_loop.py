@@ -14,11 +14,11 @@ import pytest
 from conftest import frames_of, make_clip, make_model_folder, small_show
 
 from installation.cli import main
-from installation.config import load_show
-from installation.frames import EndOfStream, LatestSlot, SlotClosed
-from installation.models import choose_providers
-from installation.show import RunOptions, Show
-from installation.sources import SyntheticSource, VideoSource
+from installation.core.frames import EndOfStream, LatestSlot, SlotClosed
+from installation.inference.models import choose_providers
+from installation.media.sources import SyntheticSource, VideoSource
+from installation.show.config import load_show
+from installation.show.loop import RunOptions, Show
 
 
 def show_file(tmp_path: Path, source: str, model: Path | None, extra: str = "") -> Path:
@@ -234,7 +234,7 @@ def test_chained_models_feed_each_other(tmp_path, tiny_model):
     show = Show(load_show(path), RunOptions(headless=True, frames=3, realtime=False, lockstep=True))
     show.build()
     frame = show.source.recv(2.0)
-    from installation.preprocess import ChainState
+    from installation.vision.preprocess import ChainState
 
     result = show.process(frame, show.store.snapshot(), ChainState(), None)
     show.close()
@@ -284,8 +284,8 @@ def test_check_says_how_many_frames_will_be_in_flight(tmp_path, tiny_model, caps
 
 
 def test_check_refuses_a_model_that_fails_a_trial_inference(tmp_path, tiny_model, capsys):
-    from installation.models import ModelCard
-    from installation.preprocess import Chain
+    from installation.inference.models import ModelCard
+    from installation.vision.preprocess import Chain
 
     ModelCard(name="tiny", size=(32, 32), chain=Chain.from_spec("plain", 32)).save(tiny_model)  # graph wants 64
     path = show_file(tmp_path, 'kind = "synthetic"\nwidth = 160\nheight = 90', tiny_model)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import make_tiny_onnx
 
-from installation.errors import UserError
-from installation.models import choose_providers, infer_card, load_model, read_card
+from installation.core.errors import UserError
+from installation.inference.models import choose_providers, infer_card, load_model, read_card
 
 
 def test_model_folder_loads_and_infers(tiny_model):
@@ -75,7 +75,7 @@ def test_provider_choice_always_ends_with_cpu():
 
 
 def test_a_model_name_is_looked_up_in_order_and_a_path_is_relative_to_the_show(tmp_path):
-    from installation.models import find_model
+    from installation.inference.models import find_model
 
     show_dir, installed = tmp_path / "show", tmp_path / "installed"
     make_tiny_onnx(show_dir / "models" / "blue" / "model.onnx")
@@ -92,8 +92,8 @@ def test_a_model_name_is_looked_up_in_order_and_a_path_is_relative_to_the_show(t
 
 
 def test_show_backend_auto_and_onnx_pass_torch_needs_cuda(tmp_path):
-    from installation.gpu import cuda_status
-    from installation.models import show_backend
+    from installation.inference.gpu import cuda_status
+    from installation.inference.models import show_backend
 
     assert show_backend("auto", None) is None
     assert show_backend("onnx", None) == "onnx"

@@ -28,7 +28,7 @@ SIZE = 192
 @pytest.fixture(autouse=True)
 def ndi_ok() -> None:
     try:
-        from installation.ndi import runtime
+        from installation.media.ndi import runtime
 
         runtime()
     except OSError as e:
@@ -82,7 +82,7 @@ def diff(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_the_picture_sent_over_ndi_is_what_the_show_presented(tmp_path: Path) -> None:
-    from installation.ndi import NdiSource
+    from installation.media.ndi import NdiSource
 
     name = f"ndi-out-{os.getpid()}"
     clip = still_clip(tmp_path / "still.mp4", pattern(1))
@@ -137,7 +137,7 @@ def test_an_output_switched_off_sends_nothing_and_needs_no_readback(tmp_path: Pa
 
 
 def test_an_ndi_sender_feeds_the_show_as_its_source(tmp_path: Path) -> None:
-    from installation.ndi import NdiSender
+    from installation.media.ndi import NdiSender
 
     name = f"pattern-{os.getpid()}"
     sender = NdiSender(name, 30.0)
@@ -173,7 +173,7 @@ def test_an_ndi_sender_feeds_the_show_as_its_source(tmp_path: Path) -> None:
 
 
 def test_a_sender_that_goes_away_and_comes_back_is_reconnected(tmp_path: Path) -> None:
-    from installation.ndi import NdiSender, NdiSource
+    from installation.media.ndi import NdiSender, NdiSource
 
     name = f"flaky-{os.getpid()}"
     rx = NdiSource(name).start()

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from installation.errors import UserError
+from installation.core.errors import UserError
 from installation.training.networks import (
     PatchDiscriminator,
     ResnetGenerator,

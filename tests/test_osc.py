@@ -26,11 +26,11 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_server import BlockingOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
 
-from installation import osc as osc_mod
-from installation.config import load_show
-from installation.osc import OscControl, build_dgram, osc_map_markdown, osc_map_text
-from installation.params import default_registry
-from installation.show import RunOptions, Show
+from installation.control import osc as osc_mod
+from installation.control.osc import OscControl, build_dgram, osc_map_markdown, osc_map_text
+from installation.show.config import load_show
+from installation.show.loop import RunOptions, Show
+from installation.show.params import default_registry
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -564,7 +564,7 @@ def test_cli_run_with_osc_flags(tmp_path: Path) -> None:
 
 
 def test_walk_packet_rejects_garbage_and_flattens_bundles() -> None:
-    from installation.osc import Malformed, walk_packet
+    from installation.control.osc import Malformed, walk_packet
 
     bad_size = b"#bundle\0" + b"\0" * 8 + b"\0\0\0\x05/ab\0"
     for junk in (b"", b"hello", b"/a\0", b"/a\0\0\0,zz\0\0", b"#bundle\0", bad_size, b"/a\0\0\0,i\0\0\0\0"):
@@ -657,7 +657,7 @@ def test_a_target_whose_sends_fail_is_held_with_back_off_and_counted(tmp_path: P
 def test_allow_list_rules_and_where_the_settings_come_from(tmp_path: Path) -> None:
     import ipaddress
 
-    from installation.access import Gate, parse_allow
+    from installation.control.access import Gate, parse_allow
 
     assert parse_allow(["10.0.0.0/8", "any"]) is None
     gate = Gate(parse_allow([]), writes=True, grabs=False)

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from installation.outputs import list_virtual_cameras
+from installation.media.outputs import list_virtual_cameras
 
 INSTALLATION = str(Path(sys.executable).parent / "installation")
 HAS_LOOPBACK = bool(list_virtual_cameras()[0])

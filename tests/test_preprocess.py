@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from installation.params import ParamStore, default_registry
-from installation.preprocess import (
+from installation.core.params import ParamStore
+from installation.show.params import default_registry
+from installation.vision.preprocess import (
     NAMED_CHAINS,
     STEPS,
     Chain,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from installation.params import ParamStore, default_registry
-from installation.render import COMPOSITE_MODES, Layers, Renderer, ShaderSet, projection_matrix, read_pixels
+from installation.core.params import ParamStore
+from installation.render.renderer import COMPOSITE_MODES, Layers, Renderer, ShaderSet, projection_matrix, read_pixels
+from installation.show.params import default_registry
 
 S = 16
 RED, BLUE = (255, 0, 0), (0, 0, 255)
@@ -153,7 +154,7 @@ def test_mirror_x_swaps_left_and_right():
 
 
 def test_broken_shader_on_reload_keeps_the_last_good_program(gl, tmp_path):
-    from installation.render import SHADER_DIR
+    from installation.render.renderer import SHADER_DIR
 
     for f in ("quad.vert", "composite.frag", "present.frag", "hud.frag"):
         (tmp_path / f).write_text((SHADER_DIR / f).read_text())
@@ -176,7 +177,7 @@ def test_broken_shader_on_reload_keeps_the_last_good_program(gl, tmp_path):
 
 def test_recorder_fills_the_time_each_picture_was_on_screen(tmp_path):
     """Two pictures shown half a second each at 30 fps: 15 frames of each, one second of video."""
-    from installation.render import Recorder
+    from installation.render.renderer import Recorder
     from tests.conftest import frames_of
 
     rec = Recorder(tmp_path / "o.mp4", (32, 24), 30.0)
@@ -190,7 +191,7 @@ def test_recorder_fills_the_time_each_picture_was_on_screen(tmp_path):
 
 
 def test_recorder_counts_pictures_of_another_size_as_rejected_not_written(tmp_path):
-    from installation.render import Recorder
+    from installation.render.renderer import Recorder
     from tests.conftest import frames_of
 
     rec = Recorder(tmp_path / "o.mp4", (32, 24), 30.0, lockstep=True)

@@ -23,7 +23,7 @@ needs_selfie = pytest.mark.skipif(not SELFIE_MODEL.is_file(),
 @pytest.fixture(scope="module")
 def clip() -> dict:
     """The default clip's properties, every frame as a 160x90 thumbnail, and some frames in full."""
-    from installation.sample import ensure_sample_clip
+    from installation.media.sample import ensure_sample_clip
 
     path = ensure_sample_clip()
     cap = cv2.VideoCapture(str(path))
@@ -88,7 +88,7 @@ def test_a_person_is_there_moving_and_cleanly_cut_out(clip):
     """The non-backdrop region is one sizeable body that walks and changes size; the project's selfie
     segmenter, run on the clip, finds the same region (a chunk of the photograph's own background
     would be non-backdrop but not person)."""
-    from installation.segment import SelfieSegmenter
+    from installation.vision.segment import SelfieSegmenter
 
     xs, areas = [], []
     with SelfieSegmenter(SELFIE_MODEL.parent) as seg:

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 from conftest import small_show
 
-from installation.config import load_show
-from installation.params import default_registry
-from installation.schedule import (
+from installation.media.sources import ThreadedSource
+from installation.show.config import load_show
+from installation.show.loop import RunOptions, Show
+from installation.show.params import default_registry
+from installation.show.schedule import (
     BUILTIN_LOOKS,
     Hours,
     Presence,
@@ -26,8 +28,6 @@ from installation.schedule import (
     parse_days,
     parse_time,
 )
-from installation.show import RunOptions, Show
-from installation.sources import ThreadedSource
 
 # 2026-11-23 is a Monday
 MON, TUE, WED, FRI, SAT, SUN = 23, 24, 25, 27, 28, 29

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import skimage.data
 
-from installation import preprocess, segment
-from installation.errors import UserError
-from installation.params import Registry
-from installation.segment import (
+from installation.core.errors import UserError
+from installation.core.params import Registry
+from installation.vision import preprocess, segment
+from installation.vision.segment import (
     BackgroundSegmenter,
     ChromaSegmenter,
     MaskTreatment,
@@ -519,7 +519,7 @@ def test_cli_exit_code_for_an_empty_folder(tmp_path, monkeypatch):
     from installation import cli
 
     # Only this command: the test shouldn't depend on every other module's commands importing.
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("installation.segment",))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("installation.vision.segment",))
     empty = tmp_path / "empty"
     empty.mkdir()
     assert cli.main(["segment", str(empty), "--out", str(tmp_path / "o")]) == 2

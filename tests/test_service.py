@@ -18,8 +18,8 @@ import pytest
 from conftest import SYNTHETIC, small_show
 
 from installation.cli import main
-from installation.health import start_file_log
-from installation.service import UNIT_TEMPLATE, read_heartbeat, unit_name, unit_text
+from installation.ops.service import UNIT_TEMPLATE, read_heartbeat, unit_name, unit_text
+from installation.show.health import start_file_log
 
 REPO = Path(__file__).resolve().parent.parent
 INSTALLATION = [sys.executable, "-m", "installation.cli"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from conftest import make_model_folder
 
-from installation.soak import LEAK_BYTES, plot, slope_mib_per_h
+from installation.ops.soak import LEAK_BYTES, plot, slope_mib_per_h
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -134,7 +134,7 @@ def test_bad_training_input_is_a_user_error(tmp_path, capsys):
 def test_two_gloo_processes_under_torchrun(dataset, tmp_path):
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "installation.training.train", str(dataset), "--out", str(run), "--epochs", "2",
+           "-m", "installation.training.train_cli", str(dataset), "--out", str(run), "--epochs", "2",
            "--width", "4", "--set", "d_width=4", "--device", "cpu", "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)

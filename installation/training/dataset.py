@@ -27,10 +27,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..errors import UserError
-from ..preprocess import Chain, ChainError, to_tensor
-from ..tomlout import preprocess_tables
-from ..tomlout import toml_value as _tv
+from installation.core.errors import UserError
+from installation.core.tomlout import preprocess_tables
+from installation.core.tomlout import toml_value as _tv
+from installation.vision.preprocess import Chain, ChainError, to_tensor
 
 DATASET_FORMAT = "installation-dataset"
 DATASET_VERSION = 1
@@ -319,7 +319,7 @@ def _build(sources: list[FrameSource], out: Path, chain: Chain, opts: BuildOptio
                 last = thumb
                 mask = None
                 if segmenter is not None:
-                    from ..segment import segment_frame
+                    from installation.vision.segment import segment_frame
 
                     treatment.reset()  # sampled frames are far apart: no temporal smoothing between them
                     mask = segment_frame(segmenter, treatment, rgb, values)
@@ -367,7 +367,7 @@ def _build(sources: list[FrameSource], out: Path, chain: Chain, opts: BuildOptio
 def _segmenter(mode: str, models_dir: Path | None) -> tuple[Any, Any, dict[str, Any]]:
     if mode == "none":
         return None, None, {}
-    from ..segment import DEFAULT_MODELS_DIR, MaskTreatment, default_values, make_segmenter
+    from installation.vision.segment import DEFAULT_MODELS_DIR, MaskTreatment, default_values, make_segmenter
 
     # Offline there is time for full resolution; temporal smoothing would smear unrelated samples.
     values = default_values(mode=mode, scale=1.0, smooth=0.0)

@@ -25,12 +25,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UserError
-from ..models import ModelCard, infer_card
-from ..preprocess import Chain, ChainError
-from .networks import count_parameters, define_G
-from .pix2pix_convert import arch_kwargs, convert_state_dict, guess_arch, looks_like_pix2pix
-from .train import CHECKPOINT_FORMAT, build_generator, check_checkpoint, load_weights, versions
+from installation.core.errors import UserError
+from installation.inference.models import ModelCard, infer_card
+from installation.training.networks import count_parameters, define_G
+from installation.training.pix2pix_convert import arch_kwargs, convert_state_dict, guess_arch, looks_like_pix2pix
+from installation.training.train import CHECKPOINT_FORMAT, build_generator, check_checkpoint, load_weights, versions
+from installation.vision.preprocess import Chain, ChainError
 
 log = logging.getLogger("installation.export")
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ..errors import UserError
+from installation.core.errors import UserError
 
 # The architecture names that code uses, as our define_G kwargs (size is the U-Net's input side).
 ARCHES: dict[str, dict[str, Any]] = {

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..preprocess import Chain
+from installation.vision.preprocess import Chain
 
 PERIODS = (2, 4, 8, 16)
 NEIGHBOURHOOD = 5  # half-side, in frequency bins, of the window the peak is compared with
@@ -84,7 +84,7 @@ def model_input(chain: Chain, picture: np.ndarray) -> np.ndarray:
 
 def model_spike_figure(model_dir: str | Path, pictures: dict[str, np.ndarray] | None = None) -> dict[str, float]:
     """The spike figure of the model's own output (a real ONNX Runtime session) on each held-back photograph."""
-    from ..models import load_model
+    from installation.inference.models import load_model
 
     model = load_model(model_dir, providers="cpu")
     pictures = held_back_photographs() if pictures is None else pictures

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from ..errors import UserError
-from ..frames import EndOfStream, Frame
+from installation.core.errors import UserError
+from installation.core.frames import EndOfStream, Frame
 
 if TYPE_CHECKING:
-    from ..sources import ThreadedSource
+    from installation.media.sources import ThreadedSource
 
 log = logging.getLogger("installation.record")
 
@@ -115,7 +115,7 @@ def overlay(rgb: np.ndarray, text: str) -> np.ndarray:
 
 def open_recording_source(camera: str) -> ThreadedSource:
     """A camera index or device path, or a video file standing in for the camera (every frame, in order)."""
-    from ..sources import CameraSource, VideoSource
+    from installation.media.sources import CameraSource, VideoSource
 
     p = Path(camera)
     if p.is_file():

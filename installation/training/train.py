@@ -4,7 +4,7 @@ One process on a CPU or a GPU, or several through torchrun (DDP and a Distribute
 GPUs, gloo on CPUs):
 
     installation train DATASET --out runs/NAME
-    torchrun --standalone --nproc_per_node=2 -m installation.training.train DATASET --out runs/NAME
+    torchrun --standalone --nproc_per_node=2 -m installation.training.train_cli DATASET --out runs/NAME
 
 Each epoch writes runs/NAME/latest.pt (one self-describing dict: architecture, chain, config,
 optimizer and scaler state, losses, RNG state), a line of losses.jsonl and samples/epoch_NNNN.png.
@@ -35,11 +35,11 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from .. import __version__
-from ..errors import UserError
-from ..preprocess import Chain, ChainError, from_tensor
-from .dataset import DatasetInfo, PairReader, TargetReader, read_dataset
-from .networks import UPSAMPLES, count_parameters, default_depth, define_D, define_G
+from installation import __version__
+from installation.core.errors import UserError
+from installation.training.dataset import DatasetInfo, PairReader, TargetReader, read_dataset
+from installation.training.networks import UPSAMPLES, count_parameters, default_depth, define_D, define_G
+from installation.vision.preprocess import Chain, ChainError, from_tensor
 
 log = logging.getLogger("installation.train")
 
@@ -579,28 +579,3 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, command: str = "",
             with contextlib.suppress(Exception):
                 dist.destroy_process_group()
     return trainer
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m installation.training.train` (what torchrun launches): the `train` command's arguments."""
-    import argparse
-
-    from .cli import add_train_arguments, cmd_train
-
-    parser = argparse.ArgumentParser(prog="python -m installation.training.train")
-    add_train_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
-    try:
-        return cmd_train(args)
-    except UserError as e:
-        print(f"error: {e.render()}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt as e:
-        print(f"interrupted: {e}", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -36,8 +36,8 @@ def _save_graph(path: Path, nodes: list, inits: list, size: int) -> Path:
 
 
 def _card(folder: Path, size: int, name: str, chain: str) -> Path:
-    from installation.models import ModelCard
-    from installation.preprocess import Chain
+    from installation.inference.models import ModelCard
+    from installation.vision.preprocess import Chain
 
     ModelCard(name=name, size=(size, size), chain=Chain.from_spec(chain, size),
               provenance={"made_by": "tests/scenarios/conftest.py"}).save(folder)
@@ -161,7 +161,7 @@ def wait_presenting(tmp_path: Path, show: Path, proc: subprocess.Popen[str] | No
     first picture, in the state folder cli_env gives it) exists. Returns the heartbeat's path."""
     import tomllib
 
-    from installation.state import safe_name
+    from installation.core.state import safe_name
 
     name = tomllib.loads(Path(show).read_text()).get("name") or Path(show).stem
     beat = tmp_path / "state-root" / safe_name(name) / "heartbeat.json"

@@ -33,8 +33,8 @@ def green_screen_clip(path: Path, n: int = 12, w: int = 320, h: int = 180) -> Pa
 def live_input(rgb: np.ndarray, spec: list, size: int, segment: str) -> np.ndarray:
     """The model's input as the show makes it: the card's chain through apply_live at the card's values
     (what a show seeds its store with), a fresh chain state, and the segmenter's mask of this frame."""
-    from installation.preprocess import Chain, ChainState
-    from installation.segment import MaskTreatment, default_values, make_segmenter, segment_frame
+    from installation.vision.preprocess import Chain, ChainState
+    from installation.vision.segment import MaskTreatment, default_values, make_segmenter, segment_frame
 
     values = default_values(mode=segment, scale=1.0, smooth=0.0)
     seg = make_segmenter(segment, values=values)

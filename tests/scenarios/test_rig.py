@@ -21,7 +21,7 @@ SIZE = 160
 @pytest.fixture(autouse=True)
 def ndi_ok() -> None:
     try:
-        from installation.ndi import runtime
+        from installation.media.ndi import runtime
 
         runtime()
     except OSError as e:

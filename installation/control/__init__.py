@@ -1,0 +1,1 @@
+"""Live control: OSC in and feedback, OSCQuery, presets, replay, access, MIDI."""

@@ -1,0 +1,1 @@
+"""Models: cards, the ONNX Runtime backend, worker planning, the torch/CUDA frame path."""

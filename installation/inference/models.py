@@ -1,0 +1,408 @@
+"""Model folders and their cards, and the inference backends that run them.
+
+A model folder is `model.onnx` + `model.toml` (the card: input size, layout, value range, the
+preprocessing chain, provenance; schema in docs/model-card.md). A bare .onnx from another trainer is
+accepted too: its card is inferred from the graph (pix2pix conventions: NCHW, [-1, 1], RGB).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from installation.core.errors import UserError
+from installation.core.tomlout import preprocess_tables, toml_table
+from installation.core.tomlout import toml_value as _tv
+from installation.vision.preprocess import CARD_SCHEMA_VERSION, Chain, ChainError, from_tensor, to_tensor
+
+log = logging.getLogger("installation.models")
+
+PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+PROVIDER_ALIASES = {"tensorrt": PROVIDER_ORDER[0], "trt": PROVIDER_ORDER[0], "cuda": PROVIDER_ORDER[1],
+                    "cpu": PROVIDER_ORDER[2]}
+
+
+@dataclass
+class ModelCard:
+    name: str
+    size: tuple[int, int]  # (height, width) of the model's input
+    chain: Chain
+    input_name: str = "input"
+    output_name: str = "output"
+    layout: str = "NCHW"  # or "NHWC"
+    value_range: tuple[float, float] = (-1.0, 1.0)
+    output_range: tuple[float, float] = (-1.0, 1.0)
+    description: str = ""
+    inferred: bool = False  # True when no model.toml existed and the graph told us
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def to_toml(self) -> str:
+        """The card as TOML text (schema documented in docs/model-card.md)."""
+        lines = [f"schema = {CARD_SCHEMA_VERSION}", f"name = {_tv(self.name)}",
+                 f"description = {_tv(self.description)}", "", "[input]", f"name = {_tv(self.input_name)}",
+                 f"size = [{self.size[0]}, {self.size[1]}]",
+                 f"layout = {_tv(self.layout)}", f"value_range = [{self.value_range[0]}, {self.value_range[1]}]",
+                 "", "[output]", f"name = {_tv(self.output_name)}",
+                 f"value_range = [{self.output_range[0]}, {self.output_range[1]}]", ""]
+        lines += toml_table("provenance", self.provenance)
+        lines += preprocess_tables(self.chain.to_spec())
+        return "\n".join(lines)
+
+    def save(self, folder: Path) -> Path:
+        path = Path(folder) / "model.toml"
+        path.write_text(self.to_toml())
+        return path
+
+
+def read_card(path: Path, onnx_path: Path | None = None) -> ModelCard:
+    """Parse and check a model.toml. Raises UserError naming the file and key."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"can't read the model card: {e}", file=path) from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"not valid TOML: {e}", file=path) from None
+    schema = data.get("schema")
+    if schema != CARD_SCHEMA_VERSION:
+        raise UserError(f"unsupported card schema {schema!r}", file=path, key="schema",
+                        expected=f"schema = {CARD_SCHEMA_VERSION}")
+    inp, out = data.get("input", {}), data.get("output", {})
+    size = inp.get("size")
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(x, int) and x > 0 for x in size)):
+        raise UserError("bad input size", file=path, key="input.size", expected="[height, width], positive ints")
+    layout = inp.get("layout", "NCHW")
+    if layout not in ("NCHW", "NHWC"):
+        raise UserError(f"bad layout {layout!r}", file=path, key="input.layout", expected='"NCHW" or "NHWC"')
+    try:
+        chain = Chain.from_spec(data.get("preprocess", "plain"), (size[0], size[1]))
+    except ChainError as e:
+        raise UserError(e.message, file=path, key=e.path) from None
+    return ModelCard(
+        name=str(data.get("name", path.parent.name)), size=(size[0], size[1]), chain=chain,
+        input_name=str(inp.get("name", "input")), output_name=str(out.get("name", "output")), layout=layout,
+        value_range=_range(inp.get("value_range", [-1.0, 1.0]), path, "input.value_range"),
+        output_range=_range(out.get("value_range", [-1.0, 1.0]), path, "output.value_range"),
+        description=str(data.get("description", "")), provenance=dict(data.get("provenance", {})),
+    )
+
+
+def _range(v: Any, path: Path, key: str) -> tuple[float, float]:
+    if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v) and v[0] < v[1]):
+        raise UserError("bad value range", file=path, key=key, expected="[low, high] with low < high")
+    return float(v[0]), float(v[1])
+
+
+def infer_card(onnx_path: Path, default_size: int = 256) -> ModelCard:
+    """A card from the graph alone, for plain image-to-image ONNX files from other trainers."""
+    import onnx
+
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as e:
+        raise UserError(f"not a readable ONNX model: {e}", file=onnx_path) from None
+    init_names = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in init_names]
+    if len(inputs) != 1:
+        raise UserError(f"the graph has {len(inputs)} inputs", file=onnx_path,
+                        expected="one image input (N,3,H,W) or (N,H,W,3)")
+    i = inputs[0]
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in i.type.tensor_type.shape.dim]
+    elem = i.type.tensor_type.elem_type
+    if len(dims) != 4 or elem not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16):
+        raise UserError(f"input {i.name!r} has shape {dims} and element type {elem}", file=onnx_path,
+                        expected="a float image input of rank 4, (N,3,H,W) or (N,H,W,3)")
+    if dims[1] == 3:
+        layout, h, w = "NCHW", dims[2], dims[3]
+    elif dims[3] == 3:
+        layout, h, w = "NHWC", dims[1], dims[2]
+    else:
+        raise UserError(f"input {i.name!r} has shape {dims}: no axis of 3 colour channels", file=onnx_path,
+                        expected="(N,3,H,W) or (N,H,W,3)")
+    h = h or default_size
+    w = w or default_size
+    outputs = list(model.graph.output)
+    return ModelCard(name=onnx_path.stem, size=(h, w), chain=Chain.from_spec("plain", (h, w)),
+                     input_name=i.name, output_name=outputs[0].name if outputs else "output", layout=layout,
+                     inferred=True, description="card inferred from the ONNX graph")
+
+
+def looks_like_path(name: str) -> bool:
+    """A model named by path ("models/blue", "./x.onnx") rather than by a bare name ("blue")."""
+    return "/" in name or name.endswith(".onnx") or name in (".", "..")
+
+
+def find_model(name: str, base: Path, dirs: Sequence[Path]) -> Path:
+    """One rule for every model a show names (its file, /model/select): a path is relative to `base`
+    (the show file's folder); a bare name is a model folder NAME/ or a NAME.onnx in the first of
+    `dirs` that has one. Raises UserError saying where it looked."""
+    if looks_like_path(name):
+        return Path(name) if Path(name).is_absolute() else (base / name).resolve()
+    for d in dirs:
+        for cand in (d / name, d / f"{name}.onnx"):
+            if (cand / "model.onnx").is_file() or cand.is_file():
+                return cand
+    raise UserError(f"no model named {name!r}", expected=f"a folder {name}/ with model.onnx, or {name}.onnx, in "
+                    + " or ".join(str(d) for d in dirs) + f"; or a path relative to {base}")
+
+
+def resolve_model(path: str | Path) -> tuple[Path, ModelCard]:
+    """(onnx file, card) for a model folder or a bare .onnx file. Raises UserError."""
+    p = Path(path)
+    if p.is_dir():
+        onnx_path = p / "model.onnx"
+        card_path = p / "model.toml"
+    else:
+        onnx_path, card_path = p, p.with_name("model.toml") if p.name == "model.onnx" else p.with_suffix(".toml")
+    if not onnx_path.is_file():
+        raise UserError("model file not found", file=onnx_path, expected="a model folder with model.onnx")
+    if card_path.is_file():
+        return onnx_path, read_card(card_path)
+    return onnx_path, infer_card(onnx_path)
+
+
+# ---- backends ----------------------------------------------------------------------------------
+
+class Backend(Protocol):
+    providers: list[str]
+
+    def run(self, x: np.ndarray) -> np.ndarray: ...
+
+
+def choose_providers(wanted: list[str] | str | None) -> list[str]:
+    """Providers in preference order: what the show asked for (or 'auto'), filtered by what is installed."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if wanted in (None, "auto", ["auto"]):
+        names = list(PROVIDER_ORDER)
+    else:
+        names = [PROVIDER_ALIASES.get(w.lower(), w) for w in ([wanted] if isinstance(wanted, str) else wanted)]
+    chosen = [n for n in names if n in available]
+    if "CPUExecutionProvider" not in chosen:
+        chosen.append("CPUExecutionProvider")
+    return chosen
+
+
+class OnnxBackend:
+    """An ONNX Runtime session; providers TensorRT -> CUDA -> CPU by availability."""
+
+    def __init__(self, onnx_path: Path, card: ModelCard, providers: list[str] | str | None = None,
+                 cache_dir: Path | None = None, fp16: bool = True, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        self.card = card
+        names = choose_providers(providers)
+        opts: list[tuple[str, dict[str, Any]]] = []
+        for n in names:
+            if n == "TensorrtExecutionProvider":
+                cache = Path(cache_dir or Path(onnx_path).parent / ".trt_cache")
+                cache.mkdir(parents=True, exist_ok=True)
+                opts.append((n, {"trt_fp16_enable": fp16, "trt_engine_cache_enable": True,
+                                 "trt_engine_cache_path": str(cache), "trt_timing_cache_enable": True,
+                                 "trt_timing_cache_path": str(cache)}))
+            elif n == "CUDAExecutionProvider":
+                # EXHAUSTIVE picks the fastest cuDNN kernels once at load; the shapes never change here
+                opts.append((n, {"cudnn_conv_algo_search": "EXHAUSTIVE", "do_copy_in_default_stream": True}))
+            else:
+                opts.append((n, {}))
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            so.intra_op_num_threads = threads
+        # Idle pool threads must sleep, not spin: on a small CPU the spinning stole the cores that
+        # the GL rasterizer and the preprocessing thread needed (see docs/performance.md).
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # fatal only: ORT would print its own error line on every failing run, while the show raises it
+        # and logs it once (Stats.fault)
+        so.log_severity_level = 4
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), sess_options=so, providers=opts)
+        except Exception as e:
+            raise UserError(f"ONNX Runtime can't load the model: {str(e).strip().splitlines()[0]}",
+                            file=onnx_path) from None
+        self.providers = self.session.get_providers()
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.output_name = self.session.get_outputs()[0].name
+        self.input_dtype = np.float16 if "float16" in inp.type else np.float32
+        # On a GPU provider the output stays on the device between runs (IO binding), so a run moves
+        # only the input up and the picture down.
+        self.on_gpu = self.providers[0] in PROVIDER_ORDER[:2]
+        self._binding: Any = self.session.io_binding() if self.on_gpu else None
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        if self._binding is not None and self.card.layout == "NCHW":
+            b = self._binding
+            b.bind_cpu_input(self.input_name, x.astype(self.input_dtype, copy=False))
+            b.bind_output(self.output_name, "cuda")
+            self.session.run_with_iobinding(b)
+            return b.copy_outputs_to_cpu()[0]
+        if self.card.layout == "NHWC":
+            x = x.transpose(0, 2, 3, 1)
+        y = self.session.run([self.output_name], {self.input_name: x.astype(self.input_dtype, copy=False)})[0]
+        if self.card.layout == "NHWC":
+            y = y.transpose(0, 3, 1, 2)
+        return y
+
+
+class Model:
+    """A loaded model: its card, its backend, and picture-in, picture-out inference.
+
+    `parallel` is how many frames may be inferred at once (show.py's inference workers): ONNX Runtime
+    on the CPU takes concurrent runs, each on its own share of the cores; a GPU backend takes one.
+    """
+
+    def __init__(self, onnx_path: Path, card: ModelCard, backend: Backend, parallel: int = 1) -> None:
+        self.path = onnx_path
+        self.card = card
+        self.backend = backend
+        self.parallel = parallel
+        self._buffers = threading.local()  # each worker thread fills its own input tensor
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    def time_inference(self, runs: int = 5) -> float:
+        """Milliseconds one inference takes here (median of `runs`, after two warm-up runs)."""
+        h, w = self.card.size
+        picture = np.zeros((h, w, 3), np.uint8)
+        times = []
+        for i in range(runs + 2):
+            t0 = time.perf_counter()
+            self.infer(picture)
+            if i >= 2:
+                times.append((time.perf_counter() - t0) * 1000.0)
+        return float(np.median(times))
+
+    def infer(self, img: np.ndarray) -> np.ndarray:
+        """HxWx3 uint8 at the card's size -> the model's picture, HxWx3 uint8."""
+        x = getattr(self._buffers, "x", None)
+        if x is None:
+            h, w = self.card.size
+            x = self._buffers.x = np.empty((1, 3, h, w), np.float32)
+        y = self.backend.run(to_tensor(img, self.card.value_range, out=x))
+        return from_tensor(y, self.card.output_range)
+
+
+def cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+# A second worker (a second frame in flight) pays when one inference takes more than this share of the
+# source's frame interval. Below it one frame at a time keeps up, and a session on every core answers
+# soonest: on 2 cores the default model's show at 30 fps had p50 24-27 ms capture -> present with one
+# worker against 28-38 ms with two, while unpaced two workers ran faster (docs/performance.md).
+SECOND_WORKER_ABOVE = 0.5
+
+
+def plan_workers(setting: int | str = "auto", cores: int | None = None, infer_ms: float | None = None,
+                 source_fps: float | None = None) -> int:
+    """Inference workers (frames in flight) for a show's `[model] workers`. "auto": one where a core is
+    all there is, or where one inference (`infer_ms`, on every core) fits in half the source's frame
+    interval; otherwise two, each with half the cores. Unknown rate or time (an unpaced source, or
+    asked before the model is loaded): two, the most "auto" may use."""
+    if setting != "auto":
+        return max(1, int(setting))
+    if (cores or cpu_cores()) < 2:
+        return 1
+    if infer_ms is not None and source_fps and infer_ms * source_fps / 1000.0 <= SECOND_WORKER_ABOVE:
+        return 1
+    return 2
+
+
+def default_threads(workers: int = 1) -> int:
+    """ONNX Runtime's intra-op threads per session: INSTALLATION_ORT_THREADS; else, with one worker, ORT's
+    own choice (0: every core), with several, the cores shared out between them."""
+    env = os.environ.get("INSTALLATION_ORT_THREADS")
+    if env:
+        return int(env)
+    return 0 if workers <= 1 else max(1, cpu_cores() // workers)
+
+
+BACKENDS = ("onnx", "torch")
+
+
+def load_model(path: str | Path, providers: list[str] | str | None = None,
+               cache_dir: Path | None = None, backend: str | None = None, threads: int | None = None,
+               workers: int = 1) -> Model:
+    """Resolve, check and open a model. Raises UserError for anything the user can fix.
+
+    backend: "onnx" (ONNX Runtime, the default) or "torch" (installation.gpu.TorchBackend: the same
+    graph run by PyTorch, fp16 + channels_last + CUDA graphs on a GPU); INSTALLATION_BACKEND sets it too.
+    workers: the show's inference workers (plan_workers); on the CPU each session gets its share of cores.
+    """
+    onnx_path, card = resolve_model(path)
+    backend = backend or os.environ.get("INSTALLATION_BACKEND") or "onnx"
+    if backend not in BACKENDS:
+        raise UserError(f"unknown inference backend {backend!r}", expected=" or ".join(BACKENDS))
+    if backend == "torch":
+        from installation.inference.gpu import TorchBackend
+
+        tb = TorchBackend.from_onnx(onnx_path, card)
+        log.info("model %s: %dx%d via %s", card.name, card.size[1], card.size[0], ",".join(tb.providers))
+        return Model(onnx_path, card, tb)
+    on_cpu = choose_providers(providers)[0] == "CPUExecutionProvider"
+    workers = workers if on_cpu else 1
+    ob = OnnxBackend(onnx_path, card, providers, cache_dir=cache_dir,
+                     threads=default_threads(workers) if threads is None else threads)
+    log.info("model %s: %dx%d via %s%s", card.name, card.size[1], card.size[0], ",".join(ob.providers),
+             f", {workers} workers" if workers > 1 else "")
+    return Model(onnx_path, card, ob, parallel=workers if ob.providers[0] == "CPUExecutionProvider" else 1)
+
+
+def show_backend(setting: str, file: Path | None) -> str | None:
+    """A show's `[model] backend` as load_model's argument (None: "auto", the environment or onnx).
+    "torch" is the GPU frame path: without CUDA it is a mistake in the show, named here, not a slow
+    surprise on the opening night."""
+    if setting == "auto":
+        return None
+    if setting == "torch":
+        from installation.inference.gpu import cuda_status
+
+        ok, why = cuda_status()
+        if not ok:
+            raise UserError(f"backend torch runs on a CUDA GPU, and here {why}", file=file, key="model.backend",
+                            expected='"onnx" or "auto" on a machine without CUDA')
+    return setting
+
+
+def plan_for_rate(model: Model, source_fps: float) -> tuple[int, float | None]:
+    """`[model] workers = "auto"` for a model opened on every core and a source at `source_fps`:
+    (workers, milliseconds one inference took here, None when it was not timed). Raises whatever a
+    trial inference raises."""
+    if not isinstance(model.backend, OnnxBackend) or model.backend.providers[0] != "CPUExecutionProvider":
+        return 1, None  # a GPU takes one frame at a time
+    ms = model.time_inference()
+    return plan_workers("auto", infer_ms=ms, source_fps=source_fps), ms
+
+
+def load_for_rate(path: str | Path, providers: list[str] | str | None = None, workers: int | str = "auto",
+                  source_fps: float | None = None, **kw: Any) -> Model:
+    """A model for a source delivering `source_fps` frames a second (None: as fast as it is read), with
+    the workers plan_workers() gives: on the CPU under "auto" it is timed once on every core, then opened
+    again with the cores shared out if a second frame in flight is needed to keep up."""
+    if workers != "auto":
+        return load_model(path, providers, workers=int(workers), **kw)
+    if not source_fps:  # unpaced: the time can't change the answer, so the model is opened once
+        return load_model(path, providers, workers=plan_workers("auto"), **kw)
+    model = load_model(path, providers, workers=1, **kw)
+    try:
+        n, ms = plan_for_rate(model, source_fps)
+    except Exception as e:  # the live loop meets the same fault, and counts, shows and retries it
+        log.warning("model %s: a trial inference failed (%s: %s); one frame at a time", model.name,
+                    type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+        return model
+    if ms is not None:
+        log.info("model %s: %.1f ms an inference on every core, %g fps: %s", model.name, ms, source_fps,
+                 "one frame at a time" if n == 1 else f"{n} frames in flight")
+    return model if n == 1 else load_model(path, providers, workers=n, **kw)

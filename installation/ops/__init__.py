@@ -1,0 +1,1 @@
+"""Running a show as a job: check, bench, soak, the latency test, the service and supervisor."""

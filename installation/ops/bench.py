@@ -1,0 +1,591 @@
+"""`installation bench`: how fast the whole loop runs, headless, and how much the threads buy.
+
+Three runs of the same show, same model session, same source pictures and same Renderer code:
+
+- pipelined: the show's own threads (source -> inference -> draw), the source unpaced: throughput.
+- paced:     the same, the source paced to a camera's rate (60 fps): latency and drops at show speed.
+- naive:     one thread that reads, preprocesses, infers, uploads and draws each frame in turn, as a
+             first script would, by calling the same Show.process() and Show.view(): the ratio to it
+             measures the pipelining and nothing else.
+
+Throughput counts frames freshly inferred and presented; frames whose output was reused (the still-
+room skip) are counted apart. Every setting, the device, the versions and the providers the session
+really used go into the JSON, so a row in docs/performance.md can be reproduced and compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from installation.core.errors import UserError
+from installation.core.frames import EndOfStream, Frame
+from installation.core.timing import Stats, percentiles
+from installation.inference.models import Model, cpu_cores, load_for_rate, load_model
+from installation.media.sources import ThreadedSource, VideoSource
+from installation.show.config import load_show
+from installation.show.loop import RunOptions, Show
+from installation.show.params import default_registry
+from installation.vision.preprocess import ChainState
+
+log = logging.getLogger("installation.bench")
+
+RUNS = ("pipelined", "paced", "naive")
+
+
+# ---- the source ----------------------------------------------------------------------------------
+
+def load_clip(path: Path, frames: int, size: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """Up to `frames` RGB pictures of a clip, decoded once: the runs then measure the pipeline, not
+    the video decoder (a camera hands over decoded pictures too)."""
+    cap = cv2.VideoCapture(str(path))
+    out: list[np.ndarray] = []
+    while len(out) < frames:
+        ok, bgr = cap.read()
+        if not ok or bgr is None:
+            break
+        if size is not None and (bgr.shape[1], bgr.shape[0]) != size:
+            bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+        out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    cap.release()
+    if not out:
+        raise UserError("can't read video", file=path, expected="a video file OpenCV can decode")
+    return out
+
+
+class ClipSource(ThreadedSource):
+    """Decoded pictures played in a loop. Paced (fps given): a thread hands one over every 1/fps
+    seconds, latest wins, like a camera. Unpaced (fps None): recv() hands the next one over at once,
+    stamped as captured then, so no picture waits in a slot while the timing runs."""
+
+    def __init__(self, pictures: list[np.ndarray], fps: float | None = None, lockstep: bool = False,
+                 on_fault: Any = None) -> None:
+        self.name = "clip"
+        h, w = pictures[0].shape[:2]
+        super().__init__(fps or 0.0, (w, h), lockstep=lockstep, on_fault=on_fault)
+        self.pictures = pictures
+        self.paced = fps is not None
+        self._t0 = 0.0
+        self._lock = threading.Lock()
+        self.connected = True
+
+    def start(self) -> ClipSource:
+        if self.paced and self._thread is None:
+            self._t0 = time.monotonic()
+            super().start()
+        return self
+
+    def read_one(self) -> tuple[np.ndarray, float]:
+        due = self._t0 + self.index / self.fps
+        delay = due - time.monotonic()
+        if delay > 0:
+            self._stop.wait(delay)
+        return self.pictures[self.index % len(self.pictures)], self.index / self.fps
+
+    def recv(self, timeout: float | None = None) -> Frame | None:
+        if self.paced:
+            return super().recv(timeout)
+        if self._stop.is_set():
+            raise EndOfStream(self.name)
+        with self._lock:
+            i = self.index
+            self.index += 1
+        now = time.monotonic()
+        return Frame(self.pictures[i % len(self.pictures)], i, now, now)
+
+
+class InlineVideoSource(VideoSource):
+    """The naive loop's reader: each recv() decodes the next picture on the caller's thread, as a
+    script's cap.read() would. (The pipelined run reads the same file through VideoSource's thread.)"""
+
+    def start(self) -> InlineVideoSource:
+        if self.cap is None:
+            self.open()
+            self.connected = True
+        return self
+
+    def recv(self, timeout: float | None = None) -> Frame | None:
+        img, pts = self.read_one()
+        frame = Frame(img, self.index, time.monotonic(), pts)
+        self.index += 1
+        return frame
+
+    def close(self) -> None:
+        self.release()
+
+
+# ---- a stand-in model of a given size --------------------------------------------------------------
+
+BENCH_MODELS = Path("runs") / "bench_models"
+
+
+def make_unet_model(width: int, size: int, chain: str = "grey_blur_downscale",
+                    folder: Path | None = None) -> Path:
+    """A model folder holding pix2pix's U-Net (our networks.py, 8 down-blocks at 256, 9 at 512) at
+    this width, with its initial weights: what the trainer would export, minus the training. Speed
+    depends on the shapes alone, so bench rows for sizes nobody has trained yet use these."""
+    folder = Path(folder or BENCH_MODELS / f"unet_w{width}_{size}")
+    if (folder / "model.onnx").is_file() and (folder / "model.toml").is_file():
+        return folder
+    import torch
+
+    from installation.inference.models import ModelCard
+    from installation.training.export import to_onnx
+    from installation.training.networks import default_depth, define_G
+    from installation.vision.preprocess import Chain
+
+    torch.manual_seed(0)
+    G = define_G("unet", width=width, depth=default_depth(size)).eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    to_onnx(G, size, folder / "model.onnx")
+    ModelCard(name=folder.name, size=(size, size), chain=Chain.from_spec(chain, size),
+              description=f"U-Net width {width} at {size}, untrained (bench stand-in)",
+              provenance={"made_by": "installation bench --unet"}).save(folder)
+    return folder
+
+
+def _unet_spec(s: str) -> tuple[int, int]:
+    w, _, size = s.partition("@")
+    return int(w), int(size or 256)
+
+
+# ---- one run ---------------------------------------------------------------------------------------
+
+class BenchShow(Show):
+    """The show with the bench's source, a model session shared by all runs, and a measuring window
+    that opens after the warm-up frames."""
+
+    def __init__(self, cfg: Any, opts: RunOptions, source: ClipSource, model: Model | None,
+                 warmup: int, naive: bool = False) -> None:
+        super().__init__(cfg, opts, default_registry())
+        self._bench_source = source
+        self._bench_model = model
+        self.warmup = warmup
+        self.naive = naive
+        self.t_window = 0.0
+        self.t_end = 0.0
+        self._drops0 = (0, 0)
+        self._cpu0 = 0.0
+
+    def load_initial_model(self) -> None:
+        if self._bench_model is not None:
+            self.model = self._bench_model
+            self.chain = self._bench_model.card.chain
+        else:
+            super().load_initial_model()
+
+    def open_source(self) -> Any:
+        return self._bench_source
+
+    def _infer_loop(self, worker: int = 0) -> None:
+        if not self.naive:  # the naive run does its inference on the main thread, in run_naive()
+            super()._infer_loop(worker)
+
+    def view(self, result: Any) -> None:
+        super().view(result)
+        if result is not None and self.stats.counters["frames_presented"] == self.warmup and not self.t_window:
+            self.open_window()
+
+    def open_window(self) -> None:
+        """Forget the warm-up: fresh stats from here on (stage timers, latency, counters)."""
+        self.stats = Stats()
+        self.t_window = time.monotonic()
+        self._cpu0 = time.process_time()
+        self._drops0 = (self.source.dropped, self.results.dropped)
+
+    def run_naive(self, frames: int) -> None:
+        """One thread: read, preprocess, infer, upload, draw, present; then the next frame."""
+        state = ChainState()
+        prev: Any = None
+        while self.stats.counters["frames_presented"] < frames or not self.t_window:
+            self.update()
+            frame = self.source.recv(timeout=1.0)
+            if frame is None:
+                continue
+            result = self.process(frame, self.store.snapshot(), state, prev)
+            if result is None:
+                continue
+            if result.layers.output is not None:
+                prev = result.layers.output
+            self.view(result)
+
+    def measure(self) -> dict[str, Any]:
+        self.t_end = self.t_end or time.monotonic()
+        st = self.stats
+        s = st.to_dict()
+        c = s["counters"]
+        presented = c.get("frames_presented", 0)
+        reused = c.get("frames_reused", 0)
+        fresh = presented - reused
+        span = max(self.t_end - self.t_window, 1e-9)
+        d_src = self.source.dropped - self._drops0[0]
+        d_res = self.results.dropped - self._drops0[1]
+        cpu_s = time.process_time() - self._cpu0
+        return {
+            "fps": round(fresh / span, 3),
+            # CPU seconds the whole process spent per presented frame: comparable across runs even
+            # when other programs share the machine, unlike wall-clock fps
+            "cpu_ms_per_frame": round(cpu_s * 1000 / max(presented, 1), 3),
+            "load_avg_1min": round(os.getloadavg()[0], 2),
+            "frames_presented": presented,
+            "frames_fresh": fresh,
+            "frames_reused": reused,
+            "frames_inferred": c.get("frames_inferred", 0),
+            "seconds": round(span, 3),
+            "latency_ms": percentiles(st.latency_ms),
+            "stage_ms": s["stage_ms"],
+            "dropped": {"source": d_src, "inference": d_res, "total": d_src + d_res},
+            "faults": s["faults"],
+            "latency_samples_ms": [round(x, 3) for x in st.latency_ms],
+        }
+
+
+def run_once(kind: str, cfg: Any, pictures: list[np.ndarray], model: Model | None, frames: int, warmup: int,
+             paced_fps: float, extra_params: dict[str, Any], video: Path | None = None) -> dict[str, Any]:
+    """One run. With `video`, the unpaced runs read the file as a user's loop would: the naive run
+    decodes each picture inline; the pipelined run decodes on the source thread, one picture ahead
+    of demand (lockstep source: a free-running decoder would only burn a core on dropped frames)."""
+    naive = kind == "naive"
+    source: Any
+    if video is not None and kind == "naive":
+        source = InlineVideoSource(video, loop=True, realtime=False)
+    elif video is not None and kind == "pipelined":
+        source = VideoSource(video, loop=True, realtime=False, lockstep=True)
+    else:
+        source = ClipSource(pictures, fps=paced_fps if kind == "paced" else None)
+    # lockstep only for the naive run: its segmenter (if any) must answer for this frame before the
+    # model runs, as a single-threaded script would wait for it
+    opts = RunOptions(headless=True, frames=frames + warmup, lockstep=naive, realtime=kind == "paced",
+                      extra_params=dict(extra_params))
+    show = BenchShow(cfg, opts, source, model, warmup, naive=naive)
+    show.build()
+    gl = {"gl_renderer": show.display.renderer_name, "gl_version": str(show.display.ctx.info.get("GL_VERSION"))}
+    if not warmup:
+        show.open_window()
+    if naive:
+        try:
+            show.run_naive(frames)
+            show.t_end = time.monotonic()
+        finally:
+            show.close()
+    else:
+        show.opts.frames = None
+        t = threading.Thread(target=_stop_after, args=(show, frames, time.monotonic() + 600), daemon=True)
+        t.start()
+        show.run()  # closes the show when it returns
+    out = show.measure()
+    out.update(gl, workers=1 if naive else show.workers_in_use,
+               providers=list(show.model.backend.providers) if show.model else [],
+               model_error=show.model_error or None)
+    return out
+
+
+def _stop_after(show: BenchShow, frames: int, deadline: float) -> None:
+    """Ends a threaded run once the window holds `frames` presented frames (the stats are swapped at
+    the window's start, so Show.run's own frame count can't be used)."""
+    while time.monotonic() < deadline and not show._stop.is_set():
+        if show.t_window and show.stats.counters["frames_presented"] >= frames:
+            show.t_end = time.monotonic()
+            break
+        time.sleep(0.002)
+    show.stop()
+
+
+# ---- the report ------------------------------------------------------------------------------------
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_info() -> dict[str, Any]:
+    info: dict[str, Any] = {"cpu": cpu_name(), "cores": cpu_cores(), "machine": platform.machine(), "gpu": None}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return info
+
+
+def versions() -> dict[str, str | None]:
+    import moderngl
+    import onnxruntime
+
+    out: dict[str, str | None] = {"python": platform.python_version(), "numpy": np.__version__,
+                                  "onnxruntime": onnxruntime.__version__, "opencv": cv2.__version__,
+                                  "moderngl": moderngl.__version__, "torch": None}
+    try:
+        import torch
+
+        out["torch"] = torch.__version__
+    except ImportError:
+        pass
+    return out
+
+
+def plot(report: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = {k: v for k, v in report["runs"].items() if v}
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    for name, r in runs.items():
+        lat = r.get("latency_samples_ms") or []
+        if lat:
+            ax1.hist(lat, bins=50, alpha=0.5, label=f"{name}: p50 {r['latency_ms']['p50']:.1f} "
+                     f"p95 {r['latency_ms']['p95']:.1f} ms")
+    ax1.set_xlabel("capture -> present latency (ms)")
+    ax1.set_ylabel("frames")
+    ax1.legend(fontsize=8)
+    ax1.set_title("latency")
+    stages = sorted({s for r in runs.values() for s in r["stage_ms"]})
+    width = 0.8 / max(len(runs), 1)
+    for i, (name, r) in enumerate(runs.items()):
+        p50 = [r["stage_ms"].get(s, {}).get("p50", 0.0) for s in stages]
+        p95 = [r["stage_ms"].get(s, {}).get("p95", 0.0) for s in stages]
+        xs = np.arange(len(stages)) + i * width
+        ax2.bar(xs, p50, width, label=f"{name} p50")
+        ax2.scatter(xs, p95, marker="_", s=200, color="k")
+    ax2.set_xticks(np.arange(len(stages)) + width * (len(runs) - 1) / 2, stages, rotation=20)
+    ax2.set_ylabel("ms per frame (bar p50, tick p95)")
+    ax2.legend(fontsize=8)
+    ratio = report.get("ratio_pipelined_to_naive")
+    ax2.set_title("per-stage cost" + (f"; pipelined/naive {ratio:.2f}x" if ratio else ""))
+    dev = report["device"]
+    fig.suptitle(f"{report['settings']['model']} on {dev['gpu'] or dev['cpu']} ({dev['cores']} cores): "
+                 + ", ".join(f"{k} {v['fps']:.1f} fps" for k, v in runs.items()), fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+@dataclass
+class BenchConfig:
+    show: str | None = None
+    frames: int = 300
+    warmup: int = 30
+    model: str | None = None
+    backend: str = "onnx"
+    providers: str | None = None
+    threads: int | None = None
+    # None: the naive run shares the pipelined runs' session, as the ratio's definition asks; N: it gets
+    # a session of its own with N intra-op threads (0: every core), to compare against its best
+    naive_threads: int | None = None
+    workers: int | None = None  # inference workers of the threaded runs (None: the show's, "auto")
+    video: Path | None = None
+    clip_frames: int = 120
+    width: int = 1280
+    height: int = 720
+    content_size: int | None = None
+    paced_fps: float = 60.0
+    runs: tuple[str, ...] = RUNS
+    params: dict[str, Any] = field(default_factory=dict)
+    preload: bool = False  # True: decode the clip once up front (measures the loop without the decoder)
+    rounds: int = 3  # pipelined and naive alternate this many times; the headline is the median ratio
+
+
+def bench(bc: BenchConfig) -> dict[str, Any]:
+    from installation.media.sample import ensure_sample_clip
+
+    registry = default_registry()
+    cfg = load_show(bc.show, registry)
+    if bc.model is not None:
+        cfg.model.path = Path(bc.model)
+    if bc.providers is not None:
+        cfg.model.providers = bc.providers
+    if bc.workers is not None:
+        cfg.model.workers = bc.workers
+    cfg.render.width, cfg.render.height = bc.width, bc.height
+    if bc.content_size:
+        cfg.render.content_size = bc.content_size
+    video = Path(bc.video) if bc.video else ensure_sample_clip()
+    pictures = load_clip(video, bc.clip_frames)
+    model = None
+    if cfg.model.path is not None:
+        # planned as for an unpaced source (the pipelined run's): the show's own rule, models.load_for_rate
+        model = load_for_rate(cfg.model.path, cfg.model.providers, cfg.model.workers, source_fps=None,
+                              backend=bc.backend, threads=bc.threads)
+    naive_model = model
+    if model is not None and bc.naive_threads is not None:
+        naive_model = load_model(cfg.model.path, cfg.model.providers, backend=bc.backend, threads=bc.naive_threads)
+    # On a shared machine the speed drifts between runs by more than the effect measured, so pipelined
+    # and naive alternate (order swapped each round) and each round gives its own ratio.
+    rounds: list[dict[str, Any]] = []
+    for i in range(max(1, bc.rounds)):
+        order = [k for k in RUNS if k in bc.runs and (k != "paced" or i == 0)]
+        if i % 2:
+            order.reverse()
+        this: dict[str, Any] = {}
+        for kind in order:
+            log.info("bench: round %d, %s run, %d frames after %d warm-up", i + 1, kind, bc.frames, bc.warmup)
+            this[kind] = run_once(kind, cfg, pictures, naive_model if kind == "naive" else model, bc.frames,
+                                  bc.warmup, bc.paced_fps, bc.params, video=None if bc.preload else video)
+        rounds.append(this)
+    ratios = [rd["pipelined"]["fps"] / rd["naive"]["fps"] for rd in rounds
+              if "pipelined" in rd and "naive" in rd and rd["naive"]["fps"] > 0]
+    ratio = round(float(np.median(ratios)), 3) if ratios else None
+    runs: dict[str, Any] = {}  # per kind: the round with the median speed, whole
+    for kind in RUNS:
+        mine = sorted((rd[kind] for rd in rounds if kind in rd), key=lambda r: r["fps"])
+        if mine:
+            runs[kind] = mine[len(mine) // 2]
+    pipe, naive = runs.get("pipelined"), runs.get("naive")
+    first = next(iter(runs.values()), {})
+    backend = getattr(model.backend, "session", None) if model else None
+    report: dict[str, Any] = {
+        "headline": (f"pipelined {pipe['fps']:.1f} fps vs naive {naive['fps']:.1f} fps (median of "
+                     f"{len(ratios)} rounds): {ratio:.2f}x" if ratio and pipe and naive else None),
+        "ratio_pipelined_to_naive": ratio,
+        "ratios_per_round": [round(r, 3) for r in ratios],
+        "fps_per_round": [{k: v["fps"] for k, v in rd.items()} for rd in rounds],
+        "settings": {
+            "show": cfg.name, "show_file": str(cfg.path) if cfg.path else None,
+            "model": str(cfg.model.path) if cfg.model.path else None,
+            "model_size": list(model.card.size) if model else None,
+            "backend": bc.backend, "providers_requested": cfg.model.providers,
+            "ort_intra_op_threads": (backend.get_session_options().intra_op_num_threads if backend else None),
+            "naive_session": ("shared with the pipelined runs" if naive_model is model else
+                              f"its own, {bc.naive_threads} intra-op threads (0: every core)"),
+            "inference_workers": first.get("workers"),
+            "source": str(video), "source_size": [pictures[0].shape[1], pictures[0].shape[0]],
+            "source_read": "preloaded" if bc.preload else "decoded from the file in every run but the paced one",
+            "source_pictures_preloaded": len(pictures),
+            "display_size": [bc.width, bc.height], "content_size": cfg.render.content_size,
+            "frames": bc.frames, "warmup": bc.warmup, "paced_fps": bc.paced_fps, "runs": list(bc.runs),
+            "rounds": bc.rounds,
+            "params": {**cfg.params, **bc.params},
+            "seg_mode": {**cfg.params, **bc.params}.get("seg/mode", "none"),
+            "env": {k: os.environ.get(k) for k in ("LP_NUM_THREADS", "INSTALLATION_ORT_THREADS",
+                                                   "INSTALLATION_BACKEND", "OMP_NUM_THREADS")},
+            "command": " ".join(["installation", *sys.argv[1:]]) if sys.argv else None,
+        },
+        "providers": first.get("providers", []),
+        "device": {**device_info(), "gl_renderer": first.get("gl_renderer")},
+        "versions": {**versions(), "gl": first.get("gl_version")},
+        "runs": runs,
+    }
+    return report
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    from installation.show.config import check_params
+
+    extra = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--set {item!r}", expected="NAME=VALUE")
+        extra[name] = value
+    return check_params(extra, default_registry(), None) if extra else {}
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    runs = tuple(r for r in RUNS if r not in set(args.skip))
+    bc = BenchConfig(show=args.show, frames=args.frames, warmup=args.warmup, model=args.model,
+                     backend=args.backend, providers=args.providers, threads=args.threads,
+                     naive_threads=args.naive_threads, workers=args.workers,
+                     video=args.video,
+                     clip_frames=args.clip_frames, width=args.size[0], height=args.size[1],
+                     content_size=args.content_size, paced_fps=args.paced_fps, runs=runs,
+                     params=_parse_set(args.set), rounds=args.rounds, preload=args.preload)
+    if args.unet:
+        bc.model = str(make_unet_model(*args.unet))
+    report = bench(bc)
+    for name, r in report["runs"].items():
+        lat = r["latency_ms"]
+        print(f"{name:>9}: {r['fps']:7.1f} fps  latency p50 {lat['p50']:7.1f} p95 {lat['p95']:7.1f} "
+              f"p99 {lat['p99']:7.1f} ms  dropped {r['dropped']['total']}  reused {r['frames_reused']}  "
+              + "  ".join(f"{k} {v['p50']:.1f}" for k, v in r["stage_ms"].items()))
+    print(f"device: {report['device']['gpu'] or report['device']['cpu']}, {report['device']['cores']} cores, "
+          f"GL {report['device']['gl_renderer']}; providers: {', '.join(report['providers'])}")
+    if report["headline"]:
+        print(report["headline"])
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        print(f"written {args.json}")
+    if args.plot:
+        plot(report, args.plot)
+        print(f"plotted {args.plot}")
+    return 0
+
+
+def _size(s: str) -> tuple[int, int]:
+    w, _, h = s.lower().partition("x")
+    return int(w), int(h)
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser("bench", help="time the whole loop headless: pipelined vs paced vs a naive loop")
+    p.add_argument("show", nargs="?", default=None, help="a show file, or a name in show_configs/ (default)")
+    p.add_argument("--frames", type=int, default=300, help="frames measured per run (after the warm-up)")
+    p.add_argument("--warmup", type=int, default=30, help="frames presented before measuring")
+    p.add_argument("--json", type=Path, metavar="OUT.json", help="write every figure and setting")
+    p.add_argument("--plot", type=Path, metavar="OUT.png", help="latency distribution and stage costs")
+    p.add_argument("--model", help="a model folder or .onnx instead of the show's")
+    p.add_argument("--unet", type=_unet_spec, metavar="WIDTH@SIZE",
+                   help="bench an untrained U-Net of this width and size instead (e.g. 64@256), made once "
+                        "under runs/bench_models/")
+    p.add_argument("--backend", choices=("onnx", "torch"), default="onnx",
+                   help="ONNX Runtime, or PyTorch (fp16 + CUDA graphs on a GPU)")
+    p.add_argument("--providers", help="ONNX Runtime providers, e.g. cuda or tensorrt,cuda (default: the show's)")
+    p.add_argument("--threads", type=int,
+                   help="ONNX Runtime intra-op threads (default: ONNX Runtime's own, every core)")
+    p.add_argument("--naive-threads", type=int, metavar="N",
+                   help="give the naive run a session of its own with N intra-op threads (0: every core) "
+                        "instead of the pipelined runs' session: the ratio against the naive loop at its best")
+    p.add_argument("--workers", type=int,
+                   help="inference workers of the threaded runs (default: the show's, 'auto': 2 on a 2+ core CPU)")
+    p.add_argument("--video", type=Path, help="the clip to play (default: the 1280x720 sample clip)")
+    p.add_argument("--clip-frames", type=int, default=120, help="pictures of the clip decoded up front")
+    p.add_argument("--size", type=_size, default=(1280, 720), metavar="WxH", help="offscreen target size")
+    p.add_argument("--content-size", type=int, help="the square composite's side (default: the show's)")
+    p.add_argument("--paced-fps", type=float, default=60.0, help="the paced run's source rate")
+    p.add_argument("--skip", action="append", default=[], choices=RUNS, help="leave a run out")
+    p.add_argument("--preload", action="store_true",
+                   help="decode the clip once up front: time the loop without the video decoder")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="alternate pipelined and naive this many times; the headline ratio is their median")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="set a parameter")
+    p.set_defaults(func=cmd_bench)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m installation.bench ...`: the bench alone, without the other commands' imports."""
+    parser = argparse.ArgumentParser(prog="installation")
+    add_commands(parser.add_subparsers())
+    args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"error: {e.render()}", file=sys.stderr)
+        return e.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Displays (window, EGL), shader programs, the composite / present / HUD passes, recording, grabs."""

@@ -1,0 +1,715 @@
+"""Drawing: the GL context (a pyglet window, or EGL offscreen with --headless), the shader programs from
+shaders/ (reloaded when the files change; a program that fails to compile keeps the last good one),
+the composite -> present -> HUD passes, readback and recording.
+
+Everything here runs on the main thread: GL contexts belong to one thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from installation.core.errors import UserError
+from installation.core.params import Param
+from installation.core.paths import data_dir
+
+log = logging.getLogger("installation.render")
+
+SHADER_DIR = data_dir("shaders")
+SHADER_DIR_ENV = "INSTALLATION_SHADER_DIR"  # another folder of shaders: a look of one's own, or a test's copy
+
+
+def shader_dir() -> Path:
+    """Where the programs come from: $INSTALLATION_SHADER_DIR when set, else the repository's shaders/."""
+    return Path(os.environ.get(SHADER_DIR_ENV) or SHADER_DIR)
+COMPOSITE_MODES = ("output", "person", "background", "blend", "camera")
+
+
+def _p(name: str, kind: str, default: Any, lo: float | None = None, hi: float | None = None, desc: str = "",
+       unit: str = "", choices: tuple[str, ...] = (), smoothing_s: float = 0.0, persist: bool = True) -> Param:
+    return Param(name, kind, default, lo, hi, choices, unit, desc, smoothing_s, persist)  # type: ignore[arg-type]
+
+
+PARAMS: list[Param] = [
+    _p("mix/mode", "choice", "output", choices=COMPOSITE_MODES,
+       desc="what the model paints: everything, the person only, the background only, a blend, or nothing"),
+    _p("mix/amount", "float", 1.0, 0, 1, "the model picture's opacity", smoothing_s=0.15),
+    _p("mix/feedback", "float", 0.0, 0, 0.98, "trails: blend each composite with the previous one",
+       smoothing_s=0.15),
+    _p("display/fit", "choice", "fit", choices=("fit", "fill", "stretch"),
+       desc="the picture on a screen of another aspect: whole picture, fill the screen, or stretch"),
+    _p("display/rotate", "choice", "0", choices=("0", "90", "180", "270"), desc="rotate clockwise", unit="deg"),
+    _p("display/mirror_x", "bool", False, desc="mirror left-right (rear projection)"),
+    _p("display/mirror_y", "bool", False, desc="mirror top-bottom (ceiling mount)"),
+    *[_p(f"display/{c}_{a}", "float", 0.0, -0.5, 0.5,
+         f"corner pin: move the picture's {c.upper()} corner along {a} "
+         f"({'+ right, in screen widths' if a == 'x' else '+ down, in screen heights'})",
+         unit="screen") for c in ("tl", "tr", "br", "bl") for a in ("x", "y")],
+    _p("display/gamma", "float", 1.0, 0.2, 5.0,
+       "projector gamma correction: above 1 brightens the mid-tones, below 1 darkens them (out = in^(1/gamma))",
+       smoothing_s=0.1),
+    _p("colour/brightness", "float", 1.0, 0, 2, "brightness multiplier", smoothing_s=0.1),
+    _p("colour/contrast", "float", 1.0, 0, 3, "contrast around mid-grey", smoothing_s=0.1),
+    _p("colour/saturation", "float", 1.0, 0, 3, "0: grey, 1: as is", smoothing_s=0.1),
+    _p("display/monitor", "bool", False, desc="tuning view: camera, model input, mask and output side by side",
+       persist=False),
+    _p("hud/show", "bool", False, desc="heads-up display: fps, latency, faults, messages"),
+]
+
+
+# the present pass's colour grade; all at 1 it is the identity, and the ungraded program is used
+GRADE_PARAMS = ("display/gamma", "colour/brightness", "colour/contrast", "colour/saturation")
+
+
+def projection_matrix(screen: tuple[int, int], content: tuple[int, int], fit: str = "fit", rotate: int = 0,
+                      mirror_x: bool = False, mirror_y: bool = False,
+                      corners: tuple[tuple[float, float], ...] = ((0, 0),) * 4) -> np.ndarray:
+    """The 3x3 matrix taking screen coordinates ([0,1]², top-left origin) to content coordinates.
+
+    Forward, content -> screen: mirror, rotate clockwise, place in a centred rect (fit/fill/stretch),
+    then the corner pin moves the screen's corners (tl, tr, br, bl) by the given offsets.
+    """
+    sw, sh = screen
+    cw, ch = content
+    if rotate in (90, 270):
+        cw, ch = ch, cw
+    ca, sa = cw / ch, sw / sh
+    if fit == "stretch":
+        fw = fh = 1.0
+    elif (fit == "fit") == (ca > sa):
+        fw, fh = 1.0, sa / ca
+    else:
+        fw, fh = ca / sa, 1.0
+    x0, y0 = (1 - fw) / 2, (1 - fh) / 2
+    src = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
+    dst = []
+    for u, v in src:
+        if mirror_x:
+            u = 1 - u
+        if mirror_y:
+            v = 1 - v
+        u, v = {0: (u, v), 90: (1 - v, u), 180: (1 - u, 1 - v), 270: (v, 1 - u)}[rotate]
+        dst.append((x0 + u * fw, y0 + v * fh))
+    unit = np.float32(src)
+    pinned = unit + np.float32(corners)
+    keystone = cv2.getPerspectiveTransform(unit, pinned)
+    pts = cv2.perspectiveTransform(np.float32(dst)[None], keystone)[0]
+    m = cv2.getPerspectiveTransform(pts.astype(np.float32), unit)  # screen -> content
+    return m.astype(np.float32)
+
+
+def content_box(screen_to_content: np.ndarray, screen: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The screen rectangle (x, y, w, h; GL's bottom-left origin) holding the content's picture, for a
+    scissor: outside it the present pass would only paint black. None when the mapping is degenerate."""
+    try:
+        fwd = np.linalg.inv(screen_to_content.astype(np.float64))
+    except np.linalg.LinAlgError:
+        return None
+    pts = fwd @ np.array([[0, 1, 1, 0], [0, 0, 1, 1], [1, 1, 1, 1]], np.float64)
+    if (pts[2] <= 1e-9).any():
+        return None
+    sx, sy = pts[0] / pts[2], pts[1] / pts[2]  # screen [0, 1], top-left origin
+    w, h = screen
+    x0, x1 = int(np.floor(max(sx.min(), 0) * w)), int(np.ceil(min(sx.max(), 1) * w))
+    y0, y1 = int(np.floor((1 - min(sy.max(), 1)) * h)), int(np.ceil((1 - max(sy.min(), 0)) * h))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def matrix_from_snapshot(snap: Any, screen: tuple[int, int], content: tuple[int, int]) -> np.ndarray:
+    corners = tuple((snap[f"display/{c}_x"], snap[f"display/{c}_y"]) for c in ("tl", "tr", "br", "bl"))
+    return projection_matrix(screen, content, snap["display/fit"], int(snap["display/rotate"]),
+                             snap["display/mirror_x"], snap["display/mirror_y"], corners)
+
+
+class ShaderSet:
+    """Programs built from shaders/*.vert + *.frag; reloaded when a file changes.
+
+    A program that fails to compile on reload leaves the last good one in use, and its compiler
+    message in `errors` for the HUD. At start a broken program is an error (nothing to fall back on).
+    """
+
+    def __init__(self, ctx: Any, directory: Path | None = None,
+                 programs: dict[str, tuple[str, str]] | None = None) -> None:
+        self.ctx = ctx
+        self.dir = Path(directory) if directory is not None else shader_dir()
+        # (vertex, fragment[, #defines]). The monitor view and the colour grade are programs of their
+        # own, not uniform branches: llvmpipe runs both sides of a branch, and the monitor's four
+        # texture reads doubled the present pass's cost on a 2-core CPU even while the monitor was off.
+        self.specs: dict[str, tuple[Any, ...]] = programs or {
+            "composite": ("quad.vert", "composite.frag"),
+            "present": ("quad.vert", "present.frag", {"MONITOR": 0, "GRADE": 0}),
+            "present_graded": ("quad.vert", "present.frag", {"MONITOR": 0, "GRADE": 1}),
+            "present_monitor": ("quad.vert", "present.frag", {"MONITOR": 1, "GRADE": 1}),
+            "hud": ("quad.vert", "hud.frag")}
+        self.programs: dict[str, Any] = {}
+        self.vaos: dict[str, Any] = {}
+        self.errors: dict[str, str] = {}
+        self.reloads = 0
+        self._mtimes: dict[str, float] = {}
+        for name in self.specs:
+            self._build(name, initial=True)
+
+    def _files(self, name: str) -> list[Path]:
+        return [self.dir / f for f in self.specs[name][:2]]
+
+    def _defines(self, name: str, frag: str) -> str:
+        spec = self.specs[name]
+        if len(spec) < 3 or not spec[2]:
+            return frag
+        first, _, rest = frag.partition("\n")  # #version must stay the first line
+        defines = "".join(f"#define {k} {v}\n" for k, v in spec[2].items())
+        return f"{first}\n{defines}#line 2\n{rest}"
+
+    def _build(self, name: str, initial: bool = False) -> bool:
+        files = self._files(name)
+        for f in files:
+            with contextlib.suppress(OSError):  # a missing file fails the compile below, with its name
+                self._mtimes[str(f)] = f.stat().st_mtime
+        try:
+            vert, frag = (f.read_text() for f in files)
+            prog = self.ctx.program(vertex_shader=vert, fragment_shader=self._defines(name, frag))
+        except Exception as e:  # moderngl raises plain Exception with the compiler log
+            msg = f"{name}: {str(e).strip()}"
+            if initial and name not in self.programs:  # nothing to fall back on: say which file and why
+                raise UserError(f"the {name} shader does not compile: {_first_complaint(str(e))}",
+                                file=" + ".join(str(f) for f in files)) from None
+            self.errors[name] = msg
+            log.error("shader reload failed, keeping the last good program: %s", msg)
+            return False
+        old = self.programs.get(name)
+        self.programs[name] = prog
+        self.vaos[name] = self.ctx.vertex_array(prog, [])
+        if old is not None:
+            old.release()
+        self.errors.pop(name, None)
+        return True
+
+    def reload_if_changed(self) -> list[str]:
+        changed = []
+        for name in self.specs:
+            for f in self._files(name):
+                try:
+                    m = f.stat().st_mtime
+                except OSError:
+                    continue
+                if self._mtimes.get(str(f)) != m:
+                    changed.append(name)
+                    break
+        for name in changed:
+            if self._build(name):
+                self.reloads += 1
+                log.info("shader %s reloaded", name)
+        return changed
+
+    def set(self, name: str, **uniforms: Any) -> Any:
+        prog = self.programs[name]
+        for k, v in uniforms.items():
+            if k in prog:
+                u = prog[k]
+                if isinstance(v, np.ndarray):
+                    u.write(v.astype(np.float32).T.tobytes() if v.ndim == 2 else v.astype(np.float32).tobytes())
+                else:
+                    u.value = v
+        return prog
+
+    def draw(self, name: str) -> None:
+        self.vaos[name].render(mode=self.ctx.TRIANGLE_STRIP, vertices=4)
+
+
+def _first_complaint(log_text: str) -> str:
+    """The compiler's first error line (what to fix, and where), or its whole message when none is."""
+    lines = [ln.strip() for ln in log_text.splitlines() if ln.strip()]
+    return next((ln for ln in lines if "error" in ln.lower() and ln.lower() != "glsl compiler failed"),
+                " ".join(lines) or "no message")
+
+
+class Texture:
+    """A texture that follows the shape of what is uploaded into it."""
+
+    def __init__(self, ctx: Any, components: int = 3, dtype: str = "f1") -> None:
+        self.ctx = ctx
+        self.components = components
+        self.dtype = dtype
+        self.tex: Any = None
+        self.shape: tuple[int, ...] = ()
+        self._interop: Any = None  # gpu.GLInterop once a CUDA tensor was uploaded
+        self._pending: np.ndarray | Callable[[], np.ndarray | None] | None = None  # uploaded at the next use()
+
+    def ensure(self, w: int, h: int, components: int | None = None) -> Any:
+        c = components or self.components
+        if self.tex is None or self.shape != (h, w) or self.tex.components != c:
+            if self._interop is not None:  # unregister from CUDA before GL deletes the texture
+                self._interop.close()
+                self._interop = None
+            if self.tex is not None:
+                self.tex.release()
+            self.tex = self.ctx.texture((w, h), c, dtype=self.dtype)
+            self.tex.filter = (self.ctx.LINEAR, self.ctx.LINEAR)
+            self.tex.repeat_x = self.tex.repeat_y = False
+            self.shape = (h, w)
+        return self.tex
+
+    def upload(self, a: np.ndarray) -> Any:
+        if getattr(a, "is_cuda", False):
+            return self.upload_device(a)
+        h, w = a.shape[:2]
+        tex = self.ensure(w, h)
+        tex.write(np.ascontiguousarray(a))
+        return tex
+
+    def upload_device(self, t: Any) -> Any:
+        """An HxWx4 uint8 CUDA tensor (the GPU frame path's output) copied device-to-device into an
+        RGBA8 texture through CUDA-GL interop: no download to the CPU and no re-upload."""
+        from installation.inference.gpu import GLInterop
+
+        h, w = int(t.shape[0]), int(t.shape[1])
+        tex = self.ensure(w, h, components=4)
+        if self._interop is None:
+            self._interop = GLInterop(tex)
+        self._interop.copy(t)
+        return tex
+
+    def stage(self, a: np.ndarray | Callable[[], np.ndarray | None]) -> None:
+        """Upload on first use rather than now: a layer no pass reads this frame (the camera while the
+        model's picture fills the screen) costs nothing; given a function, not even its making."""
+        self._pending = a
+
+    def use(self, location: int) -> None:
+        pending, self._pending = self._pending, None
+        if callable(pending):
+            pending = pending()
+        if pending is not None:
+            self.upload(pending.astype(np.float32, copy=False) if self.dtype == "f4" else pending)
+        if self.tex is None:
+            self.upload(np.zeros((1, 1, self.components), np.uint8 if self.dtype == "f1" else np.float32))
+        self.tex.use(location)
+
+
+class Layers:
+    """What the inference worker produced for one frame, ready to upload.
+
+    camera: HxWx3 uint8, the camera picture aligned with the model (flip + crop); output: the model's
+    picture (None: no model); mask: HxW float32 [0, 1]; model_input: for the monitor view; output_b:
+    the incoming model during a crossfade. Given `view` instead of camera and mask, the flip and crop are
+    done when something first reads them: in the plain case no pass does, and the GPU path's worker then
+    never touches the full-size picture on the CPU.
+    """
+
+    def __init__(self, camera: np.ndarray | None = None, output: Any = None, mask: np.ndarray | None = None,
+                 model_input: np.ndarray | None = None, output_b: Any = None, *,
+                 view: Callable[[], tuple[np.ndarray, np.ndarray | None]] | None = None,
+                 has_mask: bool = False) -> None:
+        self._camera, self._mask, self._view = camera, mask, view
+        self.has_mask = mask is not None if view is None else has_mask
+        self.output, self.model_input, self.output_b = output, model_input, output_b
+
+    def _resolve(self) -> None:
+        view = self._view
+        if view is not None:  # two readers may both compute it: the same pure result, no lock needed
+            self._camera, self._mask = view()
+            self._view = None
+
+    @property
+    def camera(self) -> np.ndarray:
+        self._resolve()
+        assert self._camera is not None
+        return self._camera
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        self._resolve()
+        return self._mask
+
+
+class Renderer:
+    """The three passes: composite (content, square) -> present (screen) -> HUD."""
+
+    def __init__(self, ctx: Any, content_size: int = 720, shader_dir: Path | None = None) -> None:
+        self.ctx = ctx
+        self.shaders = ShaderSet(ctx, shader_dir)
+        self.content_size = content_size
+        self.camera = Texture(ctx)
+        self.mask = Texture(ctx, 1, "f4")
+        self.out_a = Texture(ctx)
+        self.out_b = Texture(ctx)
+        self.model_input = Texture(ctx)
+        self.hud = Texture(ctx, 4)
+        self._ping = [self._content_fbo() for _ in range(2)]
+        self._frame = 0
+        self.content: Any = self._ping[0][0]  # what the last present showed (redrawn as is on freeze)
+        self.has_model = False
+        self.has_mask = False
+        self.has_b = False
+
+    def _content_fbo(self) -> tuple[Any, Any]:
+        s = self.content_size
+        tex = self.ctx.texture((s, s), 3)
+        tex.filter = (self.ctx.LINEAR, self.ctx.LINEAR)
+        tex.repeat_x = tex.repeat_y = False
+        fbo = self.ctx.framebuffer(color_attachments=[tex])
+        fbo.use()
+        self.ctx.clear(0, 0, 0, 1)
+        return tex, fbo
+
+    def upload(self, layers: Layers, monitor: bool = False) -> None:
+        self.camera.stage(lambda: layers.camera)  # made and uploaded when a pass reads it (Texture.stage)
+        self.has_model = layers.output is not None
+        if layers.output is not None:
+            self.out_a.upload(layers.output)
+        self.has_b = layers.output_b is not None
+        if layers.output_b is not None:
+            self.out_b.upload(layers.output_b)
+        self.has_mask = layers.has_mask
+        if layers.has_mask:
+            self.mask.stage(lambda: layers.mask)
+        if monitor and layers.model_input is not None:
+            self.model_input.stage(layers.model_input)
+
+    def composite(self, snap: Any, crossfade: float = 0.0) -> Any:
+        """Mix camera, mask and model into the content texture; returns that texture."""
+        src_tex, _ = self._ping[self._frame % 2]
+        dst_tex, dst_fbo = self._ping[(self._frame + 1) % 2]
+        self._frame += 1
+        self.camera.use(0)
+        self.mask.use(1)
+        self.out_a.use(2)
+        (self.out_b if self.has_b else self.out_a).use(3)
+        src_tex.use(4)
+        s = self.content_size
+        self.shaders.set("composite", u_camera=0, u_mask=1, u_out_a=2, u_out_b=3, u_prev=4, u_size=(s, s),
+                         u_mode=COMPOSITE_MODES.index(snap["mix/mode"]), u_amount=float(snap["mix/amount"]),
+                         u_crossfade=float(crossfade) if self.has_b else 0.0,
+                         u_feedback=float(snap["mix/feedback"]), u_has_model=self.has_model,
+                         u_has_mask=self.has_mask)
+        dst_fbo.use()
+        self.ctx.viewport = (0, 0, s, s)
+        self.ctx.disable(self.ctx.BLEND)
+        self.shaders.draw("composite")
+        self.content = dst_tex
+        return dst_tex
+
+    def content_for(self, snap: Any, crossfade: float = 0.0) -> Any:
+        """The texture to present. In the plain case (the model's picture at full opacity, no trails,
+        no crossfade) that is the model's own texture: the composite pass would only resample it to
+        content size, and on llvmpipe that pass (five texture reads a pixel) cost a third of the draw."""
+        plain = (self.has_model and not self.has_b and snap["mix/mode"] == "output"
+                 and float(snap["mix/amount"]) >= 1.0 and float(snap["mix/feedback"]) <= 0.0)
+        if plain and self.out_a.tex is not None:
+            self.content = self.out_a.tex
+            return self.content
+        return self.composite(snap, crossfade)
+
+    def present(self, snap: Any, target: Any, size: tuple[int, int], content: Any) -> None:
+        target.use()
+        self.ctx.viewport = (0, 0, *size)
+        content.use(0)
+        program = ("present_monitor" if snap["display/monitor"] else
+                   "present_graded" if any(float(snap[k]) != 1.0 for k in GRADE_PARAMS) else "present")
+        if program == "present_monitor":
+            self.camera.use(1)
+            self.model_input.use(2)
+            self.mask.use(3)
+            self.out_a.use(4)
+        m = matrix_from_snapshot(snap, size, (self.content_size, self.content_size))
+        box = None if program == "present_monitor" else content_box(m, size)
+        if box is not None:  # shade only where the content lands; the bars are a plain clear
+            self.ctx.clear(0.0, 0.0, 0.0, 1.0)
+            self.ctx.scissor = box
+        self.shaders.set(program, u_content=0, u_camera=1, u_input=2, u_mask=3, u_output=4,
+                         u_screen_to_content=m, u_screen=size, u_gamma=float(snap["display/gamma"]),
+                         u_brightness=float(snap["colour/brightness"]), u_contrast=float(snap["colour/contrast"]),
+                         u_saturation=float(snap["colour/saturation"]),
+                         u_blackout=bool(snap["show/blackout"]))
+        self.shaders.draw(program)
+        self.ctx.scissor = None
+
+    def draw_hud(self, overlay: np.ndarray | None, target: Any, size: tuple[int, int]) -> None:
+        if overlay is None:
+            return
+        if overlay is not getattr(self, "_hud_src", None):
+            self.hud.upload(overlay)
+            self._hud_src = overlay
+        target.use()
+        self.ctx.viewport = (0, 0, *size)
+        self.ctx.enable(self.ctx.BLEND)
+        self.ctx.blend_func = self.ctx.SRC_ALPHA, self.ctx.ONE_MINUS_SRC_ALPHA
+        self.hud.use(0)
+        h, w = overlay.shape[:2]
+        self.shaders.set("hud", u_hud=0, u_origin=(12.0, 12.0), u_hud_size=(float(w), float(h)), u_screen=size)
+        # the overlay's rectangle only: shading the whole screen to discard it cost llvmpipe ~10 ms a frame
+        self.ctx.scissor = (12, max(0, size[1] - 12 - h), w, h)
+        self.shaders.draw("hud")
+        self.ctx.scissor = None
+        self.ctx.disable(self.ctx.BLEND)
+
+    def frame(self, snap: Any, target: Any, size: tuple[int, int], overlay: np.ndarray | None,
+              crossfade: float = 0.0) -> None:
+        content = self.composite(snap, crossfade)
+        self.present(snap, target, size, content)
+        if snap["hud/show"] and not snap["show/blackout"]:  # blackout is black, HUD included
+            self.draw_hud(overlay, target, size)
+
+    def content_picture(self) -> np.ndarray:
+        """The last composite, read back as HxWx3 uint8 (picture convention)."""
+        tex, _ = self._ping[self._frame % 2]
+        s = self.content_size
+        return np.frombuffer(tex.read(), np.uint8).reshape(s, s, 3).copy()
+
+
+_GL_FINISH: Any = None
+
+
+def finish(ctx: Any) -> None:
+    """Wait until the GL work is done, letting other Python threads run meanwhile. moderngl's
+    ctx.finish() holds the GIL while it waits, which stalled the inference thread for the whole
+    rasterization (on llvmpipe) or GPU drain; glFinish through ctypes releases it."""
+    global _GL_FINISH
+    if _GL_FINISH is None:
+        import ctypes
+
+        _GL_FINISH = False
+        for name in ("libGL.so.1", "libOpenGL.so.0"):
+            try:
+                _GL_FINISH = ctypes.CDLL(name).glFinish  # glvnd: goes to this thread's current context
+                _GL_FINISH.restype = None
+                break
+            except (OSError, AttributeError):
+                continue
+    if _GL_FINISH:
+        _GL_FINISH()
+    else:
+        ctx.finish()
+
+
+def read_pixels(fbo: Any, size: tuple[int, int]) -> np.ndarray:
+    """What a framebuffer holds, as HxWx3 uint8 RGB, top row first."""
+    w, h = size
+    data = fbo.read(viewport=(0, 0, w, h), components=3, alignment=1)
+    return np.flipud(np.frombuffer(data, np.uint8).reshape(h, w, 3))
+
+
+# ---- displays ----------------------------------------------------------------------------------
+
+class HeadlessDisplay:
+    """An offscreen target on an EGL context: the same shaders, no screen needed."""
+
+    headless = True
+
+    def __init__(self, size: tuple[int, int] = (1280, 720)) -> None:
+        import moderngl
+
+        try:
+            self.ctx = moderngl.create_standalone_context(backend="egl")
+        except Exception as e:  # moderngl raises a bare Exception (no device, no driver, eglInitialize failed)
+            raise UserError(f"can't render offscreen: no EGL context ({str(e).strip() or type(e).__name__})",
+                            expected="Mesa's EGL and GL drivers (apt-get install libegl1 libgl1-mesa-dri), "
+                                     "or a GPU driver with EGL") from None
+        self.size = size
+        self._colour = self.ctx.renderbuffer(size, 3)
+        self.fbo = self.ctx.framebuffer(color_attachments=[self._colour])
+        self.should_close = False
+        self.on_key: Any = None
+
+    @property
+    def renderer_name(self) -> str:
+        return str(self.ctx.info.get("GL_RENDERER", "?"))
+
+    def poll(self) -> None:
+        pass
+
+    def flip(self) -> None:
+        pass
+
+    def read(self) -> np.ndarray:
+        return read_pixels(self.fbo, self.size)
+
+    def close(self) -> None:
+        self.ctx.release()
+
+
+class WindowDisplay:
+    """A pyglet window with moderngl on its context: fullscreen on a chosen screen, cursor hidden."""
+
+    headless = False
+
+    def __init__(self, fullscreen: bool = True, screen: int = 0, size: tuple[int, int] = (1280, 720),
+                 vsync: bool = True, title: str = "installation") -> None:
+        import moderngl
+        import pyglet
+
+        display = pyglet.display.get_display()
+        screens = display.get_screens()
+        chosen = screens[min(screen, len(screens) - 1)]
+        # Fullscreen takes the screen's own mode: asking for a size would try to switch modes.
+        size_args = {} if fullscreen else {"width": size[0], "height": size[1]}
+        config = pyglet.gl.Config(double_buffer=True, major_version=3, minor_version=3, forward_compatible=True)
+        try:
+            self.window = pyglet.window.Window(fullscreen=fullscreen, screen=chosen, vsync=vsync, caption=title,
+                                               config=config, resizable=not fullscreen, **size_args)
+        except pyglet.window.NoSuchConfigException:
+            self.window = pyglet.window.Window(fullscreen=fullscreen, screen=chosen, vsync=vsync, caption=title,
+                                               resizable=not fullscreen, **size_args)
+        self.window.set_mouse_visible(not fullscreen)
+        self.ctx = moderngl.create_context()
+        self.should_close = False
+        self.on_key: Any = None
+        self.window.push_handlers(on_key_press=self._key, on_close=self._close)
+
+    @property
+    def renderer_name(self) -> str:
+        return str(self.ctx.info.get("GL_RENDERER", "?"))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.window.get_framebuffer_size())  # type: ignore[return-value]
+
+    @property
+    def fbo(self) -> Any:
+        # the window's own framebuffer: detect_framebuffer() returns whichever is bound, the composite's
+        # offscreen target after the first pass, so the window stayed black
+        return self.ctx.screen
+
+    def _key(self, symbol: int, modifiers: int) -> bool:
+        if self.on_key:
+            self.on_key(symbol, modifiers)
+        return True  # swallow Escape: a visitor pressing a key must not end the show
+
+    def _close(self) -> bool:
+        self.should_close = True
+        return True
+
+    def set_fullscreen(self, on: bool) -> None:
+        self.window.set_fullscreen(on)
+        self.window.set_mouse_visible(not on)
+
+    def poll(self) -> None:
+        self.window.dispatch_events()
+
+    def flip(self) -> None:
+        self.window.flip()
+
+    def read(self) -> np.ndarray:
+        out = read_pixels(self.ctx.screen, self.size)
+        _ = self.ctx.error  # moderngl's read of the default framebuffer flags GL_INVALID_OPERATION (the
+        # pixels are right); left set, pyglet raises it at the next checked call, closing the window
+        return out
+
+    def close(self) -> None:
+        self.window.close()
+
+
+def has_screen() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def list_screens() -> list[str]:
+    if not has_screen():
+        return []
+    try:
+        import pyglet
+
+        return [f"{i}: {s.width}x{s.height} at {s.x},{s.y}"
+                for i, s in enumerate(pyglet.display.get_display().get_screens())]
+    except Exception as e:
+        return [f"(can't list screens: {e})"]
+
+
+# ---- recording ---------------------------------------------------------------------------------
+
+class Recorder:
+    """Writes what was shown to an mp4 on its own thread.
+
+    The file plays at a fixed rate, and each picture fills it from the time it was presented until the
+    next one was: the video lasts as long as the show was watched, however few fresh pictures the model
+    made (a picture held for 100 ms is three frames at 30 fps). Under --lockstep every picture is one
+    frame instead, so a rehearsal's recording has each source frame exactly once; it blocks rather than
+    drops. A picture of another size than the file (a resized window) is rejected and counted, since the
+    writer would drop it without a word.
+    """
+
+    def __init__(self, path: str | Path, size: tuple[int, int], fps: float, lockstep: bool = False) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"can't write the recording: {e.strerror or e}", file=self.path) from None
+        self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        if not self.writer.isOpened():
+            raise UserError("can't write the recording", file=self.path, expected="a writable path ending in .mp4")
+        self.lockstep = lockstep
+        self.size = size
+        self.fps = fps
+        self.frames = 0  # frames in the file, repeats included
+        self.pictures = 0  # pictures handed over by the show
+        self.rejected = 0  # pictures not of the file's size
+        self.dropped = 0  # pictures the writer thread had no room for (the previous one fills their time)
+        self._t0: float | None = None
+        self._held: np.ndarray | None = None  # the picture on screen, written until its successor's time
+        self._q: queue.Queue[tuple[np.ndarray, float] | None] = queue.Queue(maxsize=8)
+        self._t_end = 0.0
+        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+        self._thread.start()
+
+    def _fill_until(self, t: float) -> None:
+        """Repeat the held picture over the frames whose time comes before t."""
+        if self._held is None or self._t0 is None:
+            return
+        due = round((t - self._t0) * self.fps)
+        while self.frames < due:
+            self.writer.write(self._held)
+            self.frames += 1
+
+    def _run(self) -> None:
+        w, h = self.size
+        while (item := self._q.get()) is not None:
+            img, t = item
+            if img.shape[:2] != (h, w):
+                if not self.rejected:
+                    log.warning("recording %s: rejected a %dx%d picture (the file is %dx%d); counting the rest",
+                                self.path, img.shape[1], img.shape[0], w, h)
+                self.rejected += 1
+                continue
+            bgr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+            if self.lockstep:
+                self.writer.write(bgr)
+                self.frames += 1
+                continue
+            if self._t0 is None:
+                self._t0 = t
+            self._fill_until(t)
+            self._held = bgr
+        if self._held is not None:  # the last picture stays until the show ended, and is in the file once
+            self._fill_until(max(self._t_end, (self._t0 or 0.0) + (self.frames + 1) / self.fps))
+
+    def write(self, rgb: np.ndarray, t: float | None = None) -> None:
+        """A picture presented at monotonic time t (now if None)."""
+        self.pictures += 1
+        item = (rgb, time.monotonic() if t is None else t)
+        try:
+            self._q.put(item, block=self.lockstep, timeout=5.0 if self.lockstep else None)
+        except queue.Full:
+            self.dropped += 1
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.fps if self.fps else 0.0
+
+    def close(self, t_end: float | None = None) -> None:
+        """Finish the file; the last picture fills it up to t_end (when the show stopped; now if None)."""
+        self._t_end = time.monotonic() if t_end is None else t_end
+        self._q.put(None)
+        self._thread.join()
+        self.writer.release()

@@ -1,0 +1,1 @@
+"""A show being played: the show file (config and its errors), the loop, keys, schedule, health."""

@@ -1,0 +1,260 @@
+"""Keeping a show alive for weeks: its health counters, the heartbeat file a supervisor watches, a
+periodic health line in the log, and the model retry that brings a missing or failed model back
+without a restart.
+
+`counters(show)` is the one place the health figures are gathered: the stats JSON, the periodic log
+line, the heartbeat file and OSC /status all read it, so they always agree.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import os
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psutil
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from installation.show.loop import Show
+
+log = logging.getLogger("installation.health")
+
+HEARTBEAT_ENV = "INSTALLATION_HEARTBEAT"  # the supervisor tells its child where to beat
+LOG_NAME = "installation.log"
+
+_process = psutil.Process()
+
+
+def rss_mb() -> float:
+    """Resident memory of this process, MiB."""
+    return _process.memory_info().rss / 2**20
+
+
+def process_age_s() -> float:
+    """Seconds since this process started, to 10 ms (psutil's create_time leans on a boot time rounded
+    to the second, too coarse to time a restart)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        start = int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        return float(Path("/proc/uptime").read_text().split()[0]) - start
+    except (OSError, ValueError, IndexError):
+        return time.time() - _process.create_time()
+
+
+def counters(show: Show) -> dict[str, Any]:
+    """The show's health now. Safe to call from any thread: it only reads."""
+    st = show.stats
+    src = show.source
+    c = st.counters
+    faults = dict(st.faults)  # one copy: another thread may add a kind meanwhile
+    return {
+        "pid": os.getpid(),
+        "t": round(time.time(), 3),
+        "uptime_s": round(time.monotonic() - st.t_start, 1),
+        "fps": round(st.fps(), 2),
+        "frames_presented": c["frames_presented"],  # fresh pictures from the source
+        "frames_held": c["frames_held"],  # re-presented while no fresh picture came (source down)
+        "frames_inferred": c["frames_inferred"],
+        "frames_reused": c["frames_reused"],
+        "dropped": show.dropped(),
+        "reconnects": getattr(src, "reconnects", 0),
+        "source_connected": bool(getattr(src, "connected", False)),
+        "source_errors": getattr(src, "errors", 0),
+        "errors": sum(faults.values()),
+        "faults": faults,
+        "last_fault": st.last_fault,
+        "model": show.model.name if show.model is not None else None,
+        "model_error": show.model_error or None,
+        "model_retries": c["model_retries"],
+        "segment_failures": getattr(show.segmenter, "failures", 0),
+        "rss_mb": round(rss_mb(), 1),
+    }
+
+
+class HealthConfig(BaseModel):
+    """[health] in a show file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    heartbeat_s: float = Field(5.0, gt=0, le=3600)  # how often the heartbeat file is written
+    log_every_s: float = Field(300.0, ge=0)  # a counters line in the log this often; 0: never
+    model_retry_s: float = Field(10.0, gt=0)  # first retry of a missing or failed model; then doubling...
+    model_retry_max_s: float = Field(300.0, gt=0)  # ...up to this
+    model_fail_after: int = Field(3, ge=1, le=1000)  # run-time failures in a row before the model is dropped
+
+
+def attach(show: Show) -> None:
+    """Add the reliability controls to a built show: health (heartbeat, log, model retry), then the
+    opening hours and attract look."""
+    from installation.show.schedule import ScheduleConfig, ScheduleControl
+
+    health = Health.for_show(show)
+    sched = ScheduleControl(getattr(show.cfg, "schedule", None) or ScheduleConfig())
+    show.controls[:0] = [health, sched]
+    show.hud_lines.append(sched.hud)
+
+
+# ---- logs ---------------------------------------------------------------------------------------
+
+def start_file_log(directory: Path, name: str = LOG_NAME, max_mb: float = 10.0,
+                   backups: int = 5) -> logging.handlers.RotatingFileHandler:
+    """Send the `installation` log to a rotating file in `directory` as well as the console.
+
+    Rotation bounds the disk a weeks-long process uses; calling it again for the same file adds nothing.
+    (The show's own log file is installation.state.add_log_file's; this one serves the supervisor.)
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    path = (directory / name).resolve()
+    logger = logging.getLogger("installation")
+    for h in logger.handlers:
+        if isinstance(h, logging.handlers.RotatingFileHandler) and Path(h.baseFilename) == path:
+            return h
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=int(max_mb * 2**20), backupCount=backups,
+                                                   encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    return handler
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Readers (the supervisor) never see half a file: write beside it, then rename over it. No fsync:
+    a heartbeat lost to a power cut is stale anyway, and a flash card is spared a sync every beat."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+# ---- the control object -------------------------------------------------------------------------
+
+class Health:
+    """A show control (update(show) each frame on the main thread): heartbeat, periodic log, model retry.
+
+    The heartbeat is written from the main loop, so a hung loop means a stale heartbeat: that is what
+    the supervisor watches. It is also written at once on the first picture, which marks "up again".
+    """
+
+    def __init__(self, heartbeat: Path | None = None, heartbeat_s: float = 5.0, log_every_s: float = 300.0,
+                 model_retry_s: float = 10.0, model_retry_max_s: float = 300.0) -> None:
+        self.heartbeat = heartbeat
+        self.heartbeat_s = heartbeat_s
+        self.log_every_s = log_every_s
+        self.retry = ModelRetry(model_retry_s, model_retry_max_s)
+        self._t_beat = 0.0
+        self._t_log = time.monotonic()
+        self._first_frame_s: float | None = None
+        self._show: Show | None = None
+        self.beats = 0
+
+    @classmethod
+    def for_show(cls, show: Show) -> Health:
+        h: HealthConfig = getattr(show.cfg, "health", None) or HealthConfig()
+        path = os.environ.get(HEARTBEAT_ENV)
+        if path:
+            heartbeat: Path | None = Path(path)
+        else:
+            from installation.core.state import state_dir
+
+            d = state_dir(show.cfg.name, getattr(show.opts, "state", None))
+            heartbeat = d / "heartbeat.json" if d else None
+        return cls(heartbeat, h.heartbeat_s, h.log_every_s, h.model_retry_s, h.model_retry_max_s)
+
+    def update(self, show: Show) -> None:
+        now = time.monotonic()
+        self.retry.update(show, now)
+        shown = show.stats.counters["frames_presented"] + show.stats.counters["frames_held"]
+        first = self._first_frame_s is None and shown > 0
+        if first:
+            self._first_frame_s = round(process_age_s(), 3)
+        # no beat before the first picture: a heartbeat means "presenting", which the supervisor times
+        if self.heartbeat is not None and shown > 0 and (first or now - self._t_beat >= self.heartbeat_s):
+            self._t_beat = now
+            self.beat(show)
+        self._show = show
+        if self.log_every_s > 0 and now - self._t_log >= self.log_every_s:
+            self._t_log = now
+            self.log_line(show)
+
+    def log_line(self, show: Show) -> None:
+        c = counters(show)
+        log.info("health: %.1f fps, %d presented, %d held, %d dropped, %d reconnects, %d errors, "
+                 "model %s, %.0f MiB", c["fps"], c["frames_presented"], c["frames_held"], c["dropped"],
+                 c["reconnects"], c["errors"], c["model"] or "none", c["rss_mb"])
+
+    def beat(self, show: Show) -> None:
+        assert self.heartbeat is not None
+        data = counters(show) | {"show": show.cfg.name, "first_frame_s": self._first_frame_s}
+        try:
+            self.heartbeat.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.heartbeat, data)
+            self.beats += 1
+        except OSError as e:  # a full disk must not stop the pictures
+            show.stats.fault("health", f"can't write heartbeat {self.heartbeat}: {e}")
+
+    def close(self) -> None:
+        self.retry.close()
+        if self._show is not None and self.log_every_s > 0:
+            self.log_line(self._show)  # the last word before a stop or a restart
+
+
+class ModelRetry:
+    """Loads the show's model again, in the background, while none is running.
+
+    A model missing or corrupt at start, or dropped after failing at run time, leaves the camera
+    picture on screen (the composite shows it when there is no model output); this tries again after
+    `first_s`, doubling up to `max_s`, and hands a loaded model to the main thread through the inbox.
+    """
+
+    def __init__(self, first_s: float = 10.0, max_s: float = 300.0) -> None:
+        self.first_s = first_s
+        self.max_s = max_s
+        self.delay = first_s
+        self._t_next: float | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def wanted(self, show: Show) -> Path | None:
+        return getattr(show, "model_wanted", None) or show.cfg.model.path
+
+    def update(self, show: Show, now: float) -> None:
+        path = self.wanted(show)
+        if show.model is not None or path is None or getattr(show, "incoming", None) is not None:
+            self.delay = self.first_s
+            self._t_next = None
+            return
+        if self._thread is not None:
+            if self._thread.is_alive():
+                return
+            self._thread = None
+        if self._t_next is None:
+            self._t_next = now + self.delay
+        if now < self._t_next:
+            return
+        self._t_next = now + min(self.delay * 2, self.max_s)
+        self.delay = min(self.delay * 2, self.max_s)
+        show.stats.count("model_retries")
+        self._thread = threading.Thread(target=self._load, args=(show, path), name="model-retry", daemon=True)
+        self._thread.start()
+
+    def _load(self, show: Show, path: Path) -> None:
+        from installation.core.errors import UserError
+
+        try:
+            model = show.open_model(path)
+        except Exception as e:
+            msg = e.render() if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
+            show.stats.fault("model", f"retry: {msg}")
+            return
+        if not self._closed:
+            show.inbox.put(lambda s: s.adopt_model(model))
+
+    def close(self) -> None:
+        self._closed = True

@@ -1,0 +1,1 @@
+"""Pure picture work used live and by training: the preprocessing vocabulary, segmentation, stillness."""

@@ -1,0 +1,653 @@
+"""Person segmentation: three segmenters (selfie model, chroma key, empty-room plate), the mask treatment
+that shapes their output, and a worker thread that keeps segmentation off the live loop's clock.
+
+Every segmenter takes HxWx3 uint8 RGB and returns an HxW float32 mask in [0, 1], 1 = person. Live
+values come from the frame's Snapshot through `configure(values)`, so `segment(rgb)` stays one call.
+
+MediaPipe is imported inside SelfieSegmenter only: `import installation.segment` must stay fast and
+work where the model files were never fetched (chroma and background keying need neither).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from installation.core.errors import UserError
+from installation.core.frames import LatestSlot, SlotClosed
+from installation.core.params import Param
+from installation.core.paths import data_dir
+
+log = logging.getLogger("installation.segment")
+
+# INSTALLATION_SEGMENTERS_DIR points every user of the selfie models (the show, `segment`, the dataset
+# builder) at another folder: a machine where they live elsewhere, or a test of their absence
+DEFAULT_MODELS_DIR = Path(os.environ.get("INSTALLATION_SEGMENTERS_DIR")
+                          or data_dir("models") / "segmenters")
+SELFIE_MODELS = {
+    "square": "selfie_segmentation.tflite",  # 256x256 input
+    "landscape": "selfie_segmentation_landscape.tflite",  # 144x256 input
+}
+MODES = ("none", "selfie", "chroma", "background")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+# "Chroma key green" (#00B140), the colour sold as green-screen paint and cloth. Pure sRGB green
+# (0, 1, 0) is far more saturated than any real backdrop, so keying on it would need a huge tolerance.
+_KEY_GREEN = (0.0, 177 / 255, 64 / 255)
+
+
+def _p(name: str, kind: str, default: Any, lo: float | None = None, hi: float | None = None,
+       desc: str = "", unit: str = "", choices: tuple[str, ...] = (), persist: bool = True) -> Param:
+    return Param(name, kind, default, lo, hi, choices, unit, desc, persist=persist)  # type: ignore[arg-type]
+
+
+P_MODE = _p("seg/mode", "choice", "none", choices=MODES,
+            desc="who finds the person: nobody, the selfie model, a chroma key, or the empty-room plate")
+P_MODEL = _p("seg/model", "choice", "auto", choices=("auto", "square", "landscape"),
+             desc="selfie model: 256x256 square, 144x256 landscape, or auto by the frame's aspect")
+P_THRESHOLD = _p("seg/threshold", "float", 0.5, 0, 1,
+                 "confidence from which a pixel is person (0: keep the soft mask)")
+P_GROW = _p("seg/grow", "int", 0, -50, 50, "grow the mask outward (negative: shrink it)", "px")
+P_FEATHER = _p("seg/feather", "float", 2.0, 0, 50, "blur of the mask edge (Gaussian sigma)", "px")
+P_SMOOTH = _p("seg/smooth", "float", 0.3, 0, 0.99,
+              "temporal smoothing of the mask (0: none, 0.9: slow and ghostly)")
+P_SCALE = _p("seg/scale", "float", 0.5, 0.1, 1, "segment at this fraction of the frame's resolution", "x")
+P_EVERY = _p("seg/every", "int", 1, 1, 30, "segment every Nth frame; the others reuse the last mask",
+             "frames")
+P_KEY_R = _p("seg/key_r", "float", _KEY_GREEN[0], 0, 1, "chroma key colour, red")
+P_KEY_G = _p("seg/key_g", "float", _KEY_GREEN[1], 0, 1, "chroma key colour, green")
+P_KEY_B = _p("seg/key_b", "float", _KEY_GREEN[2], 0, 1, "chroma key colour, blue")
+P_TOLERANCE = _p("seg/tolerance", "float", 30.0, 0, 150,
+                 "chroma key: colour distance from the key still counted as backdrop", "dE")
+P_SOFTNESS = _p("seg/softness", "float", 15.0, 0, 100,
+                "chroma and background: distance over which backdrop fades into person", "dE")
+P_KEY_LIGHTNESS = _p("seg/key_lightness", "float", 0.25, 0, 1,
+                     "chroma key: weight of lightness against colour (low: ignores shading on the backdrop)")
+P_BG_TOLERANCE = _p("seg/bg_tolerance", "float", 12.0, 0, 150,
+                    "background: distance from the empty-room plate still counted as room", "dE")
+# Higher than the key's: a person differs from a wall in lightness as often as in colour.
+P_BG_LIGHTNESS = _p("seg/bg_lightness", "float", 0.6, 0, 1,
+                    "background: weight of lightness against colour (low: ignores shadows and grey on grey)")
+P_BG_FRAMES = _p("seg/bg_frames", "int", 30, 1, 600, "background: frames averaged into the empty-room plate",
+                 "frames")
+# A trigger is not in the Snapshot: the show drains it and calls SegmentWorker.relearn().
+P_RELEARN = _p("seg/relearn", "trigger", None, persist=False,
+               desc="background: learn the empty room again from the next frames")
+
+PARAMS: list[Param] = [P_MODE, P_MODEL, P_THRESHOLD, P_GROW, P_FEATHER, P_SMOOTH, P_SCALE, P_EVERY,
+                       P_KEY_R, P_KEY_G, P_KEY_B, P_TOLERANCE, P_SOFTNESS, P_KEY_LIGHTNESS,
+                       P_BG_TOLERANCE, P_BG_LIGHTNESS, P_BG_FRAMES, P_RELEARN]
+
+
+def _v(values: Mapping[str, Any], p: Param) -> Any:
+    """A parameter's value from a snapshot (or any partial mapping), coerced; the default when absent."""
+    return p.coerce(values[p.name]) if p.name in values else p.default
+
+
+def default_values(changes: Mapping[str, Any] | None = None, /, **overrides: Any) -> dict[str, Any]:
+    """Every seg/ value at its default, then changes ({'seg/mode': 'chroma'}), then overrides (mode=...)."""
+    values = {p.name: p.default for p in PARAMS if p.kind != "trigger"}
+    for key, value in {**(changes or {}), **overrides}.items():
+        name = key if key.startswith("seg/") else "seg/" + key
+        if name not in values:
+            raise KeyError(f"no parameter {name}")
+        values[name] = value
+    return values
+
+
+class SegmenterMissingError(UserError):
+    """A segmentation model file that isn't there; the fix is to fetch it."""
+
+
+class Segmenter(Protocol):
+    def configure(self, values: Mapping[str, Any]) -> None: ...
+    def segment(self, rgb: np.ndarray) -> np.ndarray: ...
+    def close(self) -> None: ...
+
+
+def _check_rgb(rgb: np.ndarray) -> None:
+    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        shape = getattr(rgb, "shape", None)
+        dtype = getattr(rgb, "dtype", type(rgb).__name__)
+        raise ValueError(f"expected an HxWx3 uint8 RGB picture, got shape {shape} {dtype}")
+
+
+def _smoothstep(x: np.ndarray, lo: float, width: float) -> np.ndarray:
+    """0 below lo, 1 above lo + width, a smooth S between (a hard step when width is 0)."""
+    if width <= 0:
+        return (x > lo).astype(np.float32)
+    t = np.clip((x - lo) * (1.0 / width), 0.0, 1.0)
+    return (t * t * (3.0 - 2.0 * t)).astype(np.float32, copy=False)
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 RGB -> float32 CIELab (L 0..100, a and b about -128..127)."""
+    return cv2.cvtColor(rgb.astype(np.float32) * (1.0 / 255.0), cv2.COLOR_RGB2Lab)
+
+
+def _lab_distance(lab: np.ndarray, ref: np.ndarray, lightness_weight: float) -> np.ndarray:
+    """Per-pixel Lab distance with lightness down-weighted: shading and soft shadows change mostly L."""
+    d = lab - ref
+    d[..., 0] *= lightness_weight
+    dist = np.sqrt(np.einsum("hwc,hwc->hw", d, d))
+    # A 5x5 median removes camera-noise speckle without rounding the silhouette's corners as a blur would.
+    return cv2.medianBlur(dist.astype(np.float32), 5)
+
+
+# ---- segmenters ---------------------------------------------------------------------------------
+
+class SelfieSegmenter:
+    """MediaPipe's selfie segmentation model through the Tasks ImageSegmenter.
+
+    Running mode IMAGE, not VIDEO: VIDEO adds no temporal smoothing for this model, only a demand for
+    strictly increasing timestamps, which a worker that skips frames, rebuilds on mode switches and a
+    rehearsal video that loops would all have to fake. Smoothing is MaskTreatment's job.
+    """
+
+    def __init__(self, models_dir: str | Path = DEFAULT_MODELS_DIR, model: str = "auto") -> None:
+        self.models_dir = Path(models_dir)
+        self.model = P_MODEL.coerce(model)
+        self._tasks: dict[str, Any] = {}
+        for variant in self._variants(self.model):
+            self._path(variant)  # fail now, not on the first frame
+
+    @staticmethod
+    def _variants(model: str) -> tuple[str, ...]:
+        return tuple(SELFIE_MODELS) if model == "auto" else (model,)
+
+    def _path(self, variant: str) -> Path:
+        path = self.models_dir / SELFIE_MODELS[variant]
+        if not path.is_file():
+            raise SegmenterMissingError(
+                "selfie segmentation model not found; fetch it with `python scripts/fetch_segmenters.py`"
+                " (scripts/setup.sh runs it)", file=path)
+        return path
+
+    def _task(self, variant: str) -> Any:
+        task = self._tasks.get(variant)
+        if task is None:
+            from mediapipe.tasks.python import vision
+            from mediapipe.tasks.python.core.base_options import BaseOptions
+
+            options = vision.ImageSegmenterOptions(
+                base_options=BaseOptions(model_asset_path=str(self._path(variant))),
+                running_mode=vision.RunningMode.IMAGE,
+                output_confidence_masks=True,
+                output_category_mask=False,
+            )
+            task = self._tasks[variant] = vision.ImageSegmenter.create_from_options(options)
+        return task
+
+    def configure(self, values: Mapping[str, Any]) -> None:
+        model = _v(values, P_MODEL)
+        if model != self.model:
+            for variant in self._variants(model):
+                self._path(variant)
+            self.model = model
+
+    def variant_for(self, width: int, height: int) -> str:
+        if self.model != "auto":
+            return self.model
+        # The models stretch their input: pick the one whose aspect (1:1 or 16:9) distorts the frame less.
+        return "landscape" if width / height > 1.33 else "square"
+
+    def segment(self, rgb: np.ndarray) -> np.ndarray:
+        _check_rgb(rgb)
+        import mediapipe as mp
+
+        h, w = rgb.shape[:2]
+        task = self._task(self.variant_for(w, h))
+        result = task.segment(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb)))
+        masks = result.confidence_masks
+        if not masks:
+            raise RuntimeError("the selfie model returned no confidence mask")
+        # numpy_view() borrows MediaPipe's buffer, which the next call reuses: copy it out.
+        m = np.array(masks[0].numpy_view(), dtype=np.float32, copy=True).reshape(h, w)
+        return np.clip(m, 0.0, 1.0, out=m)
+
+    def close(self) -> None:
+        for task in self._tasks.values():
+            task.close()
+        self._tasks.clear()
+
+    def __enter__(self) -> SelfieSegmenter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ChromaSegmenter:
+    """Keys a coloured backdrop: a pixel far (in CIELab) from the key colour is person.
+
+    Lightness is weighted down against a* and b*, so the shading across a lit backdrop and the
+    person's soft shadow on it stay backdrop; the distance is median-filtered against camera noise.
+    """
+
+    def __init__(self, key_rgb: tuple[float, float, float] = _KEY_GREEN,
+                 tolerance: float = P_TOLERANCE.default, softness: float = P_SOFTNESS.default,
+                 lightness_weight: float = P_KEY_LIGHTNESS.default) -> None:
+        self.key_rgb = key_rgb
+        self.tolerance = tolerance
+        self.softness = softness
+        self.lightness_weight = lightness_weight
+
+    def configure(self, values: Mapping[str, Any]) -> None:
+        self.key_rgb = (_v(values, P_KEY_R), _v(values, P_KEY_G), _v(values, P_KEY_B))
+        self.tolerance = _v(values, P_TOLERANCE)
+        self.softness = _v(values, P_SOFTNESS)
+        self.lightness_weight = _v(values, P_KEY_LIGHTNESS)
+
+    @property
+    def key_lab(self) -> np.ndarray:
+        px = np.array([[self.key_rgb]], np.float32)
+        return cv2.cvtColor(px, cv2.COLOR_RGB2Lab)[0, 0]
+
+    def segment(self, rgb: np.ndarray) -> np.ndarray:
+        _check_rgb(rgb)
+        dist = _lab_distance(_lab(rgb), self.key_lab, self.lightness_weight)
+        return _smoothstep(dist, self.tolerance, self.softness)
+
+    def close(self) -> None:
+        pass
+
+
+class BackgroundSegmenter:
+    """Subtracts a plate of the empty room: the average of the first `frames` frames it sees.
+
+    Until the plate is learned the mask is empty (nobody is supposed to be in the room then). The plate
+    is learned again on relearn() and whenever the frame size changes.
+    """
+
+    def __init__(self, frames: int = P_BG_FRAMES.default, tolerance: float = P_BG_TOLERANCE.default,
+                 softness: float = P_SOFTNESS.default,
+                 lightness_weight: float = P_BG_LIGHTNESS.default) -> None:
+        self.frames = frames
+        self.tolerance = tolerance
+        self.softness = softness
+        self.lightness_weight = lightness_weight
+        self._sum: np.ndarray | None = None
+        self._count = 0
+        self._plate: np.ndarray | None = None  # Lab
+
+    def configure(self, values: Mapping[str, Any]) -> None:
+        self.frames = _v(values, P_BG_FRAMES)
+        self.tolerance = _v(values, P_BG_TOLERANCE)
+        self.softness = _v(values, P_SOFTNESS)
+        self.lightness_weight = _v(values, P_BG_LIGHTNESS)
+
+    @property
+    def learned(self) -> bool:
+        return self._plate is not None
+
+    @property
+    def plate(self) -> np.ndarray | None:
+        """The learned empty room as RGB uint8, for a HUD or a check."""
+        if self._plate is None:
+            return None
+        rgb = cv2.cvtColor(self._plate, cv2.COLOR_Lab2RGB)
+        return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+    def relearn(self) -> None:
+        self._sum, self._count, self._plate = None, 0, None
+
+    @staticmethod
+    def _prepare(rgb: np.ndarray) -> np.ndarray:
+        # The plate is an average, nearly noise-free; a light blur brings the live frame closer to it.
+        return _lab(cv2.GaussianBlur(rgb, (0, 0), 1.0))
+
+    def segment(self, rgb: np.ndarray) -> np.ndarray:
+        _check_rgb(rgb)
+        lab = self._prepare(rgb)
+        if self._plate is not None and self._plate.shape != lab.shape:
+            self.relearn()
+        if self._plate is None:
+            if self._sum is None or self._sum.shape != lab.shape:
+                self._sum, self._count = np.zeros_like(lab), 0
+            self._sum += lab
+            self._count += 1
+            if self._count >= self.frames:
+                self._plate = self._sum / self._count
+                self._sum = None
+            return np.zeros(rgb.shape[:2], np.float32)
+        dist = _lab_distance(lab, self._plate, self.lightness_weight)
+        return _smoothstep(dist, self.tolerance, self.softness)
+
+    def close(self) -> None:
+        self.relearn()
+
+
+def make_segmenter(mode: str, models_dir: str | Path = DEFAULT_MODELS_DIR,
+                   values: Mapping[str, Any] | None = None) -> Segmenter | None:
+    """A segmenter for a seg/mode value (None for 'none'), configured from values when given."""
+    mode = P_MODE.coerce(mode)
+    seg: Segmenter | None
+    if mode == "none":
+        return None
+    if mode == "selfie":
+        seg = SelfieSegmenter(models_dir, _v(values or {}, P_MODEL))
+    elif mode == "chroma":
+        seg = ChromaSegmenter()
+    elif mode == "background":
+        seg = BackgroundSegmenter()
+    else:  # P_MODE.coerce admits only MODES; this guards a mode added there and forgotten here
+        raise ValueError(f"no segmenter for mode {mode!r}")
+    if values is not None:
+        seg.configure(values)
+    return seg
+
+
+# ---- mask treatment -----------------------------------------------------------------------------
+
+class MaskTreatment:
+    """Shapes a raw mask: temporal smoothing, threshold, grow or shrink, feather. Keeps its own memory.
+
+    Smoothing comes first, on the confidence: a thresholded mask that is smoothed afterwards leaves
+    ghost trails, while smoothing before the threshold removes edge flicker and keeps the cut crisp.
+    Sizes are in pixels of the full frame; px_scale converts them when the mask is smaller.
+    """
+
+    def __init__(self) -> None:
+        self._prev: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self._prev = None
+
+    def apply(self, mask: np.ndarray, values: Mapping[str, Any], px_scale: float = 1.0) -> np.ndarray:
+        m = np.asarray(mask, np.float32)
+        smooth = _v(values, P_SMOOTH)
+        if smooth > 0 and self._prev is not None and self._prev.shape == m.shape:
+            m = cv2.addWeighted(self._prev, smooth, m, 1.0 - smooth, 0.0)
+        self._prev = m
+
+        threshold = _v(values, P_THRESHOLD)
+        if threshold > 0:
+            m = (m >= threshold).astype(np.float32)
+
+        grow = round(_v(values, P_GROW) * px_scale)
+        if grow:
+            r = abs(grow)
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+            m = cv2.dilate(m, kernel) if grow > 0 else cv2.erode(m, kernel)
+
+        sigma = _v(values, P_FEATHER) * px_scale
+        if sigma >= 0.3:  # below that the Gaussian kernel is a single pixel
+            m = cv2.GaussianBlur(m, (0, 0), sigma)
+        return m
+
+
+def segment_frame(segmenter: Segmenter, treatment: MaskTreatment, rgb: np.ndarray,
+                  values: Mapping[str, Any], full_size: bool = True) -> np.ndarray:
+    """One frame, synchronously: configure, scale down, segment, treat, and (full_size) scale back.
+
+    Returns an HxW float32 mask at rgb's resolution, or at the segmentation's (same aspect) when not
+    full_size: the live loop keeps it small and lets the GPU upsample it while compositing.
+    """
+    _check_rgb(rgb)
+    segmenter.configure(values)
+    h, w = rgb.shape[:2]
+    scale = _v(values, P_SCALE)
+    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+    small = rgb if (sw, sh) == (w, h) else cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+    raw = segmenter.segment(small)
+    m = treatment.apply(raw, values, px_scale=sw / w)
+    if full_size and m.shape != (h, w):
+        m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(m, 0.0, 1.0, out=m)
+
+
+# ---- the worker ---------------------------------------------------------------------------------
+
+SegmenterFactory = Callable[[str, Path, Mapping[str, Any]], "Segmenter | None"]
+
+
+class SegmentWorker:
+    """Segments on its own thread so the live loop keeps its rate.
+
+    submit() hands a frame over through a LatestSlot (never blocks; a frame the worker had no time for
+    is replaced by the newer one); latest() returns the newest mask, at the segmentation's resolution
+    (seg/scale of the submitted frame's, same aspect), with that frame's index. A segmenter that
+    raises leaves the previous mask in place; each failure goes to `on_fault` (the show's Stats.fault:
+    HUD, stats and health counters), or without one is logged once per distinct message.
+    The caller must not write into a submitted picture afterwards (frames are never modified in place).
+    """
+
+    def __init__(self, models_dir: str | Path | None = None,
+                 factory: SegmenterFactory = make_segmenter, name: str = "segment",
+                 on_fault: Callable[[str, str, BaseException], None] | None = None) -> None:
+        self.models_dir = Path(DEFAULT_MODELS_DIR if models_dir is None else models_dir)
+        self._on_fault = on_fault
+        self._factory = factory
+        self._slot: LatestSlot[tuple[int, np.ndarray, Mapping[str, Any]]] = LatestSlot(name)
+        self._cond = threading.Condition()
+        self._latest: tuple[np.ndarray, int] | None = None
+        self._relearn = threading.Event()
+        self._seen_errors: set[str] = set()
+        self._submits = 0
+        self._segmenter: Segmenter | None = None
+        self._key: tuple[str, str] | None = None  # (mode, model) the segmenter was built for
+        self._treatment = MaskTreatment()
+        self.failures = 0
+        self.segmented = 0
+        self.last_error: str | None = None
+        self.last_ms = 0.0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def slot(self) -> LatestSlot[tuple[int, np.ndarray, Mapping[str, Any]]]:
+        return self._slot
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def submit(self, index: int, rgb: np.ndarray, snapshot: Mapping[str, Any]) -> bool:
+        """Offer a frame; True when it was handed to the worker (every seg/every-th call is)."""
+        every = _v(snapshot, P_EVERY)
+        n = self._submits
+        self._submits += 1
+        if n % every and _v(snapshot, P_MODE) != "none":
+            return False
+        return self._slot.put((index, rgb, snapshot))
+
+    def relearn(self) -> None:
+        """Learn the empty room again (the show calls this when it drains seg/relearn)."""
+        self._relearn.set()
+
+    def latest(self) -> tuple[np.ndarray, int] | None:
+        """(mask HxW float32 at seg/scale of the submitted resolution, frame index), or None."""
+        with self._cond:
+            return self._latest
+
+    def wait_for(self, index: int, timeout: float = 5.0) -> tuple[np.ndarray, int] | None:
+        """Wait until a mask for frame `index` (or a later one) is out; for tests, tools and lockstep runs."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._latest is not None and self._latest[1] >= index, timeout)
+            return self._latest
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._slot.close()
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._drop_segmenter()
+
+    # -- on the worker thread --
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._slot.get(timeout=0.5)
+            except SlotClosed:
+                return
+            if item is not None:
+                self._process(*item)
+
+    def _process(self, index: int, rgb: np.ndarray, values: Mapping[str, Any]) -> None:
+        try:
+            mode = _v(values, P_MODE)
+            key = (mode, _v(values, P_MODEL))
+            if key != self._key:
+                self._drop_segmenter()
+                if mode == "none":
+                    self._key = key
+                    self._publish(None)
+                    return
+                self._segmenter = self._factory(mode, self.models_dir, values)
+                self._key = key  # only once built: a failed build is tried again on the next frame
+            if self._segmenter is None:
+                return
+            if self._relearn.is_set():
+                self._relearn.clear()
+                relearn = getattr(self._segmenter, "relearn", None)
+                if relearn is not None:
+                    relearn()
+            t0 = time.perf_counter()
+            mask = segment_frame(self._segmenter, self._treatment, rgb, values, full_size=False)
+            self.last_ms = (time.perf_counter() - t0) * 1000.0
+            self.segmented += 1
+            self._publish((mask, index))
+        except Exception as e:  # one bad frame or a missing model must not end the thread
+            self.failures += 1
+            msg = f"{type(e).__name__}: {e}"
+            self.last_error = msg
+            if self._on_fault is not None:
+                self._on_fault("segment", f"mode {_v(values, P_MODE)}: {msg}", e)
+            elif msg not in self._seen_errors:
+                self._seen_errors.add(msg)
+                log.error("segmentation failed (mode %s), keeping the previous mask: %s",
+                          _v(values, P_MODE), msg)
+
+    def _publish(self, result: tuple[np.ndarray, int] | None) -> None:
+        with self._cond:
+            self._latest = result
+            self._cond.notify_all()
+
+    def _drop_segmenter(self) -> None:
+        if self._segmenter is not None:
+            try:
+                self._segmenter.close()
+            finally:
+                self._segmenter = None
+        self._key = None
+        self._treatment.reset()  # another segmenter's memory would blend into the new one's masks
+
+
+# ---- the `segment` command ----------------------------------------------------------------------
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser("segment", help="write a person mask (PNG) for each frame of a video, image or folder",
+                       description="Write one PNG mask (white = person) per frame of a video, per image, or "
+                                   "per image in a folder. Offline defaults: full resolution, no smoothing.")
+    p.add_argument("input", metavar="INPUT", help="a video file, an image file, or a folder of images")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder the masks are written to")
+    p.add_argument("--mode", choices=MODES[1:], default="selfie", help="segmenter (default: selfie)")
+    p.add_argument("--every", type=int, default=1, metavar="N",
+                   help="take every Nth frame (or image); masks keep the source frame's number")
+    p.add_argument("--models", type=Path, default=DEFAULT_MODELS_DIR, metavar="DIR",
+                   help="folder with the selfie .tflite models")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="overrides",
+                   help="set a seg/ parameter, e.g. --set seg/threshold=0.6 (repeatable)")
+    p.set_defaults(func=cmd_segment)
+
+
+def _offline_values(args: argparse.Namespace) -> dict[str, Any]:
+    # Offline there is time for full resolution, and images in a folder are unrelated: no smoothing.
+    values = default_values(mode=args.mode, scale=1.0, smooth=0.0)
+    by_name = {p.name: p for p in PARAMS}
+    for item in getattr(args, "overrides", []) or []:
+        name, sep, raw = item.partition("=")
+        name = name.strip().lstrip("/")
+        if not name.startswith("seg/"):
+            name = "seg/" + name
+        if not sep or name not in by_name or by_name[name].kind == "trigger":
+            raise UserError(f"--set {item!r}: expected NAME=VALUE with a seg/ parameter",
+                            expected=", ".join(n for n, p in by_name.items() if p.kind != "trigger"))
+        try:
+            values[name] = by_name[name].coerce(raw)
+        except ValueError as e:
+            raise UserError(str(e), key=name) from None
+    return values
+
+
+def _frames(src: Path, every: int) -> tuple[Iterator[tuple[str, np.ndarray]], int | None]:
+    """(name, RGB picture) pairs from a video, an image or a folder, and how many (None if unknown)."""
+    if not src.exists():
+        raise UserError("no such file or folder", file=src)
+    if src.is_dir():
+        files = sorted(f for f in src.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise UserError("no images in this folder", file=src, expected=" ".join(IMAGE_SUFFIXES))
+        picked = files[::every]
+        return (((f.stem, _read_image(f)) for f in picked), len(picked))
+    if src.suffix.lower() in IMAGE_SUFFIXES:
+        return iter([(src.stem, _read_image(src))]), 1
+    cap = cv2.VideoCapture(str(src))
+    if not cap.isOpened():
+        raise UserError("cannot open as a video or an image", file=src)
+    ok, first = cap.read()
+    if not ok or first is None:
+        cap.release()
+        raise UserError("no frames could be read from this video", file=src)
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    total = (count + every - 1) // every if count > 0 else None
+
+    def gen() -> Iterator[tuple[str, np.ndarray]]:
+        try:
+            frame, i = first, 0
+            while frame is not None:
+                if i % every == 0:
+                    yield f"frame_{i:06d}", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                ok, frame = cap.read()
+                frame = frame if ok else None
+                i += 1
+        finally:
+            cap.release()
+
+    return gen(), total
+
+
+def _read_image(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise UserError("cannot read this image", file=path)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    every = int(getattr(args, "every", 1))
+    if every < 1:
+        raise UserError("--every must be 1 or more", key="--every")
+    values = _offline_values(args)
+    if values["seg/mode"] == "none":  # only reachable through --set seg/mode=none
+        raise UserError("mode 'none' writes no masks", key="seg/mode",
+                        expected="selfie, chroma or background")
+    frames, total = _frames(Path(args.input), every)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    segmenter = make_segmenter(values["seg/mode"], getattr(args, "models", DEFAULT_MODELS_DIR), values)
+    assert segmenter is not None  # mode 'none' was refused above
+    treatment = MaskTreatment()
+    written = 0
+    try:
+        for name, rgb in tqdm(frames, total=total, unit="frame", desc="segment"):
+            mask = segment_frame(segmenter, treatment, rgb, values)
+            path = out / f"{name}.png"
+            if not cv2.imwrite(str(path), (mask * 255.0 + 0.5).astype(np.uint8)):
+                raise UserError("cannot write the mask", file=path)
+            written += 1
+    finally:
+        segmenter.close()
+    print(f"segment: wrote {written} masks to {out}")
+    return 0
