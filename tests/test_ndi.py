@@ -1,7 +1,7 @@
 """NDI out and in, with the real runtime (ndi-python's libndi) and the real `installation` command.
 
 A show started as a subprocess and this test process find each other through NDI's finder asking this
-machine directly (installation/ndi.py adds 127.0.0.1 to the finder), so no mDNS daemon is needed. Where
+machine directly (installation/media/ndi.py adds 127.0.0.1 to the finder), so no mDNS daemon is needed. Where
 NDI can't start at all the tests are skipped with the runtime's own reason.
 """
 

@@ -232,7 +232,7 @@ def test_wheelhouse_dry_run_gathers_the_app_models_and_the_plan(tmp_path: Path) 
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
     app = out / "app"
-    for f in ("installation/show.py", "installation/health.py", "shaders/composite.frag", "pyproject.toml",
+    for f in ("installation/show/loop.py", "installation/show/health.py", "shaders/composite.frag", "pyproject.toml",
               "show_configs/default.toml", "scripts/installation.service"):
         assert (app / f).is_file(), f
     if (REPO / "models" / "segmenters" / "selfie_segmentation.tflite").is_file():

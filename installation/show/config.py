@@ -130,7 +130,7 @@ class ShowConfig(_Strict):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)  # opening hours, attract look
     presets: dict[str, dict[str, Any]] = Field(default_factory=dict)  # [presets.N]: slots the show ships with
     health: HealthConfig = Field(default_factory=HealthConfig)  # heartbeat, model retry
-    midi: MidiConfig | None = None  # MIDI in (installation/midi.py); no table: no MIDI
+    midi: MidiConfig | None = None  # MIDI in (installation/control/midi.py); no table: no MIDI
     output: list[OutputConfig] = Field(default_factory=list)  # [[output]]: NDI, virtual camera (outputs.py)
     params: dict[str, Any] = Field(default_factory=dict)  # live parameter defaults: "pre/blur" = 2, or [params.pre]
 

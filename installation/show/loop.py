@@ -67,7 +67,7 @@ class RunOptions:
     video: Path | None = None  # rehearse: play this instead of the show's source
     fullscreen: bool | None = None
     extra_params: dict[str, Any] = field(default_factory=dict)
-    # live control (installation/osc.py); None: as the show file says
+    # live control (installation/control/osc.py); None: as the show file says
     state: Path | None = None  # the state folder (presets, live values, recordings, logs)
     osc: bool = True
     osc_host: str | None = None
