@@ -1,8 +1,12 @@
-"""The composition root: the one module that knows every wing. It turns the command line into a show
-(the registry gathered from each wing's PARAMS, show.params), builds the Show with its outputs, health
-and control surfaces, and holds the `run`, `rehearse` and `check` commands.
+"""The composition root: the one module that knows every wing.
 
-Everything below it points down (docs/architecture.md); nothing imports this module but cli.py.
+  default_registry()   every parameter, from each wing's declared PARAMS, named one by one (no importlib),
+                       in the order the address space is listed (OSC map, OSCQuery)
+  load_show()          a show file checked against that registry
+  Show                 the show with its control surfaces attached (live values, presets, OSC, replay, MIDI)
+  run, rehearse        the commands that play a show (check, bench, soak, ... are ops/, which builds on this)
+
+Everything here points down (docs/architecture.md): control, show and the picture wings never import it.
 """
 
 from __future__ import annotations
@@ -10,22 +14,51 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from installation.control import midi, presets
+from installation.control.osc import attach_controls
 from installation.core.errors import UserError
-from installation.core.params import Registry
-from installation.inference.models import (
-    Model,
-    choose_providers,
-    load_model,
-    plan_for_rate,
-)
-from installation.show.config import ShowConfig, load_show
-from installation.show.loop import RunOptions, Show
-from installation.show.params import default_registry
+from installation.core.params import Param, Registry
+from installation.render import renderer
+from installation.show import config, loop
+from installation.show import params as show_params
+from installation.show.config import ShowConfig
+from installation.show.loop import RunOptions
+from installation.vision import preprocess, segment
+
+__all__ = ["RunOptions", "Show", "ShowConfig", "default_registry", "load_show"]
 
 log = logging.getLogger("installation.show")
+
+
+def default_registry(extra: Iterable[Param] = ()) -> Registry:
+    """Every parameter the runtime declares, gathered from the modules that own them."""
+    params: list[Param] = []
+    for declared in (preprocess.PARAMS, segment.PARAMS, renderer.PARAMS, show_params.PARAMS, presets.PARAMS,
+                     midi.PARAMS):
+        params.extend(declared)
+    params.extend(extra)
+    return Registry(params)
+
+
+def load_show(show: str | Path | None, registry: Registry | None = None) -> ShowConfig:
+    """Read and validate a show file (against every wing's parameters unless a registry is given)."""
+    return config.load_show(show, default_registry() if registry is None else registry)
+
+
+class Show(loop.Show):
+    """A show with every wing attached: the registry of every parameter, outputs and health (the loop's
+    own), and the control surfaces (control/osc.py attach_controls: live values, presets, OSC in and out,
+    record and replay, MIDI)."""
+
+    def __init__(self, cfg: ShowConfig, opts: RunOptions, registry: Registry | None = None) -> None:
+        super().__init__(cfg, opts, default_registry() if registry is None else registry)
+
+    def attach_controls(self) -> None:
+        attach_controls(self)
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -60,8 +93,6 @@ def _options(args: argparse.Namespace, registry: Registry) -> RunOptions:
             raise UserError(f"--set {item!r}", expected="NAME=VALUE")
         extra[name] = value
     extra = check_params(extra, registry, None) if extra else {}
-    from installation.ops.showcheck import listen_address, writable_folder
-
     if args.stats is not None:
         writable_folder(Path(args.stats).parent, "--stats")
     if getattr(args, "state", None) is not None:
@@ -74,6 +105,44 @@ def _options(args: argparse.Namespace, registry: Registry) -> RunOptions:
                       fullscreen=False if args.window else None, extra_params=extra,
                       video=getattr(args, "video", None), fresh=getattr(args, "fresh", False),
                       **osc_run_options(args))
+
+
+# ---- flags checked before anything opens (run, rehearse) ---------------------------------------------
+
+def writable_folder(folder: Path, flag: str) -> None:
+    """A folder the show will write into: made now, so a mistake is one line at start, not a traceback
+    at the end of a rehearsal (--stats is written when the show stops)."""
+    import os
+
+    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise UserError(f"{blocker} is a file, not a folder", key=flag, expected="a folder this user may write")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"can't make the folder {folder}: {e.strerror or e}", key=flag,
+                        expected="a folder this user may write") from None
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"{folder} is not writable", key=flag, expected="a folder this user may write")
+
+
+def listen_address(host: str, flag: str) -> None:
+    """An address OSC can listen on: a name that doesn't resolve or an address of another machine would
+    otherwise be retried forever with a message about the port."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+    except (OSError, UnicodeError) as e:
+        raise UserError(f"{host!r} is not an address ({getattr(e, 'strerror', None) or e})", key=flag,
+                        expected="an address of this machine: 0.0.0.0 (all), 127.0.0.1 (this machine only)") from None
+    family, _, _, _, addr = infos[0]
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.bind((addr[0], 0))
+    except OSError as e:
+        raise UserError(f"can't listen on {host!r}: {e.strerror or e}", key=flag,
+                        expected="an address of this machine: 0.0.0.0 (all), 127.0.0.1 (this machine only)") from None
 
 
 def play(args: argparse.Namespace, rehearse: bool) -> int:
@@ -116,71 +185,6 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     return play(args, rehearse=True)
 
 
-def _workers_plan(cfg: ShowConfig, model: Model) -> str:
-    """What `[model] workers` will come to with this show's source, in words (for `check`)."""
-    if cfg.model.workers != "auto":
-        return f"{cfg.model.workers} (set in the show)"
-    if cfg.model.then:
-        return "1 (chained models take one frame at a time)"
-    s = cfg.source
-    fps = s.fps
-    if s.kind == "video" and s.video is not None:
-        from installation.media.sources import VideoSource
-
-        fps = VideoSource(s.video).fps
-    try:
-        n, ms = plan_for_rate(model, fps)
-    except Exception as e:
-        raise UserError(f"the model fails a trial inference: {type(e).__name__}: {str(e).strip().splitlines()[0]}",
-                        file=model.path, expected="a graph whose input matches its card") from None
-    if ms is None:
-        return "1 (a GPU takes one frame at a time)"
-    return f"{n} ({ms:.1f} ms an inference on every core, the source at {fps:g} fps)"
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    """Validate a show and say what it would use. A missing or broken model is an error here."""
-    from installation.media.sources import list_cameras
-    from installation.render.renderer import list_screens
-
-    registry = default_registry()
-    cfg = load_show(args.show, registry)
-    print(f"show: {cfg.name} ({cfg.path})")
-    s = cfg.source
-    what = {"camera": f"camera {s.camera} at {s.width}x{s.height} {s.fps:g} fps", "video": f"video {s.video}",
-            "synthetic": f"synthetic pattern {s.width}x{s.height}", "ndi": f"NDI {s.name!r}"}[s.kind]
-    print(f"source: {what}")
-    if s.kind == "video" and (s.video is None or not s.video.is_file()):
-        raise UserError("video not found", file=cfg.path, key="source.video", expected=f"a file at {s.video}")
-    providers = choose_providers(cfg.model.providers)
-    models: list[Model] = []  # for the checks that need their cards (showcheck.py)
-    if cfg.model.path is None:
-        print("model: none (camera picture only)")
-    else:
-        model = load_model(cfg.model.path, cfg.model.providers)
-        models = [model, *(load_model(p, cfg.model.providers) for p in cfg.model.then)]
-        c = model.card
-        print(f"model: {c.name} ({model.path}), input {c.size[1]}x{c.size[0]} {c.layout} range {c.value_range}"
-              + (" [card inferred from the graph]" if c.inferred else ""))
-        print(f"preprocessing: {' -> '.join(st.kind for st in c.chain.steps)}")
-        print(f"inference: {', '.join(model.backend.providers)}")
-        print(f"frames in flight: {_workers_plan(cfg, model)}")
-    print(f"providers available: {', '.join(providers)}")
-    screens = list_screens()
-    print(f"displays: {'; '.join(screens) if screens else 'none (headless: EGL offscreen)'}")
-    cams = list_cameras()
-    print(f"cameras: {', '.join(cams) if cams else 'none found'}")
-    from installation.ops.rig import check_lines
-
-    print("\n".join(check_lines(cfg)))  # NDI sources, virtual cameras, MIDI ports (rig.py)
-    from installation.control.osc import exposure_lines
-
-    print("\n".join(exposure_lines(cfg)))  # the ports, who may send, writes, keys: the show's exposure
-    from installation.ops.showcheck import report
-
-    return report(cfg, registry, models, screens, getattr(args, "state", None))
-
-
 def add_commands(sub: Any) -> None:
     p = sub.add_parser("run", help="play a show from its source (the camera)")
     _add_run_flags(p)
@@ -189,7 +193,3 @@ def add_commands(sub: Any) -> None:
     _add_run_flags(p)
     p.add_argument("--video", type=Path, help="the clip to play (default: the sample clip)")
     p.set_defaults(func=cmd_rehearse)
-    p = sub.add_parser("check", help="validate a show and print what it would use; exit 1: it will not work")
-    p.add_argument("show", nargs="?", default=None)
-    p.add_argument("--state", type=Path, metavar="DIR", help="the show's state folder (default: the show's own)")
-    p.set_defaults(func=cmd_check)

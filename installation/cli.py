@@ -12,7 +12,8 @@ from installation.core.commands import dispatch
 # Modules that register commands, in the order `installation --help` lists them.
 COMMAND_MODULES = (
     "installation.app",
-    "installation.control.osc",
+    "installation.ops.showcheck",
+    "installation.ops.osc_map",
     "installation.vision.segment",
     "installation.training.cli",
     "installation.ops.soak",

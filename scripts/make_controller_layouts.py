@@ -27,11 +27,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from installation.control.osc import DEFAULT_PORT, FEEDBACK_PORT, osc_map_markdown  # noqa: E402
+from installation.app import default_registry  # noqa: E402
+from installation.control.addressmap import osc_map_markdown  # noqa: E402
+from installation.control.osc import DEFAULT_PORT, FEEDBACK_PORT  # noqa: E402
 from installation.control.oscquery import PROTOCOL_NODES  # noqa: E402
 from installation.control.presets import ARG_TRIGGERS  # noqa: E402
 from installation.core.params import Param, Registry  # noqa: E402
-from installation.show.params import default_registry  # noqa: E402
 
 TOSC = REPO / "controllers" / "installation.tosc"
 MAXPAT = REPO / "controllers" / "installation.maxpat"

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from conftest import make_clip, make_model_folder, write_show
 
+from installation.app import default_registry
 from installation.cli import main
 from installation.core.params import ParamStore
 from installation.ops.bench import BenchConfig, ClipSource, bench, load_clip
 from installation.render.renderer import Layers, Renderer, read_pixels
-from installation.show.params import default_registry
 from installation.vision.stillness import StillnessGate
 
 RUN_KEYS = {"fps", "cpu_ms_per_frame", "frames_presented", "frames_fresh", "frames_reused", "frames_inferred",

@@ -105,7 +105,7 @@ def test_enough_cases() -> None:
 
 def test_a_good_show_with_every_reliability_section_is_accepted(tmp_path: Path) -> None:
     """The same sections, written correctly, load: the errors above are about the values, not the tables."""
-    from installation.show.config import load_show
+    from installation.app import load_show
 
     show = tmp_path / "good.toml"
     show.write_text("""

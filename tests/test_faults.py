@@ -25,12 +25,11 @@ import numpy as np
 import pytest
 from conftest import SYNTHETIC, make_clip, make_model_folder, make_tiny_onnx, small_show
 
+from installation.app import RunOptions, Show, load_show
 from installation.cli import main
 from installation.inference.models import ModelCard
 from installation.media.sources import ThreadedSource
 from installation.render.renderer import SHADER_DIR, Renderer
-from installation.show.config import load_show
-from installation.show.loop import RunOptions, Show
 from installation.vision.preprocess import Chain
 
 CAP_S = 90.0  # only a stuck scenario gets near this; it then fails on the step it was waiting for

@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 from conftest import frames_of, make_clip, make_model_folder, small_show
 
+from installation.app import RunOptions, Show, load_show
 from installation.cli import main
 from installation.core.frames import EndOfStream, LatestSlot, SlotClosed
 from installation.inference.models import choose_providers
 from installation.media.sources import SyntheticSource, VideoSource
-from installation.show.config import load_show
-from installation.show.loop import RunOptions, Show
 
 
 def show_file(tmp_path: Path, source: str, model: Path | None, extra: str = "") -> Path:

@@ -18,11 +18,9 @@ from pathlib import Path
 import mido
 import pytest
 
+from installation.app import RunOptions, Show, default_registry, load_show
 from installation.control.midi import Binding, MidiControl, parse_binding
 from installation.control.midi_ports import pick_port
-from installation.show.config import load_show
-from installation.show.loop import RunOptions, Show
-from installation.show.params import default_registry
 from tests.conftest import frames_of
 
 INSTALLATION = str(Path(sys.executable).parent / "installation")

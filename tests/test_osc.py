@@ -26,11 +26,10 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_server import BlockingOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
 
+from installation.app import RunOptions, Show, default_registry, load_show
 from installation.control import osc as osc_mod
-from installation.control.osc import OscControl, build_dgram, osc_map_markdown, osc_map_text
-from installation.show.config import load_show
-from installation.show.loop import RunOptions, Show
-from installation.show.params import default_registry
+from installation.control.addressmap import osc_map_markdown, osc_map_text
+from installation.control.osc import OscControl, build_dgram
 
 REPO = Path(__file__).resolve().parent.parent
 

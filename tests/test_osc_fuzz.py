@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from pythonosc.osc_message_builder import OscMessageBuilder
 from test_osc import assert_in_range, control, make_show, pump_until, step
 
-from installation.show.params import default_registry
+from installation.app import default_registry
 
 ADDRESSES = [p.address for p in default_registry().values()] + ["/sync", "/", "/pre", "/pre/", "/nope/x",
                                                                 "/pre/*", "/*/*", "/{pre,seg}/blur", "/[", "//"]

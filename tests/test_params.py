@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from installation.app import default_registry
 from installation.core.params import Param, ParamError, ParamStore, Registry, Snapshot
-from installation.show.params import default_registry
 
 
 def test_every_declared_default_is_in_range_and_described():

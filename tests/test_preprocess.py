@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from installation.app import default_registry
 from installation.core.params import ParamStore
-from installation.show.params import default_registry
 from installation.vision.preprocess import (
     NAMED_CHAINS,
     STEPS,

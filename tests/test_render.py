@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from installation.app import default_registry
 from installation.core.params import ParamStore
 from installation.render.renderer import COMPOSITE_MODES, Layers, Renderer, ShaderSet, projection_matrix, read_pixels
-from installation.show.params import default_registry
 
 S = 16
 RED, BLUE = (255, 0, 0), (0, 0, 255)

@@ -12,10 +12,8 @@ import numpy as np
 import pytest
 from conftest import small_show
 
+from installation.app import RunOptions, Show, default_registry, load_show
 from installation.media.sources import ThreadedSource
-from installation.show.config import load_show
-from installation.show.loop import RunOptions, Show
-from installation.show.params import default_registry
 from installation.show.schedule import (
     BUILTIN_LOOKS,
     Hours,

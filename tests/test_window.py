@@ -20,8 +20,8 @@ pytestmark = pytest.mark.skipif(not shutil.which("Xvfb") or not shutil.which("xd
 
 CHILD = textwrap.dedent("""
     import json, sys, threading
-    from installation.config import load_show
-    from installation.show import RunOptions, Show
+    from installation.app import load_show
+    from installation.app import RunOptions, Show
 
     show = Show(load_show(sys.argv[1]), RunOptions(headless=False, seconds=60, realtime=True))
     show.build()

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from conftest import make_model_folder, small_show
 
+from installation.app import RunOptions, Show, load_show
 from installation.core.frames import LatestSlot
 from installation.inference.models import cpu_cores, default_threads, load_for_rate, load_model, plan_workers
-from installation.show.config import load_show
-from installation.show.loop import Result, RunOptions, Show
+from installation.show.loop import Result
 
 
 def test_slot_drops_an_item_older_than_one_already_put():

@@ -26,10 +26,10 @@ from typing import Any
 
 from installation.core.params import Param, ParamError, ParamStore
 from installation.core.state import apply_values, atomic_write, read_json
+from installation.show.config import SLOTS
 
 log = logging.getLogger("installation.presets")
 
-SLOTS = (1, 99)
 # Triggers that carry an argument, and its range: the OSC input rejects anything else, the docs and the
 # controller layouts say it.
 ARG_TRIGGERS: dict[str, tuple[int, int]] = {"preset/save": SLOTS, "preset/recall": SLOTS}

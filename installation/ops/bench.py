@@ -30,14 +30,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from installation.app import RunOptions, Show, default_registry, load_show
 from installation.core.errors import UserError
 from installation.core.frames import EndOfStream, Frame
 from installation.core.timing import Stats, percentiles
 from installation.inference.models import Model, cpu_cores, load_for_rate, load_model
 from installation.media.sources import ThreadedSource, VideoSource
-from installation.show.config import load_show
-from installation.show.loop import RunOptions, Show
-from installation.show.params import default_registry
 from installation.vision.preprocess import ChainState
 
 log = logging.getLogger("installation.bench")

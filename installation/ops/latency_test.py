@@ -186,10 +186,9 @@ def run_latency_test(display: Any, source: Any, flashes: int = 20, period_s: flo
 
 
 def cmd_latency_test(args: argparse.Namespace) -> int:
+    from installation.app import default_registry, load_show
     from installation.media.sources import open_source
     from installation.render.renderer import HeadlessDisplay, WindowDisplay, has_screen
-    from installation.show.config import load_show
-    from installation.show.params import default_registry
 
     cfg = load_show(args.show, default_registry())
     r = cfg.render

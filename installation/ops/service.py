@@ -90,7 +90,7 @@ def unit_name(show_name: str) -> str:
 
 
 def cmd_install_service(args: argparse.Namespace) -> int:
-    from installation.show.config import load_show
+    from installation.app import load_show
 
     cfg = load_show(args.show)  # a broken show is reported now, not at the next boot
     assert cfg.path is not None
@@ -240,7 +240,8 @@ class Supervisor:
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
-    from installation.show.config import find_show, load_show
+    from installation.app import load_show
+    from installation.show.config import find_show
 
     try:
         name = load_show(args.show).name

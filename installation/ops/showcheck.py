@@ -5,14 +5,16 @@ command lists them all and exits 1 (an invalid file stays exit 2, raised before 
 
 from __future__ import annotations
 
+import argparse
 import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from installation.app import default_registry, load_show
 from installation.core.errors import UserError
 from installation.core.params import Registry
-from installation.inference.models import PROVIDER_ALIASES, Model
+from installation.inference.models import PROVIDER_ALIASES, Model, choose_providers, load_model, plan_for_rate
 from installation.show.config import ShowConfig
 
 
@@ -161,39 +163,73 @@ def report(cfg: ShowConfig, registry: Registry, models: list[Model], screens: li
     return 0
 
 
-# ---- flags checked before anything opens (run, rehearse) ---------------------------------------------
+# ---- `installation check` ------------------------------------------------------------------------
 
-def writable_folder(folder: Path, flag: str) -> None:
-    """A folder the show will write into: made now, so a mistake is one line at start, not a traceback
-    at the end of a rehearsal (--stats is written when the show stops)."""
-    import os
+def _workers_plan(cfg: ShowConfig, model: Model) -> str:
+    """What `[model] workers` will come to with this show's source, in words (for `check`)."""
+    if cfg.model.workers != "auto":
+        return f"{cfg.model.workers} (set in the show)"
+    if cfg.model.then:
+        return "1 (chained models take one frame at a time)"
+    s = cfg.source
+    fps = s.fps
+    if s.kind == "video" and s.video is not None:
+        from installation.media.sources import VideoSource
 
-    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        raise UserError(f"{blocker} is a file, not a folder", key=flag, expected="a folder this user may write")
+        fps = VideoSource(s.video).fps
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"can't make the folder {folder}: {e.strerror or e}", key=flag,
-                        expected="a folder this user may write") from None
-    if not os.access(folder, os.W_OK):
-        raise UserError(f"{folder} is not writable", key=flag, expected="a folder this user may write")
+        n, ms = plan_for_rate(model, fps)
+    except Exception as e:
+        raise UserError(f"the model fails a trial inference: {type(e).__name__}: {str(e).strip().splitlines()[0]}",
+                        file=model.path, expected="a graph whose input matches its card") from None
+    if ms is None:
+        return "1 (a GPU takes one frame at a time)"
+    return f"{n} ({ms:.1f} ms an inference on every core, the source at {fps:g} fps)"
 
 
-def listen_address(host: str, flag: str) -> None:
-    """An address OSC can listen on: a name that doesn't resolve or an address of another machine would
-    otherwise be retried forever with a message about the port."""
-    import socket
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate a show and say what it would use. A missing or broken model is an error here."""
+    from installation.media.sources import list_cameras
+    from installation.render.renderer import list_screens
 
-    try:
-        infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
-    except (OSError, UnicodeError) as e:
-        raise UserError(f"{host!r} is not an address ({getattr(e, 'strerror', None) or e})", key=flag,
-                        expected="an address of this machine: 0.0.0.0 (all), 127.0.0.1 (this machine only)") from None
-    family, _, _, _, addr = infos[0]
-    try:
-        with socket.socket(family, socket.SOCK_DGRAM) as s:
-            s.bind((addr[0], 0))
-    except OSError as e:
-        raise UserError(f"can't listen on {host!r}: {e.strerror or e}", key=flag,
-                        expected="an address of this machine: 0.0.0.0 (all), 127.0.0.1 (this machine only)") from None
+    registry = default_registry()
+    cfg = load_show(args.show, registry)
+    print(f"show: {cfg.name} ({cfg.path})")
+    s = cfg.source
+    what = {"camera": f"camera {s.camera} at {s.width}x{s.height} {s.fps:g} fps", "video": f"video {s.video}",
+            "synthetic": f"synthetic pattern {s.width}x{s.height}", "ndi": f"NDI {s.name!r}"}[s.kind]
+    print(f"source: {what}")
+    if s.kind == "video" and (s.video is None or not s.video.is_file()):
+        raise UserError("video not found", file=cfg.path, key="source.video", expected=f"a file at {s.video}")
+    providers = choose_providers(cfg.model.providers)
+    models: list[Model] = []  # for the checks that need their cards (showcheck.py)
+    if cfg.model.path is None:
+        print("model: none (camera picture only)")
+    else:
+        model = load_model(cfg.model.path, cfg.model.providers)
+        models = [model, *(load_model(p, cfg.model.providers) for p in cfg.model.then)]
+        c = model.card
+        print(f"model: {c.name} ({model.path}), input {c.size[1]}x{c.size[0]} {c.layout} range {c.value_range}"
+              + (" [card inferred from the graph]" if c.inferred else ""))
+        print(f"preprocessing: {' -> '.join(st.kind for st in c.chain.steps)}")
+        print(f"inference: {', '.join(model.backend.providers)}")
+        print(f"frames in flight: {_workers_plan(cfg, model)}")
+    print(f"providers available: {', '.join(providers)}")
+    screens = list_screens()
+    print(f"displays: {'; '.join(screens) if screens else 'none (headless: EGL offscreen)'}")
+    cams = list_cameras()
+    print(f"cameras: {', '.join(cams) if cams else 'none found'}")
+    from installation.ops.rig import check_lines
+
+    print("\n".join(check_lines(cfg)))  # NDI sources, virtual cameras, MIDI ports (rig.py)
+    from installation.control.osc import exposure_lines
+
+    print("\n".join(exposure_lines(cfg)))  # the ports, who may send, writes, keys: the show's exposure
+    return report(cfg, registry, models, screens, getattr(args, "state", None))
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser("check", help="validate a show and print what it would use; exit 1: it will not work")
+    p.add_argument("show", nargs="?", default=None)
+    p.add_argument("--state", type=Path, metavar="DIR", help="the show's state folder (default: the show's own)")
+    p.set_defaults(func=cmd_check)

@@ -23,7 +23,7 @@ from installation.core.errors import UserError
 from installation.show.health import rss_mb
 
 if TYPE_CHECKING:
-    from installation.show.loop import Show
+    from installation.app import Show
 
 log = logging.getLogger("installation.soak")
 
@@ -155,9 +155,8 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def cmd_soak(args: argparse.Namespace) -> int:
-    from installation.show.config import check_params, load_show
-    from installation.show.loop import RunOptions, Show
-    from installation.show.params import default_registry
+    from installation.app import RunOptions, Show, default_registry, load_show
+    from installation.show.config import check_params
 
     if args.minutes <= 0:
         raise UserError("--minutes must be more than 0", key="--minutes", expected="a positive number")

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from installation.app import load_show
 from installation.core.errors import UserError
 from installation.core.state import ENV, LIVE_FILE, _fmt, saved_live_values, state_dir
-from installation.show.config import find_show, load_show
+from installation.show.config import find_show
 
 # ---- `installation state reset` -----------------------------------------------------------------
 

@@ -12,15 +12,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from installation.control.midi import MidiConfig, check_midi
 from installation.core.errors import UserError
 from installation.core.params import ParamError, Registry
 from installation.core.paths import data_dir
 from installation.media.outputs import OutputConfig, declare_outputs
 from installation.show.config_errors import explain
 from installation.show.health import HealthConfig
+from installation.show.midimap import MidiConfig, check_midi
 from installation.show.schedule import ScheduleConfig
 
+SLOTS = (1, 99)  # preset slots, in a show's [presets] and over OSC (control/presets.py)
 SHOW_DIR = data_dir("show_configs")  # bare show names: the checkout's, or the installed package's
 
 
@@ -195,8 +196,6 @@ def check_params(values: dict[str, Any], registry: Registry, file: Path | None,
 
 def check_presets(presets: dict[str, Any], registry: Registry, file: Path | None) -> dict[str, Any]:
     """[presets.N] tables: N a slot number, each table parameter values (model/select may name a model)."""
-    from installation.control.presets import SLOTS
-
     out: dict[str, Any] = {}
     for slot, values in presets.items():
         if not slot.isdigit() or not SLOTS[0] <= int(slot) <= SLOTS[1]:
@@ -208,8 +207,9 @@ def check_presets(presets: dict[str, Any], registry: Registry, file: Path | None
     return out
 
 
-def load_show(show: str | Path | None, registry: Registry | None = None) -> ShowConfig:
-    """Read and validate a show file. Raises UserError for any mistake in it."""
+def load_show(show: str | Path | None, registry: Registry) -> ShowConfig:
+    """Read and validate a show file against a registry (app.load_show: every wing's parameters).
+    Raises UserError for any mistake in it."""
     path = find_show(show)
     if not path.is_file():
         raise UserError("show file not found", file=path, expected="a path to a .toml file or a name in show_configs/")
@@ -231,10 +231,6 @@ def load_show(show: str | Path | None, registry: Registry | None = None) -> Show
         cfg.name = path.stem
     if cfg.source.kind == "video" and cfg.source.video is None:
         raise UserError("a video source needs a file", file=path, key="source.video", expected="a path to a video")
-    if registry is None:
-        from installation.show.params import default_registry
-
-        registry = default_registry()
     if cfg.source.kind == "ndi" and not cfg.source.name.strip():
         raise UserError("an NDI source needs a name", file=path, key="source.name", expected="an NDI sender's name")
     declare_outputs(registry, cfg.output, path)  # /output/NAME/on, so [params] and [midi.map] may name them

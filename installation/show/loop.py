@@ -42,7 +42,6 @@ from installation.render import hud
 from installation.render.renderer import Layers, Recorder, Renderer, finish
 from installation.show.config import ShowConfig
 from installation.show.health import counters as health_counters
-from installation.show.params import default_registry
 from installation.vision.preprocess import Chain, ChainState
 from installation.vision.stillness import StillnessGate
 
@@ -94,11 +93,11 @@ class Result:
 class Show:
     """A show being played: built once, updated and viewed each frame, closed once."""
 
-    def __init__(self, cfg: ShowConfig, opts: RunOptions, registry: Registry | None = None) -> None:
+    def __init__(self, cfg: ShowConfig, opts: RunOptions, registry: Registry) -> None:
         self.cfg = cfg
         self.opts = opts
         self.stats = Stats()
-        self.registry = registry or default_registry()
+        self.registry = registry
         from installation.media.outputs import declare_outputs
 
         declare_outputs(self.registry, cfg.output, cfg.path)  # /output/NAME/on, before the store is made
@@ -173,14 +172,15 @@ class Show:
         from installation.show.health import attach
 
         attach(self)  # heartbeat, model retry, opening hours and attract look
-        from installation.control.osc import attach_controls
-
-        attach_controls(self)  # live values restored, presets, OSC in/out, record/replay
+        self.attach_controls()  # app.Show: live values restored, presets, OSC in/out, record/replay, MIDI
         self._infer_threads = [threading.Thread(target=self._infer_loop, args=(i,), name=f"inference-{i}",
                                                 daemon=True) for i in range(self.workers)]
         for t in self._infer_threads:
             t.start()
         return self
+
+    def attach_controls(self) -> None:
+        """Control surfaces: none in a bare show. The composition root's Show (app.py) attaches them."""
 
     def open_model(self, path: str | Path) -> Model:
         """Load a model for this show: its providers, and as many frames in flight as the source's rate

@@ -1,15 +1,9 @@
-"""The show's own parameters, and the registry of every parameter the runtime declares, gathered from
-the PARAMS list of each module that owns some, named here one by one (no importlib): the order is the
-order the address space is listed in (OSC map, OSCQuery)."""
+"""The show's own parameters (blackout, freeze, model select and crossfade, still-room skip, grab);
+app.default_registry() gathers them with every other wing's."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from installation.control import midi, presets
-from installation.core.params import Param, Registry
-from installation.render import renderer
-from installation.vision import preprocess, segment
+from installation.core.params import Param
 
 PARAMS: list[Param] = [
     Param("show/blackout", "bool", False, description="black screen, the show keeps running", persist=False),
@@ -22,12 +16,3 @@ PARAMS: list[Param] = [
     Param("show/grab", "trigger", description="save camera, mask, model input and output as PNGs (state folder)",
           persist=False),
 ]
-
-
-def default_registry(extra: Iterable[Param] = ()) -> Registry:
-    """Every parameter the runtime declares, gathered from the modules that own them."""
-    params: list[Param] = []
-    for declared in (preprocess.PARAMS, segment.PARAMS, renderer.PARAMS, PARAMS, presets.PARAMS, midi.PARAMS):
-        params.extend(declared)
-    params.extend(extra)
-    return Registry(params)

@@ -180,7 +180,7 @@ def test_rotation_and_mirror_move_the_marked_corner(tmp_path: Path, setting: str
 def test_corner_pin_moves_the_named_corner_and_only_it(tmp_path: Path) -> None:
     """`display/tl_x` moves the picture's top-left corner right (+) by that fraction of the screen's
     width, `display/tl_y` down by a fraction of its height; the other corners stay."""
-    from installation.show.params import default_registry
+    from installation.app import default_registry
 
     registry = default_registry()
     assert "+ right" in registry["display/tl_x"].description and "+ down" in registry["display/tl_y"].description
@@ -202,7 +202,7 @@ def test_corner_pin_moves_the_named_corner_and_only_it(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("gamma", "expected"), [(2.0, 255 * (128 / 255) ** 0.5), (0.5, 255 * (128 / 255) ** 2)])
 def test_gamma_lifts_or_darkens_mid_grey_as_described(tmp_path: Path, gamma: float, expected: float) -> None:
-    from installation.show.params import default_registry
+    from installation.app import default_registry
 
     desc = default_registry()["display/gamma"].description
     assert "above 1 brightens" in desc and "below 1 darkens" in desc, desc
@@ -289,8 +289,7 @@ def test_the_shader_folder_setting_is_used(tmp_path: Path) -> None:
 
 def hud_after(show: Path, seconds: float, video: Path | None = None) -> list[str]:
     """Play a show in this process for `seconds` (real source, model and EGL), then the HUD's text."""
-    from installation.show.config import load_show
-    from installation.show.loop import RunOptions, Show
+    from installation.app import RunOptions, Show, load_show
 
     s = Show(load_show(show), RunOptions(headless=True, seconds=seconds, video=video, osc=False))
     s.build()
