@@ -56,7 +56,8 @@ def import_graph(root: Path) -> dict[str, set[str]]:
                     mod = ".".join(stem + ([node.module] if node.module else []))
                 else:
                     mod = node.module or ""
-                targets = [mod] + [f"{mod}.{a.name}" for a in node.names]
+                # `from pkg import mod` imports pkg.mod; `from mod import name` imports mod
+                targets = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in modules else mod for a in node.names]
             for target in targets:
                 # the deepest package module the name points at
                 while target and target not in modules:
@@ -64,7 +65,6 @@ def import_graph(root: Path) -> dict[str, set[str]]:
                 if target and target != name and target.startswith(PACKAGE):
                     edges.add(target)
         graph[name] = edges
-    # importing a.b.c runs a/__init__ and a/b/__init__: those edges are the package's own, not a knot
     return graph
 
 
