@@ -81,18 +81,25 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     add_run_flags(p)  # --osc-*, --state
 
 
-def _options(args: argparse.Namespace, registry: Registry) -> RunOptions:
-    from installation.control.osc import run_options as osc_run_options
-    from installation.render.renderer import has_screen
+def set_values(items: list[str], registry: Registry | None = None) -> dict[str, Any]:
+    """`--set NAME=VALUE ...` (run, rehearse, bench, soak): checked against the registry like a show's
+    [params]; a mistake is a UserError naming the item."""
     from installation.show.config import check_params
 
-    extra = {}
-    for item in args.set:
+    extra: dict[str, Any] = {}
+    for item in items:
         name, sep, value = item.partition("=")
         if not sep:
             raise UserError(f"--set {item!r}", expected="NAME=VALUE")
         extra[name] = value
-    extra = check_params(extra, registry, None) if extra else {}
+    return check_params(extra, default_registry() if registry is None else registry, None) if extra else {}
+
+
+def _options(args: argparse.Namespace, registry: Registry) -> RunOptions:
+    from installation.control.osc import run_options as osc_run_options
+    from installation.render.renderer import has_screen
+
+    extra = set_values(args.set, registry)
     if args.stats is not None:
         writable_folder(Path(args.stats).parent, "--stats")
     if getattr(args, "state", None) is not None:

@@ -13,7 +13,8 @@ from pythonosc.udp_client import SimpleUDPClient
 from test_osc import assert_in_range, control, make_show, pump_until, step
 
 from installation.control.presets import PresetBank
-from installation.core.state import LIVE_FILE, LiveState, atomic_write, read_json, state_dir
+from installation.core.files import atomic_write
+from installation.core.state import LIVE_FILE, LiveState, read_json, state_dir
 
 
 def _client(show) -> SimpleUDPClient:  # type: ignore[no-untyped-def]

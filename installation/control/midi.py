@@ -121,7 +121,7 @@ class MidiControl:
             return
         import json
 
-        from installation.core.state import atomic_write
+        from installation.core.files import atomic_write
 
         atomic_write(self.folder / MIDI_FILE, json.dumps(self._learned, indent=1, sort_keys=True) + "\n")
 

@@ -24,8 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from installation.core.files import atomic_write
 from installation.core.params import Param, ParamError, ParamStore
-from installation.core.state import apply_values, atomic_write, read_json
+from installation.core.state import apply_values, read_json
 from installation.show.config import SLOTS
 
 log = logging.getLogger("installation.presets")

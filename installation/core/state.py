@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from installation.core.files import atomic_write, rotating_log_handler
 from installation.core.params import Param, ParamError, ParamStore
 
 log = logging.getLogger("installation.state")
@@ -49,29 +50,6 @@ def state_dir(show_name: str, override: str | Path | None = None) -> Path | None
     xdg = os.environ.get("XDG_STATE_HOME", "")
     base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state"
     return base / "installation" / safe_name(show_name)
-
-
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write a whole file so that readers (and a power cut) see the old content or the new, nothing between."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    raw = data.encode() if isinstance(data, str) else data
-    try:
-        with open(tmp, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    try:  # the rename itself survives a power cut only once the folder is synced
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
 
 
 def set_aside(path: Path, why: str) -> Path | None:
@@ -301,13 +279,10 @@ def add_log_file(folder: Path) -> logging.Handler | None:
     """Keep the show's log in its state folder too (rotated: a show that runs for months can't fill a disk)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(folder / LOG_FILE, maxBytes=1_000_000, backupCount=3,
-                                                       encoding="utf-8")
+        handler = rotating_log_handler(folder / LOG_FILE, max_bytes=1_000_000, backups=3)
     except OSError as e:
         log.warning("no log file in %s: %s", folder, e)
         return None
-    handler.setLevel(logging.INFO)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("installation").addHandler(handler)  # the level stays the CLI's (-v) choice
     return handler
 

@@ -30,7 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from installation.app import RunOptions, Show, default_registry, load_show
+from installation.app import RunOptions, Show, default_registry, load_show, set_values
 from installation.core.errors import UserError
 from installation.core.frames import EndOfStream, Frame
 from installation.core.timing import Stats, percentiles
@@ -489,18 +489,6 @@ def bench(bc: BenchConfig) -> dict[str, Any]:
     return report
 
 
-def _parse_set(items: list[str]) -> dict[str, Any]:
-    from installation.show.config import check_params
-
-    extra = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise UserError(f"--set {item!r}", expected="NAME=VALUE")
-        extra[name] = value
-    return check_params(extra, default_registry(), None) if extra else {}
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
     runs = tuple(r for r in RUNS if r not in set(args.skip))
     bc = BenchConfig(show=args.show, frames=args.frames, warmup=args.warmup, model=args.model,
@@ -509,7 +497,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                      video=args.video,
                      clip_frames=args.clip_frames, width=args.size[0], height=args.size[1],
                      content_size=args.content_size, paced_fps=args.paced_fps, runs=runs,
-                     params=_parse_set(args.set), rounds=args.rounds, preload=args.preload)
+                     params=set_values(args.set), rounds=args.rounds, preload=args.preload)
     if args.unet:
         bc.model = str(make_unet_model(*args.unet))
     report = bench(bc)

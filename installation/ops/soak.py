@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from installation.core.errors import UserError
+from installation.core.files import atomic_write
 from installation.show.health import rss_mb
 
 if TYPE_CHECKING:
@@ -155,8 +156,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def cmd_soak(args: argparse.Namespace) -> int:
-    from installation.app import RunOptions, Show, default_registry, load_show
-    from installation.show.config import check_params
+    from installation.app import RunOptions, Show, default_registry, load_show, set_values
 
     if args.minutes <= 0:
         raise UserError("--minutes must be more than 0", key="--minutes", expected="a positive number")
@@ -169,14 +169,8 @@ def cmd_soak(args: argparse.Namespace) -> int:
     if cfg.source.kind == "synthetic":
         cfg.source.width, cfg.source.height = args.source_size
     cfg.osc.enabled = False
-    extra: dict[str, Any] = {}
-    for item in args.set:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise UserError(f"--set {item!r}", expected="NAME=VALUE")
-        extra[name] = value
     opts = RunOptions(headless=True, seconds=args.minutes * 60.0, realtime=False,
-                      extra_params=check_params(extra, registry, None) if extra else {})
+                      extra_params=set_values(args.set, registry))
     show = Show(cfg, opts, registry)
     every = args.sample_s or max(0.25, min(5.0, args.minutes * 60.0 / 600))
 
@@ -204,10 +198,7 @@ def cmd_soak(args: argparse.Namespace) -> int:
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=1) + "\n", sync=False)
 
 
 def add_commands(sub: Any) -> None:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
+from installation.core.files import atomic_write, rotating_log_handler
+
 if TYPE_CHECKING:
     from installation.show.loop import Show
 
@@ -115,10 +117,7 @@ def start_file_log(directory: Path, name: str = LOG_NAME, max_mb: float = 10.0,
     for h in logger.handlers:
         if isinstance(h, logging.handlers.RotatingFileHandler) and Path(h.baseFilename) == path:
             return h
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=int(max_mb * 2**20), backupCount=backups,
-                                                   encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.INFO)
+    handler = rotating_log_handler(path, max_bytes=int(max_mb * 2**20), backups=backups)
     logger.addHandler(handler)
     if logger.getEffectiveLevel() > logging.INFO:
         logger.setLevel(logging.INFO)
@@ -126,11 +125,9 @@ def start_file_log(directory: Path, name: str = LOG_NAME, max_mb: float = 10.0,
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Readers (the supervisor) never see half a file: write beside it, then rename over it. No fsync:
-    a heartbeat lost to a power cut is stale anyway, and a flash card is spared a sync every beat."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, default=str) + "\n")
-    os.replace(tmp, path)
+    """Readers (the supervisor) never see half a file. No fsync: a heartbeat lost to a power cut is stale
+    anyway, and a flash card is spared a sync every beat."""
+    atomic_write(path, json.dumps(data, default=str) + "\n", sync=False)
 
 
 # ---- the control object -------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from installation.core.errors import UserError
 from installation.core.tomlout import preprocess_tables
 from installation.core.tomlout import toml_value as _tv
 from installation.vision.preprocess import Chain, ChainError, to_tensor
+from installation.vision.stillness import thumbnail
 
 DATASET_FORMAT = "installation-dataset"
 DATASET_VERSION = 1
@@ -125,12 +126,6 @@ def find_sources(inputs: Sequence[str | Path]) -> list[FrameSource]:
 
 
 # ---- the pieces of a pair ----------------------------------------------------------------------
-
-
-def thumbnail(rgb: np.ndarray, side: int = 32) -> np.ndarray:
-    """A small grey picture: cheap to compare, blind to sensor noise."""
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    return cv2.resize(grey, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
 def person_box(mask: np.ndarray, pad: float = 0.1, min_area: float = 0.005) -> tuple[int, int, int, int] | None:

@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from installation import __version__
 from installation.core.errors import UserError
+from installation.core.files import atomic_path
 from installation.training.dataset import DatasetInfo, PairReader, TargetReader, read_dataset
 from installation.training.networks import UPSAMPLES, count_parameters, default_depth, define_D, define_G
 from installation.vision.preprocess import Chain, ChainError, from_tensor
@@ -137,9 +138,8 @@ def load_weights(net: nn.Module, state: dict[str, torch.Tensor], file: str | Pat
 
 def save_atomic(obj: Any, path: Path) -> None:
     """Write beside, then rename: a crash or a second Ctrl-C mid-write leaves the old file whole."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def versions() -> dict[str, str]:

@@ -15,10 +15,11 @@ import numpy as np
 THUMB = 32
 
 
-def thumbnail(img: np.ndarray) -> np.ndarray:
-    """HxWx3 uint8 -> 32x32 float32 grey, area-averaged (sensor noise averages out)."""
+def thumbnail(img: np.ndarray, side: int = THUMB) -> np.ndarray:
+    """HxWx3 (or HxW) uint8 -> side x side float32 grey, area-averaged (sensor noise averages out): cheap to
+    compare. The still-room gate and the dataset builder's near-duplicate check both use it."""
     grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
-    return cv2.resize(grey, (THUMB, THUMB), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return cv2.resize(grey, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
 class StillnessGate:
