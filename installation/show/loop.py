@@ -26,30 +26,26 @@ from typing import Any
 
 import numpy as np
 
-from installation.core.errors import UserError
-from installation.core.frames import EndOfStream, Frame, LatestSlot, SlotClosed
+from installation.core.frames import LatestSlot, SlotClosed
 from installation.core.params import ParamStore, Registry, Snapshot
-from installation.core.paths import data_dir
 from installation.core.timing import Stats
 from installation.inference.models import (
     Model,
-    find_model,
-    load_for_rate,
     plan_workers,
     show_backend,
 )
 from installation.render import hud
-from installation.render.renderer import Layers, Recorder, Renderer, finish
+from installation.render.renderer import Recorder, Renderer, finish
 from installation.show.config import ShowConfig
 from installation.show.health import counters as health_counters
+from installation.show.pipeline import Pipeline, Result
+from installation.show.slot import ModelSlot
+from installation.show.surface import Surface
 from installation.vision.preprocess import Chain, ChainState
 from installation.vision.stillness import StillnessGate
 
-MODELS_DIR = data_dir("models")
-
 log = logging.getLogger("installation.show")
 
-_LATE = object()  # a frame finished after a newer one: dropped so the screen never steps back
 
 HOLD_AFTER_S = 0.5  # headless: with no fresh frame for this long, present the last picture again...
 HOLD_FPS = 5.0  # ...at this rate (counted as frames_held, apart from fresh frames_presented)
@@ -80,17 +76,9 @@ class RunOptions:
     venue: bool = False  # `installation run`: kiosk keys in fullscreen, OSC writes off unless the show allows them
 
 
-@dataclass
-class Result:
-    """One processed frame, from the inference thread to the main thread."""
-
-    frame: Frame
-    layers: Layers
-    fresh: bool = True  # False when the output was reused rather than inferred
-    t_ready: float = 0.0
 
 
-class Show:
+class Show(ModelSlot, Pipeline, Surface):
     """A show being played: built once, updated and viewed each frame, closed once."""
 
     def __init__(self, cfg: ShowConfig, opts: RunOptions, registry: Registry) -> None:
@@ -182,35 +170,9 @@ class Show:
     def attach_controls(self) -> None:
         """Control surfaces: none in a bare show. The composition root's Show (app.py) attaches them."""
 
-    def open_model(self, path: str | Path) -> Model:
-        """Load a model for this show: its providers, and as many frames in flight as the source's rate
-        needs (models.load_for_rate); one for chained models and with --lockstep."""
-        setting = 1 if (self.opts.lockstep or self.cfg.model.then) else self.cfg.model.workers
-        return load_for_rate(path, self.cfg.model.providers, setting, self.source_rate(), backend=self.backend)
 
-    def source_rate(self) -> float | None:
-        """Frames a second the source delivers; None when it is read as fast as the loop can."""
-        src = self.source
-        if src is None or not getattr(src, "realtime", True):
-            return None
-        return float(getattr(src, "fps", 0.0)) or None
 
-    @property
-    def workers_in_use(self) -> int:
-        return min(self.workers, self.model.parallel) if self.model is not None else 1
 
-    def load_initial_model(self) -> None:
-        """A missing or broken model is not fatal here: the camera picture shows, the HUD says why."""
-        path = self.cfg.model.path
-        if path is None:
-            return
-        try:
-            self.model = self.open_model(path)
-            self.chain = self.model.card.chain
-            self.stages = [self.open_model(p) for p in self.cfg.model.then]
-        except Exception as e:  # retried by health.ModelRetry while the camera picture shows
-            self.model_error = e.render() if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
-            self.stats.fault("model", self.model_error)
 
     def open_source(self) -> Any:
         """The show's source, not yet started (build() starts it once the model is loaded)."""
@@ -237,198 +199,15 @@ class Show:
         fullscreen = r.fullscreen if self.opts.fullscreen is None else self.opts.fullscreen
         return WindowDisplay(fullscreen=fullscreen, screen=r.screen, size=(r.width, r.height), vsync=r.vsync)
 
-    # ---- the inference thread -----------------------------------------------------------------
-    def _infer_loop(self, worker: int = 0) -> None:
-        while not self._stop.is_set():
-            if worker and not self.side_by_side(worker):
-                self._stop.wait(0.02)  # one frame at a time for now (GPU, chained models, a crossfade)
-                continue
-            try:
-                frame = self.source.recv(timeout=0.25)
-            except EndOfStream:
-                self._source_ended = True
-                self.results.close()
-                return
-            if frame is None:
-                continue
-            snap = self.store.snapshot()
-            try:
-                result = self.process(frame, snap, self._chain_state, self._prev_output)
-            except Exception as e:  # a picture must stay up: count it, log it once, go on
-                self.stats.fault("inference", f"{type(e).__name__}: {e}", exc=e)
-                continue
-            if result is None:
-                continue  # finished after a newer frame: dropped
-            if not self.results.put(result, timeout=None if self.opts.lockstep else 0,
-                                    order=result.frame.t_capture):
-                return
 
-    def side_by_side(self, worker: int) -> bool:
-        """May this (extra) worker take a frame now? Only for a model that runs concurrently, alone."""
-        model = self.model
-        return (model is not None and worker < model.parallel and self.incoming is None and not self.stages)
 
-    def process(self, frame: Frame, snap: Snapshot, state: ChainState,
-                prev_output: np.ndarray | None) -> Result | None:
-        """One frame through segmentation, preprocessing and the model(s): pure work, no GL. None when
-        another worker finished a newer frame first."""
-        chain = self.chain or Chain.from_spec("plain", (self.cfg.render.content_size,) * 2)
-        st = self.stats
-        model = self.model
-        # read once: the main thread may start or finish a swap while this frame is in flight
-        incoming, incoming_state = self.incoming, self._incoming_state
-        gpu = None
-        output = model_input = output_b = None
-        with self._pre_lock:  # steps that remember the last frame: in the order frames were taken
-            mask = self.segment(frame, snap)
-            image = frame.image
 
-            def view() -> tuple[np.ndarray, np.ndarray | None]:  # made if a pass, a grab or a look reads it
-                return chain.view(image, snap, mask)
 
-            lazy = {"view": view, "has_mask": mask is not None}
-            if model is not None and incoming is None and not self.stages:
-                from installation.inference.gpu import gpu_path_for
 
-                gpu = gpu_path_for(model)  # torch on CUDA: preprocess + infer on the GPU, output stays there
-            if model is not None and gpu is None:
-                with st.time("preprocess"):
-                    model_input, _ = chain.apply_live(image, snap, state, mask, prev_output)
-                if (prev_output is not None and incoming is None
-                        and self.still.still(model_input, float(snap["model/skip_still"]), key=model)):
-                    st.count("frames_still")
-                    return Result(frame, Layers(output=prev_output, model_input=model_input, **lazy),
-                                  fresh=False, t_ready=time.monotonic())
-        if model is not None:
-            infer: Callable[[], Any]
-            finish: Callable[[Any], Any]
-            if gpu is not None:  # a GPU model runs one frame at a time (Model.parallel 1): no lock needed
-                def infer() -> Any:
-                    return gpu.process(image, snap, state)
 
-                def finish(y: Any) -> Any:
-                    return y  # the GPU path did the output step on the device
-            else:
-                def infer() -> Any:
-                    return self._infer_cpu(model, model_input, snap, state, mask, view)
 
-                def finish(y: Any) -> Any:
-                    return chain.apply_output(y, snap, state)
-            output = self._run_model(model, frame, infer, finish, prev_output)
-            if output is _LATE:
-                return None
-        if incoming is not None:
-            output_b = self._infer_incoming(incoming, incoming_state, frame, snap, mask)
-        return Result(frame, Layers(output=output, model_input=model_input, output_b=output_b, **lazy),
-                      fresh=output is not None, t_ready=time.monotonic())
 
-    def _infer_cpu(self, model: Model, x: np.ndarray, snap: Snapshot, state: ChainState,
-                   mask: np.ndarray | None, view: Callable[[], tuple[np.ndarray, np.ndarray | None]]) -> np.ndarray:
-        output = model.infer(x)
-        stage_mask = view()[1] if self.stages and mask is not None else None  # aligned with output
-        for i, stage in enumerate(self.stages):
-            output = self._run_stage(stage, output, snap, state.of(1000 + i), stage_mask)
-        return output
 
-    def _run_model(self, model: Model, frame: Frame, infer: Callable[[], Any], finish: Callable[[Any], Any],
-                   prev_output: np.ndarray | None) -> Any:
-        """The one fault handling every inference path goes through (CPU, chained, GPU): a failure is
-        counted and its traceback logged the first time, the last picture stays up, and a model that
-        keeps failing is dropped for health.ModelRetry. _LATE when a newer frame finished first."""
-        st = self.stats
-        failure: Exception | None = None
-        output = None
-        try:
-            with st.time("infer"):
-                output = infer()
-        except Exception as e:
-            failure = e
-        with self._out_lock:  # the output's temporal step, in capture order
-            if failure is None:
-                if frame.t_capture < self._t_out:
-                    st.count("frames_late")
-                    return _LATE
-                try:
-                    output = finish(output)
-                except Exception as e:
-                    failure = e
-            if failure is not None:
-                st.fault("model", f"{type(failure).__name__}: {failure}", exc=failure)
-                return None if self.drop_failing_model(model, failure) else prev_output
-            self._t_out = frame.t_capture
-            if isinstance(output, np.ndarray):  # a GPU picture stays on the device, never fed back
-                self._prev_output = output
-            st.count("frames_inferred")
-            self._model_failures = 0
-            return output
-
-    def _infer_incoming(self, incoming: Model, state: ChainState, frame: Frame, snap: Snapshot,
-                        mask: np.ndarray | None) -> np.ndarray | None:
-        """The incoming model's picture during a crossfade, through its own card's chain and its own
-        temporal memory (the playing model's would mix two chains' steps)."""
-        st = self.stats
-        try:
-            with st.time("infer_incoming"), self._pre_lock:
-                values = {**snap, **incoming.card.chain.param_values()}
-                x, _ = incoming.card.chain.apply_live(frame.image, values, state, mask)
-                return incoming.infer(x)
-        except Exception as e:
-            st.fault("model", f"incoming {incoming.name}: {type(e).__name__}: {e}", exc=e)
-            return None
-
-    def drop_failing_model(self, model: Model, e: Exception) -> bool:
-        """After a few failures in a row, stop using a model: the camera picture shows through the
-        composite and health.ModelRetry loads it again later. True when it was dropped."""
-        self._model_failures += 1
-        if self._model_failures < self.cfg.health.model_fail_after or self.model is not model:
-            return False
-        self._model_failures = 0
-        self.model, self.model_wanted = None, model.path
-        self.model_error = f"model {model.name} failed ({type(e).__name__}: {e}); showing the camera, retrying"
-        log.error("%s", self.model_error)
-        return True
-
-    def adopt_model(self, model: Model) -> None:
-        """Take a model at once (a retried load): nothing to fade from. The show file's values for the
-        model's preprocessing still win over the card's, as at build()."""
-        self._incoming_state = ChainState()
-        self.incoming = model
-        self._finish_swap()
-        mine = {**self.cfg.params, **self.opts.extra_params}
-        for name in model.card.chain.param_values():
-            if name in mine:
-                self.store.set(name, mine[name], source="config", ramp_s=0.0)
-        self.model_wanted = None
-
-    @property
-    def last_result(self) -> Result | None:
-        """The newest result presented (read by controls such as the attract look's presence check)."""
-        return self._last
-
-    @staticmethod
-    def _run_stage(stage: Model, picture: np.ndarray, snap: Snapshot, state: dict[str, Any],
-                   mask: np.ndarray | None) -> np.ndarray:
-        """A chained model: its own card's preprocessing (less the mirror: the picture is already
-        oriented) on the previous model's picture."""
-        chain = stage.card.chain.without("flip")
-        sub = ChainState()
-        sub.per_step = state.setdefault("chain", {})
-        x, _ = chain.apply_live(picture, {**snap, **chain.param_values()}, sub, mask)
-        return stage.infer(x)
-
-    def segment(self, frame: Frame, snap: Snapshot) -> np.ndarray | None:
-        """The person mask for this frame, from the segmentation thread (the newest one it has)."""
-        worker = self.segmenter
-        if worker is None or snap["seg/mode"] == "none":
-            return None
-        with self.stats.time("segment_submit"):
-            worker.submit(frame.index, frame.image, snap)
-            got = worker.wait_for(frame.index, 5.0) if self.opts.lockstep else worker.latest()
-        if got is None:
-            return None
-        mask, _ = got
-        (mh, mw), (h, w) = mask.shape[:2], frame.image.shape[:2]
-        return mask if abs(mh / mw - h / w) < 0.02 else None  # a mask of an older, other-shaped source
 
     # ---- update: input, triggers, snapshot -----------------------------------------------------
     def update(self) -> Snapshot:
@@ -460,160 +239,12 @@ class Show:
         self.snapshot = snap
         return self.snapshot
 
-    def on_trigger(self, name: str, value: Any = None) -> None:
-        """A fired trigger with its argument (/preset/recall 3): the show's own here, then every control
-        with on_trigger(show, name, value) sees it and handles those it owns."""
-        if name == "seg/relearn" and self.segmenter is not None:
-            self.segmenter.relearn()
-        elif name == "show/grab":
-            self.grab()
-        for c in self.controls:
-            handler = getattr(c, "on_trigger", None)
-            if handler is not None:
-                try:
-                    handler(self, name, value)
-                except Exception as e:
-                    self.stats.fault("control", f"{type(e).__name__}: {e}")
 
-    def grab(self) -> None:
-        """Save the last shown frame's layers in the state folder, off the main thread."""
-        from installation.core.state import state_dir
-        from installation.render.grab import save_grab
 
-        last = self._last
-        folder = state_dir(self.cfg.name, self.opts.state)
-        if last is None or folder is None:
-            self.stats.fault("grab", "nothing to grab yet" if last is None else "the state folder is switched off")
-            return
 
-        def work() -> None:
-            try:
-                files = save_grab(folder / "grabs", last.frame.index, last.layers)
-                self.stats.count("grabs")
-                log.info("grabbed %d pictures into %s", len(files), folder / "grabs")
-            except OSError as e:
-                self.stats.fault("grab", str(e))
 
-        threading.Thread(target=work, name="grab", daemon=True).start()
 
-    # ---- model swap: load in the background, crossfade in the shader ------------------------------
-    def update_model_swap(self) -> None:
-        wanted = self.store.target("model/select")
-        if wanted and wanted != self._swap_name and self._swap_thread is None:
-            self._swap_name = wanted
-            self._swap_thread = threading.Thread(target=self._load_incoming, args=(wanted,), name="model-load",
-                                                 daemon=True)
-            self._swap_thread.start()
-        if self._swap_thread is not None and not self._swap_thread.is_alive():
-            self._swap_thread = None
-        if self.incoming is not None and self.crossfade() >= 1.0:
-            self._finish_swap()
 
-    def model_dirs(self) -> list[Path]:
-        """Where a model's bare name is looked up, first match wins: the show's models folder (the one
-        holding its configured model, else models/ beside the show file), then the installed models."""
-        dirs = []
-        if self.cfg.model.path is not None:
-            dirs.append(Path(self.cfg.model.path).parent)
-        if self.cfg.path is not None:
-            dirs.append(Path(self.cfg.path).parent / "models")
-        dirs.append(MODELS_DIR)
-        return list(dict.fromkeys(d.resolve() for d in dirs))
-
-    def _load_incoming(self, name: str) -> None:
-        base = Path(self.cfg.path).parent if self.cfg.path is not None else Path.cwd()
-        try:
-            model = self.open_model(find_model(name, base, self.model_dirs()))
-        except Exception as e:  # a failed swap keeps the model that was running
-            msg = e.render() if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
-            self.stats.fault("model", f"swap to {name!r} failed: {msg}")
-
-            def failed(show: Show) -> None:
-                show.model_error = f"swap to {name!r} failed: {msg}"
-                show._swap_name = ""
-                if show.store.target("model/select") == name:
-                    # cleared, so selecting the same name again is a change and retries the load
-                    show.store.set("model/select", "", source="model")
-
-            self.inbox.put(failed)
-            return
-
-        def start(show: Show) -> None:
-            show._incoming_state = ChainState()  # before incoming: a worker that sees one sees both
-            show.incoming = model
-            if show.model is None:  # nothing to fade from: take it at once
-                show._finish_swap()
-                return
-            show._swap_t0 = time.monotonic()
-        self.inbox.put(start)
-
-    def crossfade(self) -> float:
-        if self.incoming is None:
-            return 0.0
-        dur = float(self.store.get("model/crossfade"))
-        return 1.0 if dur <= 0 else min(1.0, (time.monotonic() - self._swap_t0) / dur)
-
-    def _finish_swap(self) -> None:
-        model, self.incoming = self.incoming, None
-        assert model is not None
-        self._chain_state = self._incoming_state  # the temporal memory that went with the model faded in
-        self.model, self.chain, self.stages, self.model_error = model, model.card.chain, [], ""
-        for name, v in model.card.chain.param_values().items():
-            self.store.set(name, v, source="model")
-        self.stats.count("model_swaps")
-        log.info("now playing model %s", model.name)
-
-    def on_key(self, symbol: int, modifiers: int) -> None:
-        """Keys in the window. Quitting needs Ctrl: a visitor pressing a key must not end the show."""
-        from pyglet.window import key
-
-        from installation.show.keys import key_acts, wants_quit
-
-        if not key_acts(self, symbol, modifiers):
-            return  # kiosk: a visitor's key press does nothing
-        toggles = {key.H: "hud/show", key.B: "show/blackout", key.SPACE: "show/freeze", key.M: "display/monitor"}
-        if symbol == key.G:
-            self.store.set("show/grab", 1, source="key")
-        elif symbol in toggles:
-            name = toggles[symbol]
-            self.store.set(name, not self.store.target(name), source="key")
-        elif wants_quit(self, symbol, modifiers):
-            self.stop()
-        elif symbol == key.F and hasattr(self.display, "set_fullscreen"):
-            self.display.set_fullscreen(not self.display.window.fullscreen)
-        for c in self.controls:
-            handler = getattr(c, "on_key", None)
-            if handler:
-                handler(self, symbol, modifiers)
-
-    # ---- view: draw only ------------------------------------------------------------------------
-    def hud_text(self) -> list[str]:
-        st = self.stats
-        src = self.source
-        lines = [f"{self.cfg.name}  {st.fps():5.1f} fps  latency p50 {st.latency_p50():5.1f} ms",
-                 f"frames {st.counters['frames_presented']}  dropped {self.dropped()}  "
-                 f"faults {sum(st.faults.values())}"]
-        if self.model is not None:
-            lines.append(f"model {self.model.name} {self.model.card.size[1]}x{self.model.card.size[0]} "
-                         f"via {self.model.backend.providers[0].replace('ExecutionProvider', '')}")
-        if self.model_error:
-            lines.append("! " + self.model_error)
-        if src is not None:  # what the camera really delivers, and how often it had to be reopened
-            shape = self._last.frame.image.shape if self._last is not None else None
-            size = f"{shape[1]}x{shape[0]}" if shape is not None else "no frame yet"
-            lines.append(f"source {src.name} {size}  reconnects {getattr(src, 'reconnects', 0)}")
-        if src is not None and not src.connected:
-            lines.append(f"! source {src.name}: {src.last_error or 'connecting'}")
-        for err in (self.renderer.shaders.errors.values() if self.renderer else ()):
-            lines.append("! " + err.splitlines()[0])
-            why = next((ln.strip() for ln in err.splitlines() if "error" in ln.lower()), "")
-            if why:  # the compiler's first complaint: what to fix, and on which line
-                lines.append("!   " + why)
-        if st.last_fault:
-            lines.append("! last fault: " + st.last_fault)
-        for extra in self.hud_lines:
-            lines.extend(extra(self))
-        return lines
 
     def dropped(self) -> int:
         return (self.source.dropped if self.source else 0) + self.results.dropped

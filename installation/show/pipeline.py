@@ -1,0 +1,210 @@
+"""The inference workers of a show: a frame taken from the source slot, segmented, preprocessed at
+the frame's snapshot, run through the model (chained models after it, the incoming one in a crossfade),
+the output's temporal step, and the Result put into the results slot. Ordering: the steps that remember
+the last frame run under `_pre_lock` in capture order, the output step under `_out_lock`; a result that
+finishes after a newer one is dropped (_LATE). A mixin of show.loop.Show: the state is the Show's."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from installation.core.frames import EndOfStream, Frame
+from installation.core.params import Snapshot
+from installation.inference.models import (
+    Model,
+)
+from installation.render.renderer import Layers
+from installation.vision.preprocess import Chain, ChainState
+
+log = logging.getLogger("installation.show")
+
+_LATE = object()  # a frame finished after a newer one: dropped so the screen never steps back
+
+
+@dataclass
+class Result:
+    """One processed frame, from the inference thread to the main thread."""
+
+    frame: Frame
+    layers: Layers
+    fresh: bool = True  # False when the output was reused rather than inferred
+    t_ready: float = 0.0
+
+
+
+class Pipeline:
+    """The inference workers (show.loop.Show's)."""
+
+    def _infer_loop(self, worker: int = 0) -> None:
+        while not self._stop.is_set():
+            if worker and not self.side_by_side(worker):
+                self._stop.wait(0.02)  # one frame at a time for now (GPU, chained models, a crossfade)
+                continue
+            try:
+                frame = self.source.recv(timeout=0.25)
+            except EndOfStream:
+                self._source_ended = True
+                self.results.close()
+                return
+            if frame is None:
+                continue
+            snap = self.store.snapshot()
+            try:
+                result = self.process(frame, snap, self._chain_state, self._prev_output)
+            except Exception as e:  # a picture must stay up: count it, log it once, go on
+                self.stats.fault("inference", f"{type(e).__name__}: {e}", exc=e)
+                continue
+            if result is None:
+                continue  # finished after a newer frame: dropped
+            if not self.results.put(result, timeout=None if self.opts.lockstep else 0,
+                                    order=result.frame.t_capture):
+                return
+
+    def side_by_side(self, worker: int) -> bool:
+        """May this (extra) worker take a frame now? Only for a model that runs concurrently, alone."""
+        model = self.model
+        return (model is not None and worker < model.parallel and self.incoming is None and not self.stages)
+
+    def process(self, frame: Frame, snap: Snapshot, state: ChainState,
+                prev_output: np.ndarray | None) -> Result | None:
+        """One frame through segmentation, preprocessing and the model(s): pure work, no GL. None when
+        another worker finished a newer frame first."""
+        chain = self.chain or Chain.from_spec("plain", (self.cfg.render.content_size,) * 2)
+        st = self.stats
+        model = self.model
+        # read once: the main thread may start or finish a swap while this frame is in flight
+        incoming, incoming_state = self.incoming, self._incoming_state
+        gpu = None
+        output = model_input = output_b = None
+        with self._pre_lock:  # steps that remember the last frame: in the order frames were taken
+            mask = self.segment(frame, snap)
+            image = frame.image
+
+            def view() -> tuple[np.ndarray, np.ndarray | None]:  # made if a pass, a grab or a look reads it
+                return chain.view(image, snap, mask)
+
+            lazy = {"view": view, "has_mask": mask is not None}
+            if model is not None and incoming is None and not self.stages:
+                from installation.inference.gpu import gpu_path_for
+
+                gpu = gpu_path_for(model)  # torch on CUDA: preprocess + infer on the GPU, output stays there
+            if model is not None and gpu is None:
+                with st.time("preprocess"):
+                    model_input, _ = chain.apply_live(image, snap, state, mask, prev_output)
+                if (prev_output is not None and incoming is None
+                        and self.still.still(model_input, float(snap["model/skip_still"]), key=model)):
+                    st.count("frames_still")
+                    return Result(frame, Layers(output=prev_output, model_input=model_input, **lazy),
+                                  fresh=False, t_ready=time.monotonic())
+        if model is not None:
+            infer: Callable[[], Any]
+            finish: Callable[[Any], Any]
+            if gpu is not None:  # a GPU model runs one frame at a time (Model.parallel 1): no lock needed
+                def infer() -> Any:
+                    return gpu.process(image, snap, state)
+
+                def finish(y: Any) -> Any:
+                    return y  # the GPU path did the output step on the device
+            else:
+                def infer() -> Any:
+                    return self._infer_cpu(model, model_input, snap, state, mask, view)
+
+                def finish(y: Any) -> Any:
+                    return chain.apply_output(y, snap, state)
+            output = self._run_model(model, frame, infer, finish, prev_output)
+            if output is _LATE:
+                return None
+        if incoming is not None:
+            output_b = self._infer_incoming(incoming, incoming_state, frame, snap, mask)
+        return Result(frame, Layers(output=output, model_input=model_input, output_b=output_b, **lazy),
+                      fresh=output is not None, t_ready=time.monotonic())
+
+    def _infer_cpu(self, model: Model, x: np.ndarray, snap: Snapshot, state: ChainState,
+                   mask: np.ndarray | None, view: Callable[[], tuple[np.ndarray, np.ndarray | None]]) -> np.ndarray:
+        output = model.infer(x)
+        stage_mask = view()[1] if self.stages and mask is not None else None  # aligned with output
+        for i, stage in enumerate(self.stages):
+            output = self._run_stage(stage, output, snap, state.of(1000 + i), stage_mask)
+        return output
+
+    def _run_model(self, model: Model, frame: Frame, infer: Callable[[], Any], finish: Callable[[Any], Any],
+                   prev_output: np.ndarray | None) -> Any:
+        """The one fault handling every inference path goes through (CPU, chained, GPU): a failure is
+        counted and its traceback logged the first time, the last picture stays up, and a model that
+        keeps failing is dropped for health.ModelRetry. _LATE when a newer frame finished first."""
+        st = self.stats
+        failure: Exception | None = None
+        output = None
+        try:
+            with st.time("infer"):
+                output = infer()
+        except Exception as e:
+            failure = e
+        with self._out_lock:  # the output's temporal step, in capture order
+            if failure is None:
+                if frame.t_capture < self._t_out:
+                    st.count("frames_late")
+                    return _LATE
+                try:
+                    output = finish(output)
+                except Exception as e:
+                    failure = e
+            if failure is not None:
+                st.fault("model", f"{type(failure).__name__}: {failure}", exc=failure)
+                return None if self.drop_failing_model(model, failure) else prev_output
+            self._t_out = frame.t_capture
+            if isinstance(output, np.ndarray):  # a GPU picture stays on the device, never fed back
+                self._prev_output = output
+            st.count("frames_inferred")
+            self._model_failures = 0
+            return output
+
+    def _infer_incoming(self, incoming: Model, state: ChainState, frame: Frame, snap: Snapshot,
+                        mask: np.ndarray | None) -> np.ndarray | None:
+        """The incoming model's picture during a crossfade, through its own card's chain and its own
+        temporal memory (the playing model's would mix two chains' steps)."""
+        st = self.stats
+        try:
+            with st.time("infer_incoming"), self._pre_lock:
+                values = {**snap, **incoming.card.chain.param_values()}
+                x, _ = incoming.card.chain.apply_live(frame.image, values, state, mask)
+                return incoming.infer(x)
+        except Exception as e:
+            st.fault("model", f"incoming {incoming.name}: {type(e).__name__}: {e}", exc=e)
+            return None
+
+    @property
+    def last_result(self) -> Result | None:
+        """The newest result presented (read by controls such as the attract look's presence check)."""
+        return self._last
+
+    @staticmethod
+    def _run_stage(stage: Model, picture: np.ndarray, snap: Snapshot, state: dict[str, Any],
+                   mask: np.ndarray | None) -> np.ndarray:
+        """A chained model: its own card's preprocessing (less the mirror: the picture is already
+        oriented) on the previous model's picture."""
+        chain = stage.card.chain.without("flip")
+        sub = ChainState()
+        sub.per_step = state.setdefault("chain", {})
+        x, _ = chain.apply_live(picture, {**snap, **chain.param_values()}, sub, mask)
+        return stage.infer(x)
+
+    def segment(self, frame: Frame, snap: Snapshot) -> np.ndarray | None:
+        """The person mask for this frame, from the segmentation thread (the newest one it has)."""
+        worker = self.segmenter
+        if worker is None or snap["seg/mode"] == "none":
+            return None
+        with self.stats.time("segment_submit"):
+            worker.submit(frame.index, frame.image, snap)
+            got = worker.wait_for(frame.index, 5.0) if self.opts.lockstep else worker.latest()
+        if got is None:
+            return None
+        mask, _ = got
+        (mh, mw), (h, w) = mask.shape[:2], frame.image.shape[:2]
+        return mask if abs(mh / mw - h / w) < 0.02 else None  # a mask of an older, other-shaped source
