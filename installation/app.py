@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from installation.control import midi, presets
-from installation.control.osc import attach_controls
+from installation.control.surfaces import attach_controls
 from installation.core.errors import UserError
 from installation.core.params import Param, Registry
 from installation.render import renderer
@@ -76,7 +76,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="set a parameter")
     p.add_argument("--fresh", action="store_true",
                    help="start from the show file's values: ignore the live values saved last time (for this run)")
-    from installation.control.osc import add_run_flags
+    from installation.control.oscflags import add_run_flags
 
     add_run_flags(p)  # --osc-*, --state
 
@@ -96,7 +96,7 @@ def set_values(items: list[str], registry: Registry | None = None) -> dict[str, 
 
 
 def _options(args: argparse.Namespace, registry: Registry) -> RunOptions:
-    from installation.control.osc import run_options as osc_run_options
+    from installation.control.oscflags import run_options as osc_run_options
     from installation.render.renderer import has_screen
 
     extra = set_values(args.set, registry)

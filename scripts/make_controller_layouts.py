@@ -29,8 +29,8 @@ sys.path.insert(0, str(REPO))
 
 from installation.app import default_registry  # noqa: E402
 from installation.control.addressmap import osc_map_markdown  # noqa: E402
-from installation.control.osc import DEFAULT_PORT, FEEDBACK_PORT  # noqa: E402
 from installation.control.oscquery import PROTOCOL_NODES  # noqa: E402
+from installation.control.oscwire import DEFAULT_PORT, FEEDBACK_PORT  # noqa: E402
 from installation.control.presets import ARG_TRIGGERS  # noqa: E402
 from installation.core.params import Param, Registry  # noqa: E402
 

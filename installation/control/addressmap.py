@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from installation.control.osc import DEFAULT_PORT, FEEDBACK_PORT, OSCQUERY_PORT
 from installation.control.oscquery import PROTOCOL_NODES
+from installation.control.oscwire import DEFAULT_PORT, FEEDBACK_PORT, OSCQUERY_PORT
 from installation.control.presets import ARG_TRIGGERS
 from installation.core.params import Registry
 

@@ -222,7 +222,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from installation.ops.rig import check_lines
 
     print("\n".join(check_lines(cfg)))  # NDI sources, virtual cameras, MIDI ports (rig.py)
-    from installation.control.osc import exposure_lines
+    from installation.control.oscflags import exposure_lines
 
     print("\n".join(exposure_lines(cfg)))  # the ports, who may send, writes, keys: the show's exposure
     return report(cfg, registry, models, screens, getattr(args, "state", None))

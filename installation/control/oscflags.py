@@ -1,0 +1,112 @@
+"""The live-control flags of `run` and `rehearse` (--osc-port, --osc-feedback, --state, --osc-record,
+...), and what `check` says about a show's exposure: ports, interfaces, who may send, writes, keys."""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import socket
+import struct
+from pathlib import Path
+from typing import Any
+
+from installation.control.access import describe_allow, parse_allow
+from installation.control.oscwire import DEFAULT_PORT, FEEDBACK_PORT, OSCQUERY_PORT, parse_target
+from installation.core.errors import UserError
+
+log = logging.getLogger("installation.osc")
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("live control (OSC, presets, state)")
+    g.add_argument("--osc-port", type=int, metavar="PORT", help=f"OSC in (default: the show's, {DEFAULT_PORT}; 0: any)")
+    g.add_argument("--osc-host", metavar="HOST",
+                   help="address to listen on (default 0.0.0.0; 127.0.0.1: this machine only)")
+    g.add_argument("--osc-feedback", action="append", default=[], metavar="HOST[:PORT]",
+                   help=f"mirror every change to this controller (repeatable; port {FEEDBACK_PORT} by default)")
+    g.add_argument("--osc-allow", action="append", default=[], metavar="IP[/NET]",
+                   help="accept OSC and OSCQuery only from these senders, instead of the show's [osc] allow "
+                        "(repeatable; 'any': anyone; default: this machine and private networks)")
+    g.add_argument("--no-osc", action="store_true", help="no OSC in or out")
+    g.add_argument("--oscquery-port", type=int, metavar="PORT", help=f"OSCQuery HTTP (default {OSCQUERY_PORT}; 0: off)")
+    g.add_argument("--state", type=Path, metavar="DIR",
+                   help="this show's state folder: presets, live values, recordings, logs")
+    g.add_argument("--osc-record", nargs="?", const=True, type=Path, metavar="FILE",
+                   help="record accepted OSC as JSON lines (default file: in the state folder)")
+    g.add_argument("--osc-replay", type=Path, metavar="FILE",
+                   help="play an OSC recording back (by frame with --lockstep)")
+    # `run` faces a venue: kiosk keys and no OSC writes unless the show allows them (keys.py, access.py)
+    p.set_defaults(venue=p.prog.split()[-1] == "run")
+
+
+def run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """RunOptions fields from the flags above, checked before anything opens (a parser without these flags
+    gets the defaults)."""
+    get = lambda name, default=None: getattr(args, name, default)  # noqa: E731
+    feedback, allow = list(get("osc_feedback") or []), list(get("osc_allow") or [])
+    for t in feedback:
+        parse_target(t)
+    parse_allow(allow)
+    for flag, port in (("--osc-port", get("osc_port")), ("--oscquery-port", get("oscquery_port"))):
+        if port is not None and not 0 <= port <= 65535:
+            raise UserError(f"{flag} {port}", expected="a port 0..65535")
+    replay = get("osc_replay")
+    if replay is not None and not Path(replay).is_file():
+        raise UserError("OSC recording not found", file=replay)
+    return {"state": get("state"), "osc": not get("no_osc", False), "osc_host": get("osc_host"),
+            "osc_port": get("osc_port"), "osc_feedback": feedback, "osc_allow": allow,
+            "oscquery_port": get("oscquery_port"), "osc_record": get("osc_record"), "osc_replay": replay,
+            "venue": bool(get("venue", False))}
+
+
+def interface_addresses() -> list[tuple[str, str]]:
+    """(interface, IPv4 address) pairs of this machine: what listening on 0.0.0.0 exposes."""
+    out = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _, name in socket.if_nameindex():
+            try:  # SIOCGIFADDR: the standard library has no other way to an interface's address
+                data = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))
+            except OSError:
+                continue  # no IPv4 address on it
+            out.append((name, socket.inet_ntoa(data[20:24])))
+    return out
+
+
+def exposure_lines(cfg: Any) -> list[str]:
+    """The ports and interfaces a show opens, who may send, whether writes are allowed, what keys need:
+    the exposure on one screen, for `installation check`."""
+    c = cfg.osc
+    if not c.enabled:
+        return ["osc: off (no port opened, no feedback sent)"]
+    if c.host in ("", "0.0.0.0", "::"):
+        ifs = interface_addresses()
+        where = "every interface" + (f" ({', '.join(f'{n} {a}' for n, a in ifs)})" if ifs else "")
+    elif c.host.startswith("127.") or c.host in ("localhost", "::1"):
+        where = "this machine only"
+    else:
+        where = f"the interface with address {c.host}"
+
+    def port(n: int) -> str:
+        return str(n) if n else "a free port"
+
+    lines = [f"osc in: UDP {c.host}:{port(c.port)} on {where}",
+             f"oscquery: HTTP {c.host}:{port(c.oscquery_port)}, the same interfaces" if c.oscquery_port
+             else "oscquery: off",
+             "feedback out: UDP to " + (", ".join(c.feedback) or "no target")
+             + (", and to each sender" if c.feedback_to_sender else ""),
+             f"who may send (OSC and OSCQuery): {describe_allow(parse_allow(c.allow))}"]
+    if c.allow_writes is None:
+        lines.append("writes over OSC: /preset/save allowed in `rehearse`, refused in `run`; /show/grab refused "
+                     "(set [osc] allow_writes = true for both)")
+    else:
+        lines.append(f"writes over OSC (/preset/save, /show/grab): {'allowed' if c.allow_writes else 'refused'} "
+                     f"([osc] allow_writes = {str(c.allow_writes).lower()})")
+    mod = cfg.keys.modifier
+    if not cfg.render.fullscreen:
+        lines.append("keys: plain (the show plays in a window)")
+    elif mod.strip().lower() == "none":
+        lines.append('keys: plain, even fullscreen ([keys] modifier = "none")')
+    else:
+        lines.append(f"keys in a fullscreen `run`: only with {mod} (plain in `rehearse` and --window)")
+    return lines

@@ -1,0 +1,62 @@
+"""Every control surface of a show, attached once its store holds the show file's values: the last live
+values restored, live state, presets, OSC in and out, OSC record and replay, MIDI. Called by the
+composition root (app.Show.attach_controls)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from installation.control.access import describe_allow
+from installation.control.osc import OscControl
+from installation.control.oscwire import OscSettings
+from installation.control.presets import PresetBank
+from installation.control.replay import OscRecorder
+from installation.core.errors import UserError
+from installation.core.state import LiveState, add_log_file, state_dir
+from installation.show.keys import help_line
+
+log = logging.getLogger("installation.osc")
+
+
+def attach_controls(show: Any) -> None:
+    """Called by Show.build() once the store holds the show file's values and the source is open: restores
+    the last live values, then attaches live state, presets and OSC as controls."""
+    cfg, opts = show.cfg, show.opts
+    settings = OscSettings.resolve(cfg, opts)
+    folder = state_dir(cfg.name, getattr(opts, "state", None))
+    replay_file = getattr(opts, "osc_replay", None)
+    handler = add_log_file(folder / "logs") if folder is not None else None
+    keeper: LiveState | None = None
+    if folder is not None:
+        keeper = LiveState(folder, show.store, cfg.name)
+        if cfg.state.restore and replay_file is None:
+            keeper.restore(fresh=getattr(opts, "fresh", False))
+            for name, v in opts.extra_params.items():  # --set still wins over what was left last time
+                show.store.set(name, v, source="config", ramp_s=0.0)
+    presets = PresetBank(folder / "presets" if folder is not None else None, show.store, cfg.name,
+                         declared={int(k): v for k, v in cfg.presets.items()})
+    recorder = None
+    record = getattr(opts, "osc_record", None)
+    if record is True:
+        if folder is None:
+            raise UserError("--osc-record without a FILE needs a state folder", expected="--osc-record FILE")
+        record = folder / "recordings" / f"osc-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+    if record:
+        recorder = OscRecorder(Path(record))
+        log.info("recording OSC to %s", record)
+    control = OscControl(show, settings, presets, recorder, replay_file)
+    control.log_handler = handler
+    show.controls.extend(c for c in (keeper, presets, control) if c is not None)
+    show.hud_lines.extend([control.hud, presets.hud, help_line])
+    from installation.control.midi import attach_midi
+
+    attach_midi(show, folder)  # [midi]: the same path into the store, learned bindings in the state folder
+    show.snapshot = show.store.publish()
+    if control.server is not None and control.server.listening:
+        feedback = ", ".join(f"{h}:{p}" for h, p in settings.feedback)
+        log.info("OSC in on %s:%d%s; who may send: %s; writes over OSC %s", settings.host, control.port,
+                 f", feedback to {feedback}" if feedback else "", describe_allow(settings.allow),
+                 "allowed" if settings.writes else "refused")
