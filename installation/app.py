@@ -97,7 +97,7 @@ def set_values(items: list[str], registry: Registry | None = None) -> dict[str, 
 
 def _options(args: argparse.Namespace, registry: Registry) -> RunOptions:
     from installation.control.oscflags import run_options as osc_run_options
-    from installation.render.renderer import has_screen
+    from installation.render.displays import has_screen
 
     extra = set_values(args.set, registry)
     if args.stats is not None:

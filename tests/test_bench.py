@@ -181,7 +181,7 @@ def test_identity_grade_is_its_own_program_and_the_grade_still_applies(gl):
 
 
 def test_present_shades_only_the_content_box():
-    from installation.render.renderer import content_box, projection_matrix
+    from installation.render.projection import content_box, projection_matrix
 
     assert content_box(projection_matrix((1280, 720), (720, 720), "fit"), (1280, 720)) == (280, 0, 720, 720)
     assert content_box(projection_matrix((1280, 720), (720, 720), "stretch"), (1280, 720)) == (0, 0, 1280, 720)

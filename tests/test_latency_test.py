@@ -8,7 +8,7 @@ import pytest
 
 from installation.core.errors import UserError
 from installation.ops.latency_test import FlashDetector, ReadbackSource, brightness, run_latency_test
-from installation.render.renderer import HeadlessDisplay
+from installation.render.displays import HeadlessDisplay
 
 
 def test_every_flash_comes_back_through_the_readback_loop_no_sooner_than_its_delay():

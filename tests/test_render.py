@@ -7,7 +7,8 @@ import pytest
 
 from installation.app import default_registry
 from installation.core.params import ParamStore
-from installation.render.renderer import COMPOSITE_MODES, Layers, Renderer, ShaderSet, projection_matrix, read_pixels
+from installation.render.projection import projection_matrix
+from installation.render.renderer import COMPOSITE_MODES, Layers, Renderer, ShaderSet, read_pixels
 
 S = 16
 RED, BLUE = (255, 0, 0), (0, 0, 255)
@@ -177,7 +178,7 @@ def test_broken_shader_on_reload_keeps_the_last_good_program(gl, tmp_path):
 
 def test_recorder_fills_the_time_each_picture_was_on_screen(tmp_path):
     """Two pictures shown half a second each at 30 fps: 15 frames of each, one second of video."""
-    from installation.render.renderer import Recorder
+    from installation.media.recorder import Recorder
     from tests.conftest import frames_of
 
     rec = Recorder(tmp_path / "o.mp4", (32, 24), 30.0)
@@ -191,7 +192,7 @@ def test_recorder_fills_the_time_each_picture_was_on_screen(tmp_path):
 
 
 def test_recorder_counts_pictures_of_another_size_as_rejected_not_written(tmp_path):
-    from installation.render.renderer import Recorder
+    from installation.media.recorder import Recorder
     from tests.conftest import frames_of
 
     rec = Recorder(tmp_path / "o.mp4", (32, 24), 30.0, lockstep=True)

@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from installation.core.paths import REPO_ROOT, cache_dir, in_checkout
 from installation.core.errors import UserError
+from installation.core.paths import REPO_ROOT, cache_dir, in_checkout
 
 # A new name for the new clip: machines that made the old panned photograph keep it, but never reuse it.
 # In a checkout it is made in media/; installed from a wheel, in the user's cache folder.

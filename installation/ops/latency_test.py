@@ -188,7 +188,7 @@ def run_latency_test(display: Any, source: Any, flashes: int = 20, period_s: flo
 def cmd_latency_test(args: argparse.Namespace) -> int:
     from installation.app import default_registry, load_show
     from installation.media.sources import open_source
-    from installation.render.renderer import HeadlessDisplay, WindowDisplay, has_screen
+    from installation.render.displays import HeadlessDisplay, WindowDisplay, has_screen
 
     cfg = load_show(args.show, default_registry())
     r = cfg.render

@@ -190,7 +190,7 @@ def _workers_plan(cfg: ShowConfig, model: Model) -> str:
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate a show and say what it would use. A missing or broken model is an error here."""
     from installation.media.sources import list_cameras
-    from installation.render.renderer import list_screens
+    from installation.render.displays import list_screens
 
     registry = default_registry()
     cfg = load_show(args.show, registry)

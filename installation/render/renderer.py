@@ -10,19 +10,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from installation.core.errors import UserError
 from installation.core.params import Param
 from installation.core.paths import data_dir
+from installation.render.projection import content_box, matrix_from_snapshot
 
 log = logging.getLogger("installation.render")
 
@@ -70,68 +67,6 @@ PARAMS: list[Param] = [
 
 # the present pass's colour grade; all at 1 it is the identity, and the ungraded program is used
 GRADE_PARAMS = ("display/gamma", "colour/brightness", "colour/contrast", "colour/saturation")
-
-
-def projection_matrix(screen: tuple[int, int], content: tuple[int, int], fit: str = "fit", rotate: int = 0,
-                      mirror_x: bool = False, mirror_y: bool = False,
-                      corners: tuple[tuple[float, float], ...] = ((0, 0),) * 4) -> np.ndarray:
-    """The 3x3 matrix taking screen coordinates ([0,1]², top-left origin) to content coordinates.
-
-    Forward, content -> screen: mirror, rotate clockwise, place in a centred rect (fit/fill/stretch),
-    then the corner pin moves the screen's corners (tl, tr, br, bl) by the given offsets.
-    """
-    sw, sh = screen
-    cw, ch = content
-    if rotate in (90, 270):
-        cw, ch = ch, cw
-    ca, sa = cw / ch, sw / sh
-    if fit == "stretch":
-        fw = fh = 1.0
-    elif (fit == "fit") == (ca > sa):
-        fw, fh = 1.0, sa / ca
-    else:
-        fw, fh = ca / sa, 1.0
-    x0, y0 = (1 - fw) / 2, (1 - fh) / 2
-    src = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
-    dst = []
-    for u, v in src:
-        if mirror_x:
-            u = 1 - u
-        if mirror_y:
-            v = 1 - v
-        u, v = {0: (u, v), 90: (1 - v, u), 180: (1 - u, 1 - v), 270: (v, 1 - u)}[rotate]
-        dst.append((x0 + u * fw, y0 + v * fh))
-    unit = np.float32(src)
-    pinned = unit + np.float32(corners)
-    keystone = cv2.getPerspectiveTransform(unit, pinned)
-    pts = cv2.perspectiveTransform(np.float32(dst)[None], keystone)[0]
-    m = cv2.getPerspectiveTransform(pts.astype(np.float32), unit)  # screen -> content
-    return m.astype(np.float32)
-
-
-def content_box(screen_to_content: np.ndarray, screen: tuple[int, int]) -> tuple[int, int, int, int] | None:
-    """The screen rectangle (x, y, w, h; GL's bottom-left origin) holding the content's picture, for a
-    scissor: outside it the present pass would only paint black. None when the mapping is degenerate."""
-    try:
-        fwd = np.linalg.inv(screen_to_content.astype(np.float64))
-    except np.linalg.LinAlgError:
-        return None
-    pts = fwd @ np.array([[0, 1, 1, 0], [0, 0, 1, 1], [1, 1, 1, 1]], np.float64)
-    if (pts[2] <= 1e-9).any():
-        return None
-    sx, sy = pts[0] / pts[2], pts[1] / pts[2]  # screen [0, 1], top-left origin
-    w, h = screen
-    x0, x1 = int(np.floor(max(sx.min(), 0) * w)), int(np.ceil(min(sx.max(), 1) * w))
-    y0, y1 = int(np.floor((1 - min(sy.max(), 1)) * h)), int(np.ceil((1 - max(sy.min(), 0)) * h))
-    if x1 <= x0 or y1 <= y0:
-        return None
-    return x0, y0, x1 - x0, y1 - y0
-
-
-def matrix_from_snapshot(snap: Any, screen: tuple[int, int], content: tuple[int, int]) -> np.ndarray:
-    corners = tuple((snap[f"display/{c}_x"], snap[f"display/{c}_y"]) for c in ("tl", "tr", "br", "bl"))
-    return projection_matrix(screen, content, snap["display/fit"], int(snap["display/rotate"]),
-                             snap["display/mirror_x"], snap["display/mirror_y"], corners)
 
 
 class ShaderSet:
@@ -245,7 +180,7 @@ class Texture:
         self.dtype = dtype
         self.tex: Any = None
         self.shape: tuple[int, ...] = ()
-        self._interop: Any = None  # gpu.GLInterop once a CUDA tensor was uploaded
+        self._interop: Any = None  # interop.GLInterop once a CUDA tensor was uploaded
         self._pending: np.ndarray | Callable[[], np.ndarray | None] | None = None  # uploaded at the next use()
 
     def ensure(self, w: int, h: int, components: int | None = None) -> Any:
@@ -273,7 +208,7 @@ class Texture:
     def upload_device(self, t: Any) -> Any:
         """An HxWx4 uint8 CUDA tensor (the GPU frame path's output) copied device-to-device into an
         RGBA8 texture through CUDA-GL interop: no download to the CPU and no re-upload."""
-        from installation.inference.gpu import GLInterop
+        from installation.render.interop import GLInterop
 
         h, w = int(t.shape[0]), int(t.shape[1])
         tex = self.ensure(w, h, components=4)
@@ -503,213 +438,6 @@ def read_pixels(fbo: Any, size: tuple[int, int]) -> np.ndarray:
 
 # ---- displays ----------------------------------------------------------------------------------
 
-class HeadlessDisplay:
-    """An offscreen target on an EGL context: the same shaders, no screen needed."""
-
-    headless = True
-
-    def __init__(self, size: tuple[int, int] = (1280, 720)) -> None:
-        import moderngl
-
-        try:
-            self.ctx = moderngl.create_standalone_context(backend="egl")
-        except Exception as e:  # moderngl raises a bare Exception (no device, no driver, eglInitialize failed)
-            raise UserError(f"can't render offscreen: no EGL context ({str(e).strip() or type(e).__name__})",
-                            expected="Mesa's EGL and GL drivers (apt-get install libegl1 libgl1-mesa-dri), "
-                                     "or a GPU driver with EGL") from None
-        self.size = size
-        self._colour = self.ctx.renderbuffer(size, 3)
-        self.fbo = self.ctx.framebuffer(color_attachments=[self._colour])
-        self.should_close = False
-        self.on_key: Any = None
-
-    @property
-    def renderer_name(self) -> str:
-        return str(self.ctx.info.get("GL_RENDERER", "?"))
-
-    def poll(self) -> None:
-        pass
-
-    def flip(self) -> None:
-        pass
-
-    def read(self) -> np.ndarray:
-        return read_pixels(self.fbo, self.size)
-
-    def close(self) -> None:
-        self.ctx.release()
-
-
-class WindowDisplay:
-    """A pyglet window with moderngl on its context: fullscreen on a chosen screen, cursor hidden."""
-
-    headless = False
-
-    def __init__(self, fullscreen: bool = True, screen: int = 0, size: tuple[int, int] = (1280, 720),
-                 vsync: bool = True, title: str = "installation") -> None:
-        import moderngl
-        import pyglet
-
-        display = pyglet.display.get_display()
-        screens = display.get_screens()
-        chosen = screens[min(screen, len(screens) - 1)]
-        # Fullscreen takes the screen's own mode: asking for a size would try to switch modes.
-        size_args = {} if fullscreen else {"width": size[0], "height": size[1]}
-        config = pyglet.gl.Config(double_buffer=True, major_version=3, minor_version=3, forward_compatible=True)
-        try:
-            self.window = pyglet.window.Window(fullscreen=fullscreen, screen=chosen, vsync=vsync, caption=title,
-                                               config=config, resizable=not fullscreen, **size_args)
-        except pyglet.window.NoSuchConfigException:
-            self.window = pyglet.window.Window(fullscreen=fullscreen, screen=chosen, vsync=vsync, caption=title,
-                                               resizable=not fullscreen, **size_args)
-        self.window.set_mouse_visible(not fullscreen)
-        self.ctx = moderngl.create_context()
-        self.should_close = False
-        self.on_key: Any = None
-        self.window.push_handlers(on_key_press=self._key, on_close=self._close)
-
-    @property
-    def renderer_name(self) -> str:
-        return str(self.ctx.info.get("GL_RENDERER", "?"))
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return tuple(self.window.get_framebuffer_size())  # type: ignore[return-value]
-
-    @property
-    def fbo(self) -> Any:
-        # the window's own framebuffer: detect_framebuffer() returns whichever is bound, the composite's
-        # offscreen target after the first pass, so the window stayed black
-        return self.ctx.screen
-
-    def _key(self, symbol: int, modifiers: int) -> bool:
-        if self.on_key:
-            self.on_key(symbol, modifiers)
-        return True  # swallow Escape: a visitor pressing a key must not end the show
-
-    def _close(self) -> bool:
-        self.should_close = True
-        return True
-
-    def set_fullscreen(self, on: bool) -> None:
-        self.window.set_fullscreen(on)
-        self.window.set_mouse_visible(not on)
-
-    def poll(self) -> None:
-        self.window.dispatch_events()
-
-    def flip(self) -> None:
-        self.window.flip()
-
-    def read(self) -> np.ndarray:
-        out = read_pixels(self.ctx.screen, self.size)
-        _ = self.ctx.error  # moderngl's read of the default framebuffer flags GL_INVALID_OPERATION (the
-        # pixels are right); left set, pyglet raises it at the next checked call, closing the window
-        return out
-
-    def close(self) -> None:
-        self.window.close()
-
-
-def has_screen() -> bool:
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
-def list_screens() -> list[str]:
-    if not has_screen():
-        return []
-    try:
-        import pyglet
-
-        return [f"{i}: {s.width}x{s.height} at {s.x},{s.y}"
-                for i, s in enumerate(pyglet.display.get_display().get_screens())]
-    except Exception as e:
-        return [f"(can't list screens: {e})"]
-
 
 # ---- recording ---------------------------------------------------------------------------------
 
-class Recorder:
-    """Writes what was shown to an mp4 on its own thread.
-
-    The file plays at a fixed rate, and each picture fills it from the time it was presented until the
-    next one was: the video lasts as long as the show was watched, however few fresh pictures the model
-    made (a picture held for 100 ms is three frames at 30 fps). Under --lockstep every picture is one
-    frame instead, so a rehearsal's recording has each source frame exactly once; it blocks rather than
-    drops. A picture of another size than the file (a resized window) is rejected and counted, since the
-    writer would drop it without a word.
-    """
-
-    def __init__(self, path: str | Path, size: tuple[int, int], fps: float, lockstep: bool = False) -> None:
-        self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise UserError(f"can't write the recording: {e.strerror or e}", file=self.path) from None
-        self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-        if not self.writer.isOpened():
-            raise UserError("can't write the recording", file=self.path, expected="a writable path ending in .mp4")
-        self.lockstep = lockstep
-        self.size = size
-        self.fps = fps
-        self.frames = 0  # frames in the file, repeats included
-        self.pictures = 0  # pictures handed over by the show
-        self.rejected = 0  # pictures not of the file's size
-        self.dropped = 0  # pictures the writer thread had no room for (the previous one fills their time)
-        self._t0: float | None = None
-        self._held: np.ndarray | None = None  # the picture on screen, written until its successor's time
-        self._q: queue.Queue[tuple[np.ndarray, float] | None] = queue.Queue(maxsize=8)
-        self._t_end = 0.0
-        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
-        self._thread.start()
-
-    def _fill_until(self, t: float) -> None:
-        """Repeat the held picture over the frames whose time comes before t."""
-        if self._held is None or self._t0 is None:
-            return
-        due = round((t - self._t0) * self.fps)
-        while self.frames < due:
-            self.writer.write(self._held)
-            self.frames += 1
-
-    def _run(self) -> None:
-        w, h = self.size
-        while (item := self._q.get()) is not None:
-            img, t = item
-            if img.shape[:2] != (h, w):
-                if not self.rejected:
-                    log.warning("recording %s: rejected a %dx%d picture (the file is %dx%d); counting the rest",
-                                self.path, img.shape[1], img.shape[0], w, h)
-                self.rejected += 1
-                continue
-            bgr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
-            if self.lockstep:
-                self.writer.write(bgr)
-                self.frames += 1
-                continue
-            if self._t0 is None:
-                self._t0 = t
-            self._fill_until(t)
-            self._held = bgr
-        if self._held is not None:  # the last picture stays until the show ended, and is in the file once
-            self._fill_until(max(self._t_end, (self._t0 or 0.0) + (self.frames + 1) / self.fps))
-
-    def write(self, rgb: np.ndarray, t: float | None = None) -> None:
-        """A picture presented at monotonic time t (now if None)."""
-        self.pictures += 1
-        item = (rgb, time.monotonic() if t is None else t)
-        try:
-            self._q.put(item, block=self.lockstep, timeout=5.0 if self.lockstep else None)
-        except queue.Full:
-            self.dropped += 1
-
-    @property
-    def seconds(self) -> float:
-        return self.frames / self.fps if self.fps else 0.0
-
-    def close(self, t_end: float | None = None) -> None:
-        """Finish the file; the last picture fills it up to t_end (when the show stopped; now if None)."""
-        self._t_end = time.monotonic() if t_end is None else t_end
-        self._q.put(None)
-        self._thread.join()
-        self.writer.release()

@@ -34,8 +34,9 @@ from installation.inference.models import (
     plan_workers,
     show_backend,
 )
+from installation.media.recorder import Recorder
 from installation.render import hud
-from installation.render.renderer import Recorder, Renderer, finish
+from installation.render.renderer import Renderer, finish
 from installation.show.config import ShowConfig
 from installation.show.health import counters as health_counters
 from installation.show.pipeline import Pipeline, Result
@@ -191,7 +192,7 @@ class Show(ModelSlot, Pipeline, Surface):
                            on_fault=self.stats.fault, start=False, **src.model_dump(exclude={"kind"}))
 
     def open_display(self) -> Any:
-        from installation.render.renderer import HeadlessDisplay, WindowDisplay
+        from installation.render.displays import HeadlessDisplay, WindowDisplay
 
         r = self.cfg.render
         if self.opts.headless:
