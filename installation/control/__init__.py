@@ -1,1 +1,3 @@
-"""Live control: OSC in and feedback, OSCQuery, presets, replay, access, MIDI."""
+"""Live control: OSC (wire, server, control, feedback out), OSCQuery, presets, replay, access, MIDI, the
+address map; surfaces.py attaches them all to a show. May read the show file and public helpers of show/,
+never its loop."""

@@ -1,4 +1,5 @@
-"""Live control over OSC: the input server, feedback to controllers, /sync and /status, the address map.
+"""Live control over OSC: OscControl, the control surface that judges what the receiver thread hears and
+applies it on the main thread (the wire is oscwire.py, the server oscserver.py, the way out oscsend.py).
 
 The path of a parameter: OSC datagram -> this module's receiver thread (allow-list, parse, address ->
 Param, coerce and clamp, count) -> a pending table, latest value per address -> ONE job in show.inbox ->

@@ -1,1 +1,2 @@
-"""Displays (window, EGL), shader programs, the composite / present / HUD passes, recording, grabs."""
+"""Drawing: displays (window, EGL), shader programs and passes, projection maths, the HUD, CUDA -> GL
+interop, grabs."""

@@ -1,6 +1,6 @@
-"""Drawing: the GL context (a pyglet window, or EGL offscreen with --headless), the shader programs from
-shaders/ (reloaded when the files change; a program that fails to compile keeps the last good one),
-the composite -> present -> HUD passes, readback and recording.
+"""Drawing: the shader programs from shaders/ (reloaded when the files change; a program that fails to
+compile keeps the last good one), textures, the layers of a frame, the composite -> present -> HUD passes
+and the readback. The contexts they draw into are displays.py's; the screen maths projection.py's.
 
 Everything here runs on the main thread: GL contexts belong to one thread.
 """
