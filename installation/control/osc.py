@@ -135,13 +135,12 @@ class OscControl(OscSend):
             fps = float(getattr(show.source, "fps", 0) or 30.0)
             self.replay = OscReplay(read_recording(replay_file), self._apply_replayed, show.opts.lockstep, fps)
         if (recorder is not None or self.replay is not None) and show.source is not None:
-            self.source_gate = GatedSource(show.source, self._on_frame,
-                                           self.replay.close if self.replay else None)
-            show.source = self.source_gate
+            self.source_gate = show.gate_source(
+                lambda source: GatedSource(source, self._on_frame, self.replay.close if self.replay else None))
         if self.replay is not None and self.replay.lockstep:
             # ramps and smoothing run on the frame clock, so a rehearsal glides the same way every time
             replay = self.replay
-            self.store._clock = lambda: replay.frame_clock
+            self.store.use_clock(lambda: replay.frame_clock)
 
         self.server: RetryingServer | None = None
         self.query: RetryingServer | None = None

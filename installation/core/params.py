@@ -218,6 +218,10 @@ class ParamStore:
             self.set(name, value, source="config", ramp_s=0.0)
         self.publish()
 
+
+    def use_clock(self, clock: Callable[[], float]) -> None:
+        """Run ramps and smoothing on another clock (a lockstep replay's frame clock) from now on."""
+        self._clock = clock
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
 

@@ -307,10 +307,7 @@ class ScheduleControl:
             self.changes += 1
             show.stats.count("look_changes")
         values = self.overrides(live, t)
-        if values:
-            show.overrides["schedule"] = values
-        else:
-            show.overrides.pop("schedule", None)
+        show.lay_over("schedule", values)
 
     def overrides(self, live: Mapping[str, Any], t: float) -> dict[str, Any]:
         w = 1.0 if self.cfg.fade_s <= 0 else min(1.0, (t - self._t_switch) / self.cfg.fade_s)
