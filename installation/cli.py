@@ -14,7 +14,7 @@ COMMAND_MODULES = (
     "installation.app",
     "installation.ops.showcheck",
     "installation.ops.osc_map",
-    "installation.vision.segment",
+    "installation.vision.segment_cli",
     "installation.training.cli",
     "installation.ops.soak",
     "installation.ops.service",

@@ -22,7 +22,7 @@ import skimage.data
 
 from installation.core.errors import UserError
 from installation.core.params import Registry
-from installation.vision import preprocess, segment
+from installation.vision import preprocess, segment, segment_cli
 from installation.vision.segment import (
     BackgroundSegmenter,
     ChromaSegmenter,
@@ -437,7 +437,7 @@ def test_segment_command_on_a_video(tmp_path):
     writer.release()
 
     out = tmp_path / "masks"
-    assert segment.cmd_segment(_args(video, out)) == 0
+    assert segment_cli.cmd_segment(_args(video, out)) == 0
     files = sorted(p.name for p in out.iterdir())
     assert files == [f"frame_{i:06d}.png" for i in range(6)]
     m = cv2.imread(str(out / "frame_000003.png"), cv2.IMREAD_UNCHANGED)
@@ -447,7 +447,7 @@ def test_segment_command_on_a_video(tmp_path):
     assert m[:, :20].mean() < 20 and m[:, -20:].mean() < 20  # the green either side
 
     every = tmp_path / "every"
-    assert segment.cmd_segment(_args(video, every, every=2)) == 0
+    assert segment_cli.cmd_segment(_args(video, every, every=2)) == 0
     assert sorted(p.name for p in every.iterdir()) == [f"frame_{i:06d}.png" for i in (0, 2, 4)]
 
 
@@ -458,13 +458,13 @@ def test_segment_command_on_an_image_and_a_folder(tmp_path, models_dir):
     cv2.imwrite(str(folder / "b.jpg"), cv2.cvtColor(_figure_frame(1), cv2.COLOR_RGB2BGR))
     (folder / "notes.txt").write_text("not an image")
     out = tmp_path / "out"
-    assert segment.cmd_segment(_args(folder, out, overrides=["seg/grow=2", "feather=0"])) == 0
+    assert segment_cli.cmd_segment(_args(folder, out, overrides=["seg/grow=2", "feather=0"])) == 0
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
     assert set(np.unique(cv2.imread(str(out / "a.png"), cv2.IMREAD_UNCHANGED))) == {0, 255}  # no feather
 
     astro = tmp_path / "astronaut.png"
     cv2.imwrite(str(astro), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
-    assert segment.cmd_segment(_args(astro, out, mode="selfie")) == 0
+    assert segment_cli.cmd_segment(_args(astro, out, mode="selfie")) == 0
     m = cv2.imread(str(out / "astronaut.png"), cv2.IMREAD_UNCHANGED)
     assert m.shape == (512, 512) and 0.3 < (m > 127).mean() < 0.8
 
@@ -473,39 +473,39 @@ def test_segment_command_rejects_bad_input(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(UserError) as e:
-        segment.cmd_segment(_args(empty, tmp_path / "o1"))
+        segment_cli.cmd_segment(_args(empty, tmp_path / "o1"))
     assert e.value.file == str(empty) and e.value.exit_code == 2
 
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png at all")
     with pytest.raises(UserError) as e:
-        segment.cmd_segment(_args(broken, tmp_path / "o2"))
+        segment_cli.cmd_segment(_args(broken, tmp_path / "o2"))
     assert e.value.file == str(broken)
 
     for bad in (tmp_path / "broken.mp4", tmp_path / "missing.mp4"):
         if bad.name == "broken.mp4":
             bad.write_bytes(os.urandom(2048))
         with pytest.raises(UserError) as e:
-            segment.cmd_segment(_args(bad, tmp_path / "o3"))
+            segment_cli.cmd_segment(_args(bad, tmp_path / "o3"))
         assert e.value.file == str(bad)
 
     folder = tmp_path / "one"
     folder.mkdir()
     cv2.imwrite(str(folder / "a.png"), _figure_frame(0))
     with pytest.raises(UserError, match="--every"):
-        segment.cmd_segment(_args(folder, tmp_path / "o4", every=0))
+        segment_cli.cmd_segment(_args(folder, tmp_path / "o4", every=0))
     for override in ("seg/nonsense=1", "seg/threshold", "seg/mode=rotoscope", "seg/mode=none"):
         with pytest.raises(UserError):
-            segment.cmd_segment(_args(folder, tmp_path / "o4", overrides=[override]))
+            segment_cli.cmd_segment(_args(folder, tmp_path / "o4", overrides=[override]))
 
 
 def test_segment_command_parses():
     parser = argparse.ArgumentParser(prog="installation")
     sub = parser.add_subparsers(dest="command")
-    segment.add_commands(sub)
+    segment_cli.add_commands(sub)
     args = parser.parse_args(["segment", "in.mp4", "--out", "masks", "--mode", "background", "--every", "3",
                               "--set", "seg/threshold=0.7"])
-    assert args.func is segment.cmd_segment
+    assert args.func is segment_cli.cmd_segment
     assert (args.input, args.out, args.mode, args.every, args.overrides) == (
         "in.mp4", "masks", "background", 3, ["seg/threshold=0.7"])
     assert parser.parse_args(["segment", "x", "--out", "y"]).mode == "selfie"
@@ -519,7 +519,7 @@ def test_cli_exit_code_for_an_empty_folder(tmp_path, monkeypatch):
     from installation import cli
 
     # Only this command: the test shouldn't depend on every other module's commands importing.
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("installation.vision.segment",))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("installation.vision.segment_cli",))
     empty = tmp_path / "empty"
     empty.mkdir()
     assert cli.main(["segment", str(empty), "--out", str(tmp_path / "o")]) == 2
