@@ -27,7 +27,7 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
 
 from installation.app import RunOptions, Show, default_registry, load_show
-from installation.control import osc as osc_mod
+from installation.control import oscwire
 from installation.control.addressmap import osc_map_markdown, osc_map_text
 from installation.control.osc import OscControl
 from installation.control.oscwire import build_dgram
@@ -576,7 +576,7 @@ def test_walk_packet_rejects_garbage_and_flattens_bundles() -> None:
     outer.add_content(b.build())
     outer.add_content(OscMessageBuilder("/y").build())
     assert [m.address for m in walk_packet(outer.build().dgram)] == ["/x", "/y"]
-    assert osc_mod.judge(default_registry()["preset/recall"], [0]) is None
+    assert oscwire.judge(default_registry()["preset/recall"], [0]) is None
 
 
 # ---- feedback targets that come late or move ----------------------------------------------------------------
@@ -601,8 +601,8 @@ class HostsFile:
 
 
 def _late_control(show: Show, target: str, resolve: Callable[[str], str] | None = None) -> OscControl:
-    settings = osc_mod.OscSettings(host="127.0.0.1", port=0, oscquery_port=0,
-                                   feedback=[osc_mod.parse_target(target)])
+    settings = oscwire.OscSettings(host="127.0.0.1", port=0, oscquery_port=0,
+                                   feedback=[oscwire.parse_target(target)])
     c = OscControl(show, settings, resolve=resolve)
     show.controls.append(c)
     return c
@@ -671,11 +671,11 @@ def test_allow_list_rules_and_where_the_settings_come_from(tmp_path: Path) -> No
     assert gate.write_refusal("pre/blur") == ""
 
     cfg = load_show(show_file(tmp_path, extra='allow = ["10.0.0.0/8"]'))
-    s = osc_mod.OscSettings.resolve(cfg, RunOptions())
+    s = oscwire.OscSettings.resolve(cfg, RunOptions())
     assert s.allow == [ipaddress.ip_network("10.0.0.0/8")] and s.writes and not s.grabs  # rehearse-like
-    s = osc_mod.OscSettings.resolve(cfg, RunOptions(osc_allow=["192.168.1.20"], venue=True))
+    s = oscwire.OscSettings.resolve(cfg, RunOptions(osc_allow=["192.168.1.20"], venue=True))
     assert s.allow == [ipaddress.ip_network("192.168.1.20/32")], "--osc-allow replaces the show's list"
     assert not s.writes and not s.grabs, "`run` refuses writes unless the show allows them"
     cfg.osc.allow_writes = True
-    s = osc_mod.OscSettings.resolve(cfg, RunOptions(venue=True))
+    s = oscwire.OscSettings.resolve(cfg, RunOptions(venue=True))
     assert s.writes and s.grabs
