@@ -168,20 +168,6 @@ class Show(ModelSlot, Pipeline, Surface):
             t.start()
         return self
 
-    def gate_source(self, wrap: Callable[[Any], Any]) -> Any:
-        """Put a wrapper between the source and the workers (OSC record / replay counts and gates frames);
-        before the workers start. Returns the wrapper, which is now the show's source."""
-        self.source = wrap(self.source)
-        return self.source
-
-    def lay_over(self, owner: str, values: dict[str, Any]) -> None:
-        """Values laid over each snapshot by `owner` (a look), or none when `values` is empty; the store
-        keeps the operator's own values underneath."""
-        if values:
-            self.overrides[owner] = values
-        else:
-            self.overrides.pop(owner, None)
-
     def attach_controls(self) -> None:
         """Control surfaces: none in a bare show. The composition root's Show (app.py) attaches them."""
 

@@ -1,18 +1,20 @@
 """What the room and the operator touch on the show itself: triggers (/show/grab, model select), the
-keys of a window or a kiosk, the grab to the state folder, and the HUD's text. A mixin of
+keys of a window or a kiosk, the grab to the state folder, the HUD's text, and what control surfaces may
+change on it (a gate before the source, values laid over the snapshot). A mixin of
 show.loop.Show: the state is the Show's."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("installation.show")
 
 
 class Surface:
-    """Triggers, keys, grab, HUD text (show.loop.Show's)."""
+    """Triggers, keys, grab, HUD text; the source gate and laid-over looks (show.loop.Show's)."""
 
     def on_trigger(self, name: str, value: Any = None) -> None:
         """A fired trigger with its argument (/preset/recall 3): the show's own here, then every control
@@ -100,3 +102,18 @@ class Surface:
         for extra in self.hud_lines:
             lines.extend(extra(self))
         return lines
+
+    # ---- what control surfaces may change on the show -------------------------------------------
+    def gate_source(self, wrap: Callable[[Any], Any]) -> Any:
+        """Put a wrapper between the source and the workers (OSC record / replay counts and gates frames);
+        before the workers start. Returns the wrapper, which is now the show's source."""
+        self.source = wrap(self.source)
+        return self.source
+
+    def lay_over(self, owner: str, values: dict[str, Any]) -> None:
+        """Values laid over each snapshot by `owner` (a look), or none when `values` is empty; the store
+        keeps the operator's own values underneath."""
+        if values:
+            self.overrides[owner] = values
+        else:
+            self.overrides.pop(owner, None)
