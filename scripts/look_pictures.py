@@ -57,7 +57,7 @@ def save_png(rgb: np.ndarray, path: Path, colours: int = 128) -> None:
 
 
 def stills(look: str, clip: Path, out: Path) -> Path:
-    from installation.models import load_model
+    from installation.inference.models import load_model
     from installation.training.quality import held_back_photographs
 
     model = load_model(MODELS / look, providers="cpu")
@@ -114,7 +114,7 @@ def main() -> int:
     args = ap.parse_args()
     global MODELS
     MODELS = (args.models or MODELS).resolve()
-    from installation.sample import ensure_sample_clip
+    from installation.media.sample import ensure_sample_clip
 
     clip = args.clip or ensure_sample_clip()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -111,7 +111,7 @@ def bench(model_dir: Path, threads: int = 2, n: int = 200) -> float:
     import numpy as np
 
     os.environ["INSTALLATION_ORT_THREADS"] = str(threads)
-    from installation.models import load_model
+    from installation.inference.models import load_model
 
     model = load_model(model_dir, providers="cpu")
     h, w = model.card.size
@@ -127,7 +127,7 @@ def bench(model_dir: Path, threads: int = 2, n: int = 200) -> float:
 
 
 def export(look: str, photos: Path, runs: Path, models: Path) -> None:
-    from installation.models import read_card
+    from installation.inference.models import read_card
     from installation.training.quality import model_spike_figure
 
     spec = LOOKS[look]

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from installation.preprocess import Chain
 from installation.training.quality import held_back_photographs, model_spike_figure, spike_figure
+from installation.vision.preprocess import Chain
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOKS = ("default", "leaves", "bloom")  # models/default is the main look (water)
