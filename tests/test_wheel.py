@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def test_the_wheel_rehearses_from_another_folder(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for f in ("installation/shaders/composite.frag", "installation/show_configs/default.toml",
               "installation/models/default/model.onnx", "installation/models/default/model.toml",
+              "installation/models/leaves/model.onnx", "installation/models/bloom/model.toml",
               "installation/core/paths.py", "installation/app.py"):
         assert f in names, f
     assert not any("segmenters" in n for n in names)
@@ -65,7 +67,8 @@ def test_the_wheel_rehearses_from_another_folder(tmp_path: Path) -> None:
     out = run.stdout + run.stderr
     assert run.returncode == 0, out
     assert "default: playing video sample_person_1280x720.mp4" in out, out
-    assert "model: default" in out, out
+    card = tomllib.loads((ROOT / "models" / "default" / "model.toml").read_text())
+    assert f"model: {card['name']}" in out, out  # the installed default model, by its card's name
     assert "30 frames" in out and "faults 0" in out, out
     assert (cache / "installation" / "sample_person_1280x720.mp4").is_file()
     assert not (elsewhere / "media").exists() and not (target / "media").exists()
