@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,19 @@ from installation.core.errors import UserError
 log = logging.getLogger("installation")
 
 RING = 4096
+
+
+def pace(t_start: float, index: int, fps: float, wait: Callable[[float], object],
+         resync_after_s: float | None = None) -> float:
+    """Waits (with `wait`, e.g. a stop event's) until frame `index` of a clock started at `t_start` and
+    running at `fps` is due; counted from the start, so no drift builds up. When the frame is more than
+    `resync_after_s` late, the clock restarts so that this frame is due now. Returns the clock's start."""
+    delay = t_start + index / fps - time.monotonic()
+    if delay > 0:
+        wait(delay)
+    elif resync_after_s is not None and delay < -resync_after_s:
+        return time.monotonic() - index / fps  # fell far behind: resync
+    return t_start
 
 
 def percentiles(samples: Any, qs: tuple[int, ...] = (50, 95, 99)) -> dict[str, float]:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from installation.core.errors import UserError
-from installation.vision.preprocess import Chain, ChainState, crop_box
+from installation.vision.preprocess import Chain, ChainState, crop_box, letterbox_box
 
 log = logging.getLogger("installation.gpu")
 
@@ -357,9 +357,7 @@ class GpuChain:
                 y0, x0, y1, x1 = crop_box(h, w, th, tw)
                 return x[:, y0:y1, x0:x1]
             if a["crop"] == "fit":
-                aspect = tw / th
-                sw, sh = (w, round(w / aspect)) if w / h > aspect else (round(h * aspect), h)
-                y0, x0 = (sh - h) // 2, (sw - w) // 2
+                y0, x0, sh, sw = letterbox_box(h, w, th, tw)
                 return F.pad(x, (x0, sw - w - x0, y0, sh - h - y0))
             return x
         if kind == "resize":

@@ -21,6 +21,7 @@ import numpy as np
 
 from installation.core.errors import UserError
 from installation.core.frames import EndOfStream, Frame, LatestSlot, SlotClosed
+from installation.core.timing import pace
 
 log = logging.getLogger("installation.sources")
 
@@ -242,12 +243,7 @@ class VideoSource(ThreadedSource):
 
     def read_one(self) -> tuple[np.ndarray, float]:
         if self.realtime:  # pace to the file's clock, counted across loops so no drift builds up
-            due = self._t_start + self.index / self.fps
-            delay = due - time.monotonic()
-            if delay > 0:
-                self._stop.wait(delay)
-            elif delay < -1.0:
-                self._t_start = time.monotonic() - self.index / self.fps  # fell far behind: resync
+            self._t_start = pace(self._t_start, self.index, self.fps, self._stop.wait, resync_after_s=1.0)
         ok, bgr = self.cap.read()
         if not ok or bgr is None:
             if self._n_in_file == 0:
@@ -299,9 +295,7 @@ class SyntheticSource(ThreadedSource):
     def read_one(self) -> tuple[np.ndarray, float]:
         t = self.index / self.fps
         if self.realtime:
-            delay = self._t_start + t - time.monotonic()
-            if delay > 0:
-                self._stop.wait(delay)
+            pace(self._t_start, self.index, self.fps, self._stop.wait)
         xx, yy = self._xx, self._yy
         room = np.stack([0.35 + 0.2 * yy, 0.3 + 0.1 * xx, 0.25 + 0.15 * (1 - yy)], axis=2)
         cx, cy = 0.5 + 0.3 * math.sin(t * 0.7), 0.55 + 0.05 * math.sin(t * 1.9)

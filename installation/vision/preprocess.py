@@ -90,6 +90,14 @@ def crop_box(h: int, w: int, target_h: int, target_w: int) -> tuple[int, int, in
     return y0, x0, y0 + ch, x0 + cw
 
 
+def letterbox_box(h: int, w: int, target_h: int, target_w: int) -> tuple[int, int, int, int]:
+    """The letterbox of an h x w picture at the model's aspect: the canvas (side_h, side_w) holding the
+    whole picture with black bars, and the picture's top-left (y0, x0) on it: (y0, x0, side_h, side_w)."""
+    aspect = target_w / target_h
+    side_w, side_h = (w, round(w / aspect)) if w / h > aspect else (round(h * aspect), h)
+    return (side_h - h) // 2, (side_w - w) // 2, side_h, side_w
+
+
 def _scaled_box(box: tuple[int, int, int, int], h: int, w: int, mh: int, mw: int) -> tuple[int, int, int, int]:
     """A box in an h x w picture, in the coordinates of its mask (same aspect, any resolution)."""
     if (mh, mw) == (h, w):
@@ -113,10 +121,8 @@ def _crop(img: np.ndarray, a: Mapping[str, Any], ctx: StepContext) -> np.ndarray
             ctx.mask = m[my0:my1, mx0:mx1]
         return img[y0:y1, x0:x1]
     if a["crop"] == "fit":  # letterbox: the whole picture, black bars, mask zero in the bars
-        aspect = tw / th
-        side_w, side_h = (w, round(w / aspect)) if w / h > aspect else (round(h * aspect), h)
+        y0, x0, side_h, side_w = letterbox_box(h, w, th, tw)
         out = np.zeros((side_h, side_w, 3), np.uint8)
-        y0, x0 = (side_h - h) // 2, (side_w - w) // 2
         out[y0:y0 + h, x0:x0 + w] = img
         if m is not None:
             mh, mw = m.shape[:2]
