@@ -28,12 +28,12 @@ from installation.vision.segment import (
     ChromaSegmenter,
     MaskTreatment,
     SegmenterMissingError,
-    SegmentWorker,
     SelfieSegmenter,
     default_values,
     make_segmenter,
     segment_frame,
 )
+from installation.vision.segment_worker import SegmentWorker
 
 ROOT = Path(__file__).resolve().parent.parent
 FETCH = ROOT / "scripts" / "fetch_segmenters.py"

@@ -146,7 +146,7 @@ class Show(ModelSlot, Pipeline, Surface):
         for name, v in values.items():
             self.store.set(name, v, source="config", ramp_s=0.0)
         self.snapshot = self.store.publish()
-        from installation.vision.segment import SegmentWorker
+        from installation.vision.segment_worker import SegmentWorker
 
         self.segmenter = SegmentWorker(on_fault=lambda kind, msg, e: self.stats.fault(kind, msg, exc=e))
         self.display = self.open_display()
