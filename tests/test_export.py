@@ -18,10 +18,11 @@ from torch import nn
 from installation.cli import main
 from installation.core.errors import UserError
 from installation.inference.models import infer_card, load_model
+from installation.training.checkpoint import build_generator, load_checkpoint
 from installation.training.dataset import BuildOptions, build_dataset
 from installation.training.export import export_model
 from installation.training.networks import define_G
-from installation.training.train import TrainConfig, build_generator, load_checkpoint, train
+from installation.training.train import TrainConfig, train
 from installation.vision.preprocess import from_tensor, to_tensor
 
 # the tests export reference networks with the TorchScript-based exporter, as the exporter does

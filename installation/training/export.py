@@ -27,9 +27,15 @@ from torch import nn
 
 from installation.core.errors import UserError
 from installation.inference.models import ModelCard, infer_card
+from installation.training.checkpoint import (
+    CHECKPOINT_FORMAT,
+    build_generator,
+    check_checkpoint,
+    load_weights,
+    versions,
+)
 from installation.training.networks import count_parameters, define_G
 from installation.training.pix2pix_convert import arch_kwargs, convert_state_dict, guess_arch, looks_like_pix2pix
-from installation.training.train import CHECKPOINT_FORMAT, build_generator, check_checkpoint, load_weights, versions
 from installation.vision.preprocess import Chain, ChainError
 
 log = logging.getLogger("installation.export")

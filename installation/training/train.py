@@ -19,7 +19,6 @@ import datetime as _dt
 import json
 import logging
 import math
-import os
 import signal
 import sys
 import time
@@ -35,17 +34,22 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from installation import __version__
 from installation.core.errors import UserError
-from installation.core.files import atomic_path
+from installation.training.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    load_checkpoint,
+    load_weights,
+    save_atomic,
+    versions,
+)
 from installation.training.dataset import DatasetInfo, PairReader, TargetReader, read_dataset
+from installation.training.distributed import setup_distributed, unwrap
 from installation.training.networks import UPSAMPLES, count_parameters, default_depth, define_D, define_G
 from installation.vision.preprocess import Chain, ChainError, from_tensor
 
 log = logging.getLogger("installation.train")
 
-CHECKPOINT_FORMAT = "installation-pix2pix"
-CHECKPOINT_VERSION = 1
 LOSS_KEYS = ("G_GAN", "G_L1", "D_real", "D_fake")
 
 
@@ -86,109 +90,6 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
-
-
-# ---- checkpoints -------------------------------------------------------------------------------
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """A checkpoint of this trainer, checked. Raises UserError naming the file and what was expected."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError("no such checkpoint", file=path, expected="runs/NAME/latest.pt")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        raise UserError(f"not a readable PyTorch checkpoint: {str(e).splitlines()[0][:200]}", file=path) from None
-    return check_checkpoint(ckpt, path)
-
-
-def check_checkpoint(ckpt: Any, path: str | Path) -> dict[str, Any]:
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise UserError("not a checkpoint of `installation train`", file=path,
-                        expected=f'a dict with format "{CHECKPOINT_FORMAT}" (a pix2pix latest_net_G.pth '
-                                 "goes to `installation export`)")
-    if ckpt.get("version") != CHECKPOINT_VERSION:
-        raise UserError(f"checkpoint version {ckpt.get('version')!r}", file=path,
-                        expected=f"version {CHECKPOINT_VERSION}")
-    for key in ("arch", "disc", "G", "chain", "size", "config", "epoch"):
-        if key not in ckpt:
-            raise UserError(f"the checkpoint has no {key!r}", file=path, key=key)
-    return ckpt
-
-
-def build_generator(ckpt: dict[str, Any], file: str | Path) -> nn.Module:
-    """The checkpoint's generator with its weights. Raises UserError when they don't fit its architecture."""
-    try:
-        G = define_G(**ckpt["arch"])
-    except (TypeError, ValueError) as e:
-        raise UserError(f"unknown architecture {ckpt['arch']!r}: {e}", file=file, key="arch") from None
-    load_weights(G, ckpt["G"], file, what=f"a {ckpt['arch'].get('kind')} generator {ckpt['arch']}")
-    return G
-
-
-def load_weights(net: nn.Module, state: dict[str, torch.Tensor], file: str | Path, what: str) -> None:
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as e:
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()][1:4]
-        raise UserError("the weights don't fit the architecture: " + " ".join(lines)[:400], file=file,
-                        expected=f"the weights of {what}") from None
-
-
-def save_atomic(obj: Any, path: Path) -> None:
-    """Write beside, then rename: a crash or a second Ctrl-C mid-write leaves the old file whole."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def versions() -> dict[str, str]:
-    import platform
-
-    # str(): torch.__version__ is a TorchVersion, which weights_only loading refuses
-    return {"installation": str(__version__), "torch": str(torch.__version__), "numpy": str(np.__version__),
-            "python": platform.python_version()}
-
-
-# ---- distributed -------------------------------------------------------------------------------
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def on(self) -> bool:
-        return self.world > 1
-
-
-def setup_distributed(device_pref: str) -> tuple[Dist, torch.device]:
-    """Join torchrun's process group when launched by it (WORLD_SIZE > 1) and pick this rank's device."""
-    d = Dist(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-             int(os.environ.get("LOCAL_RANK", 0)))
-    cuda = torch.cuda.is_available() and device_pref in ("auto", "cuda")
-    if device_pref not in ("auto", "cuda", "cpu"):
-        raise UserError(f"unknown device {device_pref!r}", key="device", expected="auto, cuda or cpu")
-    if device_pref == "cuda" and not torch.cuda.is_available():
-        raise UserError("no CUDA device here", key="device", expected="--device cpu or auto")
-    device = torch.device("cuda", d.local_rank) if cuda else torch.device("cpu")
-    if cuda:
-        torch.cuda.set_device(device)
-    if d.on and not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
-    if d.on and not cuda:  # share the cores between the processes rather than oversubscribe them
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // d.world))
-    return d, device
-
-
-def unwrap(net: nn.Module) -> nn.Module:
-    return net.module if isinstance(net, DistributedDataParallel) else net
 
 
 # ---- the trainer -------------------------------------------------------------------------------
