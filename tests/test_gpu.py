@@ -11,8 +11,9 @@ import pytest
 from conftest import make_clip, make_model_folder
 
 from installation.core.errors import UserError
-from installation.inference.gpu import GpuChain, OnnxModule, TorchBackend, cuda_status, resample_matrix
+from installation.inference.gpu import GpuChain, TorchBackend, cuda_status, resample_matrix
 from installation.inference.models import load_model
+from installation.inference.onnx_torch import OnnxModule
 from installation.vision.preprocess import Chain, ChainState
 
 torch = pytest.importorskip("torch")
