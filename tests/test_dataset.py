@@ -10,7 +10,8 @@ import pytest
 from conftest import frames_of
 
 from installation.cli import main
-from installation.training.dataset import PairReader, TargetReader, person_box, read_dataset, split_pair
+from installation.training.dataset import person_box, read_dataset, split_pair
+from installation.training.readers import PairReader, TargetReader
 from installation.training.record import TakeRecorder, record
 from installation.vision.preprocess import Chain
 

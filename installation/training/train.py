@@ -43,9 +43,10 @@ from installation.training.checkpoint import (
     save_atomic,
     versions,
 )
-from installation.training.dataset import DatasetInfo, PairReader, TargetReader, read_dataset
+from installation.training.dataset import DatasetInfo, read_dataset
 from installation.training.distributed import setup_distributed, unwrap
 from installation.training.networks import UPSAMPLES, count_parameters, default_depth, define_D, define_G
+from installation.training.readers import PairReader, TargetReader
 from installation.vision.preprocess import Chain, ChainError, from_tensor
 
 log = logging.getLogger("installation.train")
