@@ -45,9 +45,10 @@ from installation.training.checkpoint import (
 )
 from installation.training.dataset import DatasetInfo, read_dataset
 from installation.training.distributed import setup_distributed, unwrap
+from installation.training.evaluate import sample_grid, sample_spike, val_l1
 from installation.training.networks import UPSAMPLES, count_parameters, default_depth, define_D, define_G
 from installation.training.readers import PairReader, TargetReader
-from installation.vision.preprocess import Chain, ChainError, from_tensor
+from installation.vision.preprocess import Chain, ChainError
 
 log = logging.getLogger("installation.train")
 
@@ -262,43 +263,6 @@ class Trainer:
         if self.dist.main:
             save_atomic(self.checkpoint(), self.latest)
 
-    @torch.no_grad()
-    def sample_grid(self) -> np.ndarray:
-        """Rows of input | output | target for the fixed samples, in eval mode as the export will run."""
-        G = unwrap(self.G)
-        G.eval()
-        fake = G(self.fixed["A"].to(self.device)).float().cpu().numpy()
-        G.train()
-        rows = [np.concatenate([from_tensor(self.fixed["A"][i].numpy()), from_tensor(fake[i]),
-                                from_tensor(self.fixed["B"][i].numpy())], axis=1) for i in range(len(fake))]
-        return np.concatenate(rows, axis=0)
-
-    @torch.no_grad()
-    def sample_spike(self) -> float:
-        """The checkerboard figure (quality.spike_figure) of the fixed samples' outputs, the worst of them:
-        a grid that training grows shows in losses.jsonl epochs before anyone exports the model."""
-        from .quality import spike_figure
-
-        G = unwrap(self.G)
-        G.eval()
-        fake = G(self.fixed["A"].to(self.device)).float().cpu().numpy()
-        G.train()
-        return max(spike_figure(from_tensor(f)) for f in fake)
-
-    @torch.no_grad()
-    def val_l1(self) -> float | None:
-        if self.val is None or len(self.val) == 0:
-            return None
-        G = unwrap(self.G)
-        G.eval()
-        total, n = 0.0, 0
-        for batch in DataLoader(self.val, batch_size=self.cfg.batch_size):
-            fake = G(batch["A"].to(self.device)).float()
-            total += float((fake - batch["B"].to(self.device)).abs().mean()) * len(fake)
-            n += len(fake)
-        G.train()
-        return total / n
-
     def _report(self, seconds: float) -> dict[str, Any]:
         sums = torch.tensor([self.sums[k] for k in (*LOSS_KEYS, "n")], dtype=torch.float64)
         if self.dist.on:
@@ -308,10 +272,10 @@ class Trainer:
         row["lr"] = self.opt_G.param_groups[0]["lr"]
         row["seconds"] = round(seconds, 2)
         if self.dist.main:
-            v = self.val_l1()
+            v = val_l1(unwrap(self.G), self.val, self.cfg.batch_size, self.device)
             if v is not None:
                 row["val_L1"] = v
-            row["spike"] = round(self.sample_spike(), 2)
+            row["spike"] = round(sample_spike(unwrap(self.G), self.fixed, self.device), 2)
         return row
 
     # -- training --
@@ -421,7 +385,8 @@ class Trainer:
                 if self.dist.main:
                     with (self.out / "losses.jsonl").open("a") as f:
                         f.write(json.dumps(row) + "\n")
-                    _write_png(self.out / "samples" / f"epoch_{self.epoch:04d}.png", self.sample_grid())
+                    _write_png(self.out / "samples" / f"epoch_{self.epoch:04d}.png",
+                               sample_grid(unwrap(self.G), self.fixed, self.device))
                     self.save()
                     log.info("epoch %d/%d  " + "  ".join(f"{k} {row[k]:.4f}" for k in (*LOSS_KEYS, "val_L1", "spike")
                                                         if k in row) + "  %.1fs", self.epoch, cfg.epochs, elapsed)
