@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -127,3 +130,34 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@contextmanager
+def xvfb(size: str = "800x600") -> Iterator[str]:
+    """A virtual X screen for window and key tests; yields its DISPLAY. -displayfd: Xvfb picks a free
+    display and writes its number once it accepts clients (no guessed numbers, no sleep)."""
+    proc = subprocess.Popen(["Xvfb", "-displayfd", "1", "-screen", "0", f"{size}x24", "-nolisten", "tcp"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        display = ":" + proc.stdout.readline().strip()
+        assert proc.poll() is None and display != ":", "Xvfb did not start"
+        yield display
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def xdotool(display: str, *args: str) -> None:
+    subprocess.run(["xdotool", *args], env={**os.environ, "DISPLAY": display}, check=True, timeout=20)
+
+
+@pytest.fixture
+def needs_ndi() -> None:
+    """Skips where the NDI runtime inside the wheel can't load (another platform)."""
+    try:
+        from installation.media.ndi import runtime
+
+        runtime()
+    except OSError as e:
+        pytest.skip(f"NDI can't run here: {e}")

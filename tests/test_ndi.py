@@ -25,14 +25,7 @@ INSTALLATION = str(Path(sys.executable).parent / "installation")
 SIZE = 192
 
 
-@pytest.fixture(autouse=True)
-def ndi_ok() -> None:
-    try:
-        from installation.media.ndi import runtime
-
-        runtime()
-    except OSError as e:
-        pytest.skip(f"NDI can't run here: {e}")
+pytestmark = pytest.mark.usefixtures("needs_ndi")
 
 
 def pattern(seed: int) -> np.ndarray:

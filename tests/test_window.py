@@ -9,11 +9,12 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import frames_of
+from tests.conftest import frames_of, xdotool, xvfb
 
 pytestmark = pytest.mark.skipif(not shutil.which("Xvfb") or not shutil.which("xdotool"),
                                 reason="needs Debian's xvfb and xdotool (scripts/setup.sh installs them)")
@@ -43,19 +44,9 @@ CHILD = textwrap.dedent("""
 
 
 @pytest.fixture
-def xserver():
-    display = f":{90 + os.getpid() % 9}"
-    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
-    assert proc.poll() is None, "Xvfb did not start"
-    yield display
-    proc.terminate()
-    proc.wait(5)
-
-
-def xdotool(display: str, *args: str) -> None:
-    subprocess.run(["xdotool", *args], env={**os.environ, "DISPLAY": display}, check=True, timeout=10)
+def xserver() -> Iterator[str]:
+    with xvfb("800x600") as display:
+        yield display
 
 
 def test_fullscreen_window_and_keys(tmp_path: Path, xserver: str):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SYNTHETIC, small_show
+from tests.conftest import SYNTHETIC, small_show, xvfb
 from tests.scenarios.conftest import INSTALLATION, cli_env, flat_model
 
 CAMERA_7 = 'kind = "camera"\ncamera = 7\nwidth = 160\nheight = 90'
@@ -76,13 +76,7 @@ def test_a_screen_out_of_range_without_a_screen_is_only_noted(tmp_path: Path) ->
 
 @pytest.mark.skipif(not shutil.which("Xvfb"), reason="needs Xvfb")
 def test_a_screen_out_of_range(tmp_path: Path) -> None:
-    # -displayfd: Xvfb picks a free display and writes its number once it accepts clients
-    xvfb = subprocess.Popen(["Xvfb", "-displayfd", "1", "-screen", "0", "800x600x24", "-nolisten", "tcp"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert xvfb.stdout is not None
-        display = ":" + xvfb.stdout.readline().strip()
-        assert xvfb.poll() is None and display != ":", "Xvfb did not start"
+    with xvfb() as display:
         show = tmp_path / "screens.toml"
         show.write_text(small_show(tmp_path).read_text().replace("[render]", "[render]\nscreen = 2"))
         res = check(tmp_path, show, {"DISPLAY": display})
@@ -91,9 +85,6 @@ def test_a_screen_out_of_range(tmp_path: Path) -> None:
         assert "render.screen" in line and "2" in line and "800x600" in line
         ok = check(tmp_path, small_show(tmp_path), {"DISPLAY": display})  # screen 0 is there
         assert ok.returncode == 0, said(ok)
-    finally:
-        xvfb.terminate()
-        xvfb.wait(5)
 
 
 def test_a_misspelled_provider(tmp_path: Path) -> None:

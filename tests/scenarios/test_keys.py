@@ -3,15 +3,16 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.conftest import xdotool, xvfb
 from tests.scenarios.conftest import INSTALLATION, cli_env, frames_of
 
 pytestmark = pytest.mark.skipif(not shutil.which("Xvfb") or not shutil.which("xdotool"),
@@ -21,19 +22,9 @@ SETTLE_S = 1.0  # after a key, before the screen is read: several frames at 30 f
 
 
 @pytest.fixture
-def xserver():
-    display = f":{80 + os.getpid() % 9}"
-    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "640x360x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
-    assert proc.poll() is None, "Xvfb did not start"
-    yield display
-    proc.terminate()
-    proc.wait(5)
-
-
-def _xdotool(display: str, *args: str) -> None:
-    subprocess.run(["xdotool", *args], env={**os.environ, "DISPLAY": display}, check=True, timeout=20)
+def xserver() -> Iterator[str]:
+    with xvfb("640x360") as display:
+        yield display
 
 
 def _screen(display: str) -> np.ndarray:
@@ -58,14 +49,14 @@ def _shown_after(tmp_path: Path, display: str, keys: list[str], *flags: str,
     try:
         assert proc.stdout is not None
         assert "playing" in proc.stdout.readline()
-        _xdotool(display, "search", "--sync", "--onlyvisible", "--name", "installation", "windowfocus", "--sync")
+        xdotool(display, "search", "--sync", "--onlyvisible", "--name", "installation", "windowfocus", "--sync")
         time.sleep(SETTLE_S)
         shots.append(_screen(display))
         for k in keys:
-            _xdotool(display, "key", k)
+            xdotool(display, "key", k)
             time.sleep(SETTLE_S)
             shots.append(_screen(display))
-        _xdotool(display, "key", "ctrl+q")  # quitting needs Ctrl, kiosk or not
+        xdotool(display, "key", "ctrl+q")  # quitting needs Ctrl, kiosk or not
         stdout, stderr = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:

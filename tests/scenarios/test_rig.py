@@ -18,14 +18,7 @@ from tests.scenarios.conftest import frames_of, free_udp_port, osc_send, start_c
 SIZE = 160
 
 
-@pytest.fixture(autouse=True)
-def ndi_ok() -> None:
-    try:
-        from installation.media.ndi import runtime
-
-        runtime()
-    except OSError as e:
-        pytest.skip(f"NDI can't run here: {e}")
+pytestmark = pytest.mark.usefixtures("needs_ndi")
 
 
 def picture() -> np.ndarray:
