@@ -133,7 +133,8 @@ class Output:
         self.error = ""
         self.opened = False
         self.t_offered = float("-inf")
-        self.t_retry = 0.0  # while it can't open: no picture is read back for it until then
+        self.t_retry = 0.0  # while it can't open: no picture is read back for it until then (main thread)
+        self.t_reopen = 0.0  # after a failure the thread itself waits this long before opening again
         self._on_fault = on_fault
         self._count = count  # Stats.count: the show's stats JSON carries output_NAME_sent
         self._stop = threading.Event()
@@ -147,6 +148,10 @@ class Output:
 
     def offer(self, picture: np.ndarray, t_capture: float, now: float) -> None:
         self.t_offered = now
+        if not self.opened:
+            # This picture is the open's try: no more are read back for it until the open succeeds or the
+            # retry comes due (an open can take a while; the main thread must not read back meanwhile).
+            self.t_retry = now + RETRY_S
         self.slot.put((picture, t_capture))
 
     @property
@@ -172,7 +177,7 @@ class Output:
             if item is None:
                 continue
             if not self.opened:
-                if time.monotonic() < self.t_retry:
+                if time.monotonic() < self.t_reopen:
                     continue  # still off: the picture is dropped, the show carries on
                 try:
                     self.sink.open()
@@ -180,7 +185,7 @@ class Output:
                     log.info("output %s: sending to %s", self.id, getattr(self.sink, "name", self.id))
                 except Exception as e:  # no device, no runtime: said once (stats.fault), tried again later
                     self._fault(f"can't open: {str(e).strip() or type(e).__name__}", None)
-                    self.t_retry = time.monotonic() + RETRY_S
+                    self.t_retry = self.t_reopen = time.monotonic() + RETRY_S
                     continue
             picture, t_capture = item
             try:
@@ -193,7 +198,7 @@ class Output:
             except Exception as e:  # a receiver gone, a device removed: reopened after a pause
                 self._fault(f"send failed: {type(e).__name__}: {e}", e)
                 self._close_sink()
-                self.t_retry = time.monotonic() + RETRY_S
+                self.t_retry = self.t_reopen = time.monotonic() + RETRY_S
         self._close_sink()
 
     def _close_sink(self) -> None:
