@@ -11,6 +11,8 @@ extras=""
 
 # libavahi-client3: the NDI runtime links it (mDNS); libasound2: python-rtmidi links it (MIDI)
 system_packages=(libegl1 libgl1 libgl1-mesa-dri libegl-mesa0 xvfb xauth xdotool systemd libavahi-client3 libasound2)
+# --dev: a real browser for the web panel's tests (Selenium drives Debian's chromium through chromium-driver)
+[[ -n "$extras" ]] && system_packages+=(chromium chromium-driver)
 missing=()
 for p in "${system_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -362,50 +361,6 @@ def test_port_taken_is_reported_and_retried(tmp_path: Path, monkeypatch: pytest.
         assert pump_until(show, lambda: show.store.target("pre/blur") == 6.0)
     finally:
         blocker.close()
-        show.close()
-
-
-# ---- OSCQuery ---------------------------------------------------------------------------------------------
-
-def _get(url: str) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            body = r.read()
-            return r.status, json.loads(body) if body else None
-    except urllib.error.HTTPError as e:
-        return e.code, None
-
-
-def test_oscquery_serves_the_address_space_with_live_values(tmp_path: Path) -> None:
-    qport = free_port(socket.SOCK_STREAM)
-    show = make_show(tmp_path, oscquery_port=qport)
-    try:
-        c = control(show)
-        assert c.query is not None and c.query.listening
-        base = f"http://127.0.0.1:{qport}"
-        code, root = _get(base + "/")
-        assert code == 200 and root["FULL_PATH"] == "/"
-        blur = root["CONTENTS"]["pre"]["CONTENTS"]["blur"]
-        assert blur["FULL_PATH"] == "/pre/blur" and blur["TYPE"] == "f" and blur["ACCESS"] == 3
-        assert blur["RANGE"] == [{"MIN": 0, "MAX": 20}] and blur["VALUE"] == [0.0] and blur["DESCRIPTION"]
-        crop = root["CONTENTS"]["pre"]["CONTENTS"]["crop"]
-        assert crop["TYPE"] == "s" and crop["RANGE"] == [{"VALS": ["centre", "fit", "none"]}]
-        assert root["CONTENTS"]["preset"]["CONTENTS"]["recall"]["TYPE"] == "i"
-        assert root["CONTENTS"]["show"]["CONTENTS"]["blackout"]["TYPE"] == "T"
-        assert "sync" in root["CONTENTS"] and "heartbeat" in root["CONTENTS"]["status"]["CONTENTS"]
-        n = sum(len(g["CONTENTS"]) for k, g in root["CONTENTS"].items() if k not in ("sync", "status"))
-        assert n == len(show.registry)
-
-        SimpleUDPClient("127.0.0.1", c.port).send_message("/pre/blur", 12.0)
-        assert pump_until(show, lambda: show.store.target("pre/blur") == 12.0)
-        assert _get(base + "/pre/blur?VALUE") == (200, {"VALUE": [12.0]})
-        assert _get(base + "/pre/blur")[1]["VALUE"] == [12.0]
-        code, info = _get(base + "/?HOST_INFO")
-        assert code == 200 and info["OSC_PORT"] == c.port and info["OSC_TRANSPORT"] == "UDP"
-        assert info["OSC_IP"] == "127.0.0.1" and info["NAME"] == "osc_test"
-        assert _get(base + "/no/such")[0] == 404
-        assert _get(base + "/pre/blur?BOGUS")[0] == 400
-    finally:
         show.close()
 
 

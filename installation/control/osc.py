@@ -37,6 +37,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -142,22 +143,12 @@ class OscControl(OscSend):
             replay = self.replay
             self.store.use_clock(lambda: replay.frame_clock)
 
+        # who else hears of each frame's changes (the web server: control/webcontrol.py), as addresses
+        self.taps: list[Callable[[list[str]], None]] = []
         self.server: RetryingServer | None = None
-        self.query: RetryingServer | None = None
-        self._zeroconf: Any = None
         if settings.enabled:
             self.server = RetryingServer("OSC", settings.port,
                                          lambda: _OscUDPServer((settings.host, settings.port), self), self.retry_s)
-            if settings.oscquery_port:
-                from installation.control.oscquery import OscQueryHTTPServer, advertise
-
-                name = show.cfg.name
-                self.query = RetryingServer(
-                    "OSCQuery", settings.oscquery_port,
-                    lambda: OscQueryHTTPServer((settings.host, settings.oscquery_port), self.store, name,
-                                               settings.host, self.port, self._http_allowed), self.retry_s)
-                if self.query.listening and self.server.listening:
-                    self._zeroconf = advertise(name, self.query.port, self.port, settings.host)
 
     @property
     def port(self) -> int:
@@ -169,10 +160,11 @@ class OscControl(OscSend):
         return self.feedback.addresses()
 
     # ---- the receiver threads -------------------------------------------------------------------
-    def _http_allowed(self, host: str) -> bool:
-        if self.gate.allowed(host, "OSCQuery"):
+    def allowed(self, host: str, what: str) -> bool:
+        """The allow-list for another way in (the web, OSCQuery): a refusal is counted with OSC's."""
+        if self.gate.allowed(host, what):
             return True
-        self.counters.refused("not allowed", f"(OSCQuery from {host})")
+        self.counters.refused("not allowed", f"({what} from {host})")
         return False
 
     def _on_new_target(self, addr: tuple[str, int]) -> None:
@@ -323,6 +315,9 @@ class OscControl(OscSend):
             self._send_values(self.store.targets(), [t for t in new if t in targets])
         with self._lock:
             out, self._out = self._out, {}
+        if out:
+            for tap in self.taps:
+                tap(list(out))
         for address, (v, exclude) in out.items():
             dgram = build_dgram(address, v)
             for t in targets:
@@ -350,9 +345,8 @@ class OscControl(OscSend):
                 lines.append(f"osc last dropped: {c['last_reject']}")
             lines.extend(self.gate.hud())
             lines.extend(self.feedback.hud())
-            for srv in (self.server, self.query):
-                if srv is not None and srv.error:
-                    lines.append("! " + srv.error)
+            if self.server is not None and self.server.error:
+                lines.append("! " + self.server.error)
         if self.replay is not None:
             mode = "frames" if self.replay.lockstep else "time"
             lines.append(f"osc replay {self.replay.next}/{len(self.replay.messages)} by {mode}")
@@ -369,15 +363,8 @@ class OscControl(OscSend):
         self.feedback.close()
         if self.replay is not None:
             self.replay.close()
-        for srv in (self.server, self.query):
-            if srv is not None:
-                srv.close()
-        if self._zeroconf is not None:
-            try:
-                self._zeroconf.unregister_all_services()
-                self._zeroconf.close()
-            except Exception as e:
-                log.debug("zeroconf close: %s", e)
+        if self.server is not None:
+            self.server.close()
         self._sock.close()
         if self.recorder is not None:
             self.recorder.close()

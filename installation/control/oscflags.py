@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from installation.control.access import describe_allow, parse_allow
-from installation.control.oscwire import DEFAULT_PORT, FEEDBACK_PORT, OSCQUERY_PORT, parse_target
+from installation.control.oscwire import DEFAULT_PORT, FEEDBACK_PORT, OSCQUERY_PORT, WEB_PORT, parse_target
 from installation.core.errors import UserError
 
 log = logging.getLogger("installation.osc")
@@ -30,6 +30,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                         "(repeatable; 'any': anyone; default: this machine and private networks)")
     g.add_argument("--no-osc", action="store_true", help="no OSC in or out")
     g.add_argument("--oscquery-port", type=int, metavar="PORT", help=f"OSCQuery HTTP (default {OSCQUERY_PORT}; 0: off)")
+    g.add_argument("--web-port", type=int, metavar="PORT",
+                   help=f"the panel and status page in a browser (default: the show's [web] port, {WEB_PORT}; 0: off)")
     g.add_argument("--state", type=Path, metavar="DIR",
                    help="this show's state folder: presets, live values, recordings, logs")
     g.add_argument("--osc-record", nargs="?", const=True, type=Path, metavar="FILE",
@@ -48,7 +50,8 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
     for t in feedback:
         parse_target(t)
     parse_allow(allow)
-    for flag, port in (("--osc-port", get("osc_port")), ("--oscquery-port", get("oscquery_port"))):
+    for flag, port in (("--osc-port", get("osc_port")), ("--oscquery-port", get("oscquery_port")),
+                       ("--web-port", get("web_port"))):
         if port is not None and not 0 <= port <= 65535:
             raise UserError(f"{flag} {port}", expected="a port 0..65535")
     replay = get("osc_replay")
@@ -56,7 +59,8 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
         raise UserError("OSC recording not found", file=replay)
     return {"state": get("state"), "osc": not get("no_osc", False), "osc_host": get("osc_host"),
             "osc_port": get("osc_port"), "osc_feedback": feedback, "osc_allow": allow,
-            "oscquery_port": get("oscquery_port"), "osc_record": get("osc_record"), "osc_replay": replay,
+            "oscquery_port": get("oscquery_port"), "web_port": get("web_port"), "osc_record": get("osc_record"),
+            "osc_replay": replay,
             "venue": bool(get("venue", False))}
 
 
@@ -93,6 +97,8 @@ def exposure_lines(cfg: Any) -> list[str]:
     lines = [f"osc in: UDP {c.host}:{port(c.port)} on {where}",
              f"oscquery: HTTP {c.host}:{port(c.oscquery_port)}, the same interfaces" if c.oscquery_port
              else "oscquery: off",
+             f"web (panel, status page): HTTP {c.host}:{cfg.web.port}, the same interfaces and senders"
+             + (", changing values needs [web] token" if cfg.web.token else "") if cfg.web.port else "web: off",
              "feedback out: UDP to " + (", ".join(c.feedback) or "no target")
              + (", and to each sender" if c.feedback_to_sender else ""),
              f"who may send (OSC and OSCQuery): {describe_allow(parse_allow(c.allow))}"]

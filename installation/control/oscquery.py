@@ -1,38 +1,36 @@
-"""OSCQuery: the address space as Vidvox's JSON over HTTP, so a controller can build itself.
+"""OSCQuery's address space (Vidvox's OSCQueryProposal): the registry as one JSON tree, a query on it
+answered as the spec has it, HOST_INFO, and the difference between two trees as PATH_* notices.
 
 GET /                    the whole tree (CONTENTS nested by group)
-GET /pre/blur            one node: FULL_PATH, TYPE, ACCESS, VALUE, RANGE, DESCRIPTION
-GET /pre/blur?VALUE      one attribute: {"VALUE": [3.0]}
-GET /?HOST_INFO          NAME, OSC_IP, OSC_PORT, OSC_TRANSPORT, EXTENSIONS
+GET /pre/blur            one node: FULL_PATH, TYPE, ACCESS, VALUE, RANGE, DESCRIPTION, UNIT, CLIPMODE
+GET /pre/blur?VALUE      one attribute: {"VALUE": [3.0]}; one the node lacks: 204; one the spec lacks: 400
+GET /?HOST_INFO          NAME, OSC_IP, OSC_PORT, OSC_TRANSPORT, WS_IP, WS_PORT, EXTENSIONS
 
-Own module on http.server rather than python-oscquery 0.4: that package requires zeroconf and requests,
-always starts multicast advertising in start() (not wanted in tests, nor on a locked-down venue
-network), binds every interface regardless of the OSC host, registers atexit hooks, and keeps values in
-an address space of its own that would have to be mirrored from the store. Here VALUE is read from the
-store at request time, nothing is duplicated, and the whole thing is one ThreadingHTTPServer.
-Advertising `_oscjson._tcp` over zeroconf happens only when the zeroconf package happens to be
-installed and the server listens beyond loopback; the project doesn't depend on it.
+No sockets here: control/web.py serves this over HTTP and WebSocket. VALUE is read from the store when a
+request comes, so nothing is mirrored. What changes the tree's shape while a show plays is what lies on
+disk: the models a show can select (RANGE of /model/select) and the presets saved (RANGE of
+/preset/recall); `changes()` turns two trees into the PATH_ADDED / PATH_REMOVED / PATH_CHANGED notices a
+listening client gets.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import socket
 import urllib.parse
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from installation.control.presets import ARG_TRIGGERS
-from installation.core.params import Param, ParamStore, Registry
-
-log = logging.getLogger("installation.oscquery")
+from installation.core.params import Param, Registry
 
 ACCESS_NONE, ACCESS_READ, ACCESS_WRITE, ACCESS_RW = 0, 1, 2, 3
-ATTRIBUTES = ("FULL_PATH", "CONTENTS", "TYPE", "ACCESS", "VALUE", "RANGE", "DESCRIPTION", "HOST_INFO")
+ATTRIBUTES = ("FULL_PATH", "CONTENTS", "TYPE", "ACCESS", "VALUE", "RANGE", "DESCRIPTION", "UNIT", "CLIPMODE",
+              "TAGS", "CRITICAL", "EXTENDED_TYPE")
+EXTENSIONS = {"ACCESS": True, "VALUE": True, "RANGE": True, "DESCRIPTION": True, "UNIT": True, "CLIPMODE": True,
+              "TAGS": False, "CRITICAL": False, "EXTENDED_TYPE": False, "LISTEN": True, "PATH_CHANGED": True,
+              "PATH_ADDED": True, "PATH_REMOVED": True, "PATH_RENAMED": False}
 
-# What /status/* sends every second (osc.py): name, OSC type, description.
+# What /status/* sends every second (oscsend.py): name, OSC type, description.
 STATUS = [
     ("fps", "f", "frames presented per second"),
     ("latency_ms", "f", "camera-to-screen latency, median of the last frames"),
@@ -59,35 +57,60 @@ def osc_type(p: Param) -> str:
     return {"float": "f", "int": "i", "bool": "T", "choice": "s", "str": "s"}[p.kind]
 
 
-def node_for(p: Param, value: Any = None) -> dict[str, Any]:
+def node_for(p: Param, value: Any = None, vals: Sequence[Any] | None = None) -> dict[str, Any]:
+    """One parameter as an OSCQuery method; `vals`: the values it takes where they change while the show
+    plays (the models in the show's folders, the saved preset slots)."""
     n: dict[str, Any] = {"FULL_PATH": p.address, "TYPE": osc_type(p),
                          "ACCESS": ACCESS_WRITE if p.kind == "trigger" else ACCESS_RW,
-                         "DESCRIPTION": p.description + (f" [{p.unit}]" if p.unit else "")}
+                         "DESCRIPTION": p.description}
     if p.kind in ("float", "int"):
         n["RANGE"] = [{"MIN": p.lo, "MAX": p.hi}]
+        n["CLIPMODE"] = ["both"]  # OSC clamps to the range (the web refuses what is outside it)
     elif p.kind == "choice":
         n["RANGE"] = [{"VALS": list(p.choices)}]
     elif p.name in ARG_TRIGGERS:
         lo, hi = ARG_TRIGGERS[p.name]
         n["RANGE"] = [{"MIN": lo, "MAX": hi}]
+        n["CLIPMODE"] = ["none"]  # a slot outside the range is refused, not clamped
+    if vals is not None:
+        n["RANGE"] = [{**(n.get("RANGE") or [{}])[0], "VALS": list(vals)}]
+    if p.unit:
+        n["UNIT"] = [p.unit]
     if p.kind != "trigger":
-        n["VALUE"] = [value if value is not None else p.default]
+        n["VALUE"] = [wire_value(p, p.default if value is None else value)]
     return n
 
 
-def tree(registry: Registry, values: dict[str, Any] | None = None, protocol: bool = True) -> dict[str, Any]:
-    """The whole address space as one OSCQuery node."""
-    values = values or {}
-    root: dict[str, Any] = {"FULL_PATH": "/", "ACCESS": ACCESS_NONE, "CONTENTS": {}}
-    leaves = [node_for(p, values.get(p.name)) for p in registry.values()]
+def wire_value(p: Param, value: Any) -> Any:
+    """A value as its TYPE says (a float parameter's default may be written as 0): what VALUE holds and
+    what a listening client is sent."""
+    try:
+        return p.coerce(value)
+    except ValueError:
+        return value
+
+
+def tree(registry: Registry, values: Mapping[str, Any] | None = None, protocol: bool = True,
+         vals: Mapping[str, Sequence[Any]] | None = None, status: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The whole address space as one OSCQuery node. `vals`: parameter name -> the values it takes now;
+    `status`: the /status/* figures last measured (their VALUE)."""
+    values, vals, status = values or {}, vals or {}, status or {}
+    root: dict[str, Any] = {"FULL_PATH": "/", "ACCESS": ACCESS_NONE, "DESCRIPTION": "installation", "CONTENTS": {}}
+    leaves = [node_for(p, values.get(p.name), vals.get(p.name)) for p in registry.values()]
     if protocol:
-        leaves += [dict(n) for n in PROTOCOL_NODES]
+        for n in PROTOCOL_NODES:
+            leaf = dict(n)
+            name = leaf["FULL_PATH"].removeprefix("/status/")
+            if name in status:
+                leaf["VALUE"] = [status[name]]
+            leaves.append(leaf)
     for leaf in leaves:
         parts = leaf["FULL_PATH"].strip("/").split("/")
         node = root
         for i, part in enumerate(parts[:-1]):
-            node = node["CONTENTS"].setdefault(part, {"FULL_PATH": "/" + "/".join(parts[:i + 1]),
-                                                      "ACCESS": ACCESS_NONE, "CONTENTS": {}})
+            path = "/" + "/".join(parts[:i + 1])
+            node = node["CONTENTS"].setdefault(part, {"FULL_PATH": path, "ACCESS": ACCESS_NONE,
+                                                      "DESCRIPTION": f"{part} parameters", "CONTENTS": {}})
         node["CONTENTS"][parts[-1]] = leaf
     return root
 
@@ -100,103 +123,49 @@ def find(node: dict[str, Any], path: str) -> dict[str, Any] | None:
     return node
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: OscQueryHTTPServer
-    protocol_version = "HTTP/1.1"
-
-    def parse_request(self) -> bool:
-        # the show's allow-list guards every method, before any of the tree is read
-        if not super().parse_request():
-            return False
-        if self.server.allowed(self.client_address[0]):
-            return True
-        self.close_connection = True
-        self._send(403, {"error": "this sender is not on the show's allow-list ([osc] allow)"})
-        return False
-
-    def do_GET(self) -> None:
-        url = urllib.parse.urlsplit(self.path)
-        query = url.query.split("&")[0].upper() if url.query else ""
-        srv = self.server
-        if query == "HOST_INFO":
-            return self._send(200, srv.host_info())
-        if query and query not in ATTRIBUTES:
-            return self._send(400, {"error": f"attribute {query} not understood"})
-        node = find(tree(srv.store.registry, srv.store.targets()), urllib.parse.unquote(url.path))
-        if node is None:
-            return self._send(404, {"error": "no such OSC address"})
-        if query:
-            if query not in node:
-                return self._send(204, None)  # the spec: an attribute the node doesn't have
-            return self._send(200, {query: node[query]})
-        return self._send(200, node)
-
-    def _send(self, code: int, body: Any) -> None:
-        data = b"" if body is None else json.dumps(body).encode()
-        self.send_response(code)
-        if body is not None:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+def answer(root: dict[str, Any], path: str, query: str) -> tuple[int, Any]:
+    """(HTTP status, JSON body or None) for GET path?query on the tree."""
+    attr = urllib.parse.unquote(query.split("&")[0]).upper() if query else ""
+    if attr and attr not in ATTRIBUTES:
+        return 400, {"error": f"attribute {attr} not understood (one of {', '.join(ATTRIBUTES)}, or HOST_INFO)"}
+    node = find(root, urllib.parse.unquote(path))
+    if node is None:
+        return 404, {"error": f"no such OSC address: {path}"}
+    if not attr:
+        return 200, node
+    if attr not in node:
+        return 204, None  # the spec: an attribute this node doesn't have
+    return 200, {attr: node[attr]}
 
 
-class OscQueryHTTPServer(ThreadingHTTPServer):
-    """Answers OSCQuery requests from the store, a thread per request (requests are rare and short)."""
-
-    daemon_threads = True
-    allow_reuse_address = True  # TCP: a restart must not wait out TIME_WAIT
-
-    def __init__(self, address: tuple[str, int], store: ParamStore, name: str, osc_host: str,
-                 osc_port: int, allowed: Callable[[str], bool]) -> None:
-        self.allowed = allowed
-        self.store = store
-        self.name = name
-        self.osc_host = osc_host
-        self.osc_port = osc_port
-        super().__init__(address, _Handler)
-
-    def host_info(self) -> dict[str, Any]:
-        host = self.osc_host
-        if host in ("", "0.0.0.0", "::"):
-            host = _primary_ip()
-        return {"NAME": self.name, "OSC_IP": host, "OSC_PORT": self.osc_port, "OSC_TRANSPORT": "UDP",
-                "EXTENSIONS": {"ACCESS": True, "VALUE": True, "RANGE": True, "DESCRIPTION": True,
-                               "TAGS": False, "CLIPMODE": False, "UNIT": False, "CRITICAL": False,
-                               "LISTEN": False, "PATH_CHANGED": False}}
+def host_info(name: str, osc_host: str, osc_port: int, ws_port: int) -> dict[str, Any]:
+    host = primary_ip() if osc_host in ("", "0.0.0.0", "::") else osc_host
+    return {"NAME": name, "OSC_IP": host, "OSC_PORT": osc_port, "OSC_TRANSPORT": "UDP", "WS_IP": host,
+            "WS_PORT": ws_port, "EXTENSIONS": dict(EXTENSIONS)}
 
 
-def _primary_ip() -> str:
+def primary_ip() -> str:
     """The address other machines reach us on (no packet is sent: connect() on UDP only picks a route)."""
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.connect(("192.0.2.1", 9))
-            return s.getsockname()[0]
+            return str(s.getsockname()[0])
     except OSError:
         return "127.0.0.1"
 
 
-def advertise(name: str, http_port: int, osc_port: int, host: str) -> Any:
-    """Announce `_oscjson._tcp` (and `_osc._udp`) when zeroconf is installed; None otherwise. Never on
-    loopback: multicast from a test or a loopback-only show would only confuse the network."""
-    if host.startswith("127.") or host in ("localhost", "::1"):
-        return None
-    try:
-        from zeroconf import ServiceInfo, Zeroconf
-    except ImportError:
-        return None
-    ip = _primary_ip() if host in ("", "0.0.0.0", "::") else host
-    try:
-        zc = Zeroconf()
-        label = name.replace(".", "_") or "installation"
-        for kind, port in (("_oscjson._tcp.local.", http_port), ("_osc._udp.local.", osc_port)):
-            zc.register_service(ServiceInfo(kind, f"{label}.{kind}", port=port, properties={"txtvers": "1"},
-                                            parsed_addresses=[ip]))
-        log.info("advertised %s over zeroconf (OSCQuery port %d)", label, http_port)
-        return zc
-    except Exception as e:  # optional: a network without multicast must not stop the show
-        log.warning("zeroconf advertising failed: %s", e)
-        return None
+def shape(node: dict[str, Any], out: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Every path of a tree with its attributes but its value: what a PATH_* notice is about."""
+    out = {} if out is None else out
+    out[node["FULL_PATH"]] = {k: v for k, v in node.items() if k not in ("CONTENTS", "VALUE")}
+    for child in node.get("CONTENTS", {}).values():
+        shape(child, out)
+    return out
+
+
+def changes(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
+    """The PATH_ADDED / PATH_REMOVED / PATH_CHANGED notices that take a client from `old` to `new`."""
+    out = [{"COMMAND": "PATH_REMOVED", "DATA": p} for p in old if p not in new]
+    out += [{"COMMAND": "PATH_ADDED", "DATA": p} for p in new if p not in old]
+    out += [{"COMMAND": "PATH_CHANGED", "DATA": p} for p in new if p in old and old[p] != new[p]]
+    return out

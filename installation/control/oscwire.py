@@ -29,6 +29,9 @@ FEEDBACK_PORT = 9001
 OSCQUERY_PORT = 9002
 
 
+WEB_PORT = 9080  # the panel and the status page (control/web.py)
+
+
 STATUS_EVERY_S = 1.0
 
 

@@ -1,5 +1,6 @@
 """Every control surface of a show, attached once its store holds the show file's values: the last live
-values restored, live state, presets, OSC in and out, OSC record and replay, MIDI. Called by the
+values restored, live state, presets, OSC in and out, OSC record and replay, the web (panel, status page,
+OSCQuery), MIDI. Called by the
 composition root (app.Show.attach_controls)."""
 
 from __future__ import annotations
@@ -51,6 +52,22 @@ def attach_controls(show: Any) -> None:
     control.log_handler = handler
     show.controls.extend(c for c in (keeper, presets, control) if c is not None)
     show.hud_lines.extend([control.hud, presets.hud, help_line])
+    web_port = cfg.web.port if getattr(opts, "web_port", None) is None else opts.web_port
+    if settings.enabled and (web_port or settings.oscquery_port):
+        # the panel, the status page and OSCQuery: one server, the same intake, gate and store as OSC
+        from installation.control.web import WebSettings
+        from installation.control.webcontrol import WebControl
+
+        web = WebControl(show, control, presets, WebSettings(
+            host=settings.host, port=web_port, oscquery_port=settings.oscquery_port, token=cfg.web.token,
+            thumbnail=cfg.web.thumbnail, name=cfg.name))
+        show.controls.append(web)
+        show.hud_lines.append(web.hud)
+        if web.server.ports.get("web"):
+            from installation.control.oscquery import primary_ip
+
+            host = primary_ip() if settings.host in ("0.0.0.0", "", "::") else settings.host
+            log.info("panel on http://%s:%d/ (status page: /status)", host, web.server.ports["web"])
     from installation.control.midi import attach_midi
 
     attach_midi(show, folder)  # [midi]: the same path into the store, learned bindings in the state folder

@@ -101,6 +101,27 @@ class OscConfig(_Strict):
         return v
 
 
+class WebConfig(_Strict):
+    """[web]: the control room in a browser (control/web.py): the panel, the status page, OSCQuery's
+    WebSocket. It listens on [osc] host, follows [osc] allow and is off with OSC."""
+
+    port: int = Field(9080, ge=0, le=65535)  # the panel and the status page; 0: off
+    # when set, changing values from the web needs ?token=... once (then a cookie); viewing stays open
+    token: str = ""
+    # the status page's live thumbnail of the output (1-2 a second, small JPEG); false: no picture of the
+    # room leaves the machine
+    thumbnail: bool = True
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, v: str) -> str:
+        import re
+
+        if v and not re.fullmatch(r"[A-Za-z0-9._~-]{8,128}", v):
+            raise ValueError("a token is 8 to 128 letters, digits or . _ ~ - (it travels in a URL)")
+        return v
+
+
 class KeysConfig(_Strict):
     # what keys need in a fullscreen `run` (a visitor may reach the keyboard): "ctrl+alt", "ctrl",
     # "alt+shift", ... or "none" (plain keys, for a rehearsal machine)
@@ -127,6 +148,7 @@ class ShowConfig(_Strict):
     render: RenderConfig = Field(default_factory=RenderConfig)
     osc: OscConfig = Field(default_factory=OscConfig)
     state: StateConfig = Field(default_factory=StateConfig)
+    web: WebConfig = Field(default_factory=WebConfig)  # the panel and status page in a browser
     keys: KeysConfig = Field(default_factory=KeysConfig)  # kiosk keys in a fullscreen `run`
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)  # opening hours, attract look
     presets: dict[str, dict[str, Any]] = Field(default_factory=dict)  # [presets.N]: slots the show ships with

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import math
 import os
 import threading
 import time
@@ -21,6 +22,7 @@ import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
 from installation.core.files import atomic_write, rotating_log_handler
+from installation.core.timing import percentiles
 
 if TYPE_CHECKING:
     from installation.show.loop import Show
@@ -29,6 +31,7 @@ log = logging.getLogger("installation.health")
 
 HEARTBEAT_ENV = "INSTALLATION_HEARTBEAT"  # the supervisor tells its child where to beat
 LOG_NAME = "installation.log"
+LATENCY_FRAMES = 120  # the live latency figures: over this many frames
 
 _process = psutil.Process()
 
@@ -55,11 +58,14 @@ def counters(show: Show) -> dict[str, Any]:
     src = show.source
     c = st.counters
     faults = dict(st.faults)  # one copy: another thread may add a kind meanwhile
+    lat = percentiles(list(st.latency_ms.copy())[-LATENCY_FRAMES:])  # deque.copy(): one step, no lock needed
     return {
         "pid": os.getpid(),
         "t": round(time.time(), 3),
         "uptime_s": round(time.monotonic() - st.t_start, 1),
         "fps": round(st.fps(), 2),
+        # the last frames' camera-to-screen latency (the stats JSON's latency_ms covers the whole run)
+        "latency_ms": {k: (v if math.isfinite(v) else None) for k, v in lat.items()},
         "frames_presented": c["frames_presented"],  # fresh pictures from the source
         "frames_held": c["frames_held"],  # re-presented while no fresh picture came (source down)
         "frames_inferred": c["frames_inferred"],

@@ -71,6 +71,7 @@ class RunOptions:
     osc_feedback: list[str] = field(default_factory=list)  # "HOST:PORT", added to the show's
     osc_allow: list[str] = field(default_factory=list)
     oscquery_port: int | None = None  # 0: off
+    web_port: int | None = None  # the panel and status page; 0: off
     osc_record: Path | bool | None = None  # True: a new file in the state folder
     osc_replay: Path | None = None
     fresh: bool = False  # ignore the live values saved in the state folder, for this run
@@ -177,16 +178,16 @@ class Show(ModelSlot, Pipeline, Surface):
 
     def open_source(self) -> Any:
         """The show's source, not yet started (build() starts it once the model is loaded)."""
-        from installation.media.sources import VideoSource, open_source
+        from installation.media.sources import open_source, video_source
 
         src = self.cfg.source
         if src.kind == "ndi" and self.opts.video is None:
-            from installation.media.ndi import NdiSource
+            from installation.media.ndi import ndi_source
 
-            return NdiSource(src.name, src.width, src.height, src.fps, lockstep=self.opts.lockstep,
+            return ndi_source(src.name, src.width, src.height, src.fps, lockstep=self.opts.lockstep,
                              on_fault=self.stats.fault)
         if self.opts.video is not None:
-            return VideoSource(self.opts.video, loop=True, realtime=self.opts.realtime,
+            return video_source(self.opts.video, loop=True, realtime=self.opts.realtime,
                                lockstep=self.opts.lockstep, on_fault=self.stats.fault)
         return open_source(src.kind, lockstep=self.opts.lockstep, realtime=self.opts.realtime,
                            on_fault=self.stats.fault, start=False, **src.model_dump(exclude={"kind"}))

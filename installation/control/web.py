@@ -1,0 +1,343 @@
+"""The show's one web server, on aiohttp: HTTP and WebSocket on an asyncio loop of its own thread, never on
+the render thread. Two ports, one server:
+
+  OSCQuery port ([osc] oscquery_port, 9002)   the OSCQuery tree at every path, ?ATTR and ?HOST_INFO
+                                               (oscquery.py), the WebSocket (LISTEN / IGNORE, values as
+                                               binary OSC) on the same port, as HOST_INFO's WS_PORT says
+  web port ([web] port, 9080)                  / the panel, /status the status page, /static/*, /api/*
+                                               (info, tree, status, thumbnail.jpg), /ws the same WebSocket
+
+Two ports because both want the root: an OSCQuery client reads the tree at /, a phone wants the panel
+there. Every request passes the show's allow-list first (access.Gate, as OSC does); with a [web] token,
+writing needs the token once (?token=..., then a cookie) while viewing stays open on the allowed network.
+
+What the server knows of the show comes in through WebControl (webcontrol.py) from the main thread:
+changed addresses, the status figures, the thumbnail, the models and presets on disk. Values are read
+from the store (locked), values set go into the OSC intake: the server never touches the show itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from aiohttp import web
+
+from installation.control import oscquery
+from installation.control.oscwire import build_dgram
+from installation.control.websession import Session, serve
+from installation.core.params import Param, ParamStore
+
+log = logging.getLogger("installation.web")
+
+STATIC = Path(__file__).parent / "static"
+COOKIE = "installation_token"
+THUMB_WIDTH = 320
+THUMB_KEEP_S = 5.0  # thumbnails are made while someone asked for one this recently
+RETRY_S = 2.0
+
+
+@dataclass
+class WebSettings:
+    host: str = "0.0.0.0"
+    port: int = 9080  # the panel; 0: off
+    oscquery_port: int = 9002  # 0: off
+    token: str = ""
+    thumbnail: bool = True
+    name: str = "installation"
+
+
+@dataclass
+class Hooks:
+    """What the server may do to the show: hand OSC over, ask the gate, count."""
+
+    intake: Callable[[bytes], None]  # an OSC packet into the same path as a UDP datagram
+    allowed: Callable[[str], bool]  # the allow-list (counts and names a refused sender)
+    write_refusal: Callable[[str], str]  # why a protected write is refused here, or ""
+    reject: Callable[[str, str, str], None]  # count a refused message (reason, address, detail)
+    osc_port: Callable[[], int] = lambda: 0
+    writes: bool = True
+    count: Callable[[str], None] = lambda name: None  # the show's Stats: web_* in the stats JSON
+    counters: Counter[str] = field(default_factory=Counter)
+
+
+class WebServer:
+    """Serves OSCQuery, the panel and the status page. Its public methods run on its own loop unless they
+    say otherwise; `call()` is how another thread gets something done there."""
+
+    def __init__(self, settings: WebSettings, store: ParamStore, hooks: Hooks) -> None:
+        self.settings = settings
+        self.store = store
+        self.registry = store.registry
+        self.hooks = hooks
+        self.counters = hooks.counters
+        self.by_address = {p.address: p for p in self.registry.values()}
+        self.sessions: set[Session] = set()
+        self.status: dict[str, Any] = {}
+        self.status_osc: dict[str, Any] = {}
+        self.vals: dict[str, list[Any]] = {}
+        self._shape = oscquery.shape(self.tree())
+        self.thumb: bytes | None = None
+        self.thumb_wanted_until = 0.0  # monotonic; read by the main thread
+        self.ports: dict[str, int] = {}
+        self.error = ""
+        self._static = {p.name: p.read_bytes() for p in STATIC.iterdir() if p.is_file()}
+        self._loop = asyncio.new_event_loop()
+        self._runners: list[web.AppRunner] = []
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="web", daemon=True)
+        self._thread.start()
+        self._started.wait(10.0)
+
+    # ---- the loop's thread ---------------------------------------------------------------------------
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._start())
+        self._started.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(self._stop())
+        self._loop.close()
+
+    async def _start(self) -> None:
+        wanted = [("web", self.settings.port, self._web_app()), ("oscquery", self.settings.oscquery_port,
+                                                                 self._oscquery_app())]
+        for what, port, app in wanted:
+            if port:
+                runner = web.AppRunner(app, access_log=None, handle_signals=False)
+                await runner.setup()
+                self._runners.append(runner)
+                if not await self._bind(what, runner, port):
+                    self._loop.create_task(self._retry(what, runner, port))
+
+    async def _bind(self, what: str, runner: web.AppRunner, port: int) -> bool:
+        try:
+            site = web.TCPSite(runner, self.settings.host, port, reuse_address=True)
+            await site.start()
+        except OSError as e:
+            first = not self.error
+            taken = e.errno in (98, 48, 10048)
+            self.error = (f"{what} port {port} is taken by another program (another show running?)" if taken
+                          else f"{what} port {port}: {e.strerror or e}") + f"; retrying every {RETRY_S:g} s"
+            if first:
+                log.error("%s", self.error)
+            return False
+        self.ports[what] = port
+        if self.error.startswith(what):
+            log.info("%s listening on port %d at last", what, port)
+            self.error = ""
+        return True
+
+    async def _retry(self, what: str, runner: web.AppRunner, port: int) -> None:
+        while not await self._bind(what, runner, port):
+            await asyncio.sleep(RETRY_S)
+
+    async def _stop(self) -> None:
+        for s in list(self.sessions):
+            s.closed = True
+            if s.transport is not None:
+                s.transport.abort()
+        for runner in self._runners:
+            await runner.cleanup()
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Any thread: run fn(*args) on the loop soon."""
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5.0)
+
+    # ---- the apps ------------------------------------------------------------------------------------
+    @web.middleware
+    async def _gate(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        if not self.hooks.allowed(request.remote or ""):
+            return web.json_response({"error": "this sender is not on the show's allow-list ([osc] allow)"},
+                                     status=403)
+        result: web.StreamResponse = await handler(request)
+        return result
+
+    def _oscquery_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._gate])
+        app.router.add_get("/{path:.*}", self._oscquery)
+        return app
+
+    def _web_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._gate])
+        app.router.add_get("/", self._page("panel.html"))
+        app.router.add_get("/status", self._page("status.html"))
+        app.router.add_get("/static/{name}", self._file)
+        app.router.add_get("/ws", self._websocket)
+        app.router.add_get("/api/info", self._info)
+        app.router.add_get("/api/tree", self._tree)
+        app.router.add_get("/api/status", self._status)
+        app.router.add_get("/api/thumbnail.jpg", self._thumbnail)
+        return app
+
+    # ---- OSCQuery ------------------------------------------------------------------------------------
+    def tree(self) -> dict[str, Any]:
+        return oscquery.tree(self.registry, self.store.targets(), vals=self.vals, status=self.status_osc)
+
+    async def _oscquery(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._websocket(request)
+        if request.query_string.split("&")[0].upper() == "HOST_INFO":
+            return self._json(oscquery.host_info(self.settings.name, self.settings.host, self.hooks.osc_port(),
+                                                 self.ports.get("oscquery", self.settings.oscquery_port)))
+        code, body = oscquery.answer(self.tree(), request.path, request.query_string)
+        if body is None:
+            return web.Response(status=code)
+        return self._json(body, code)
+
+    @staticmethod
+    def _json(body: Any, status: int = 200) -> web.Response:
+        return web.Response(body=json.dumps(body), status=status, content_type="application/json")
+
+    def addresses_under(self, path: str) -> list[str]:
+        """The methods at or below an OSC path (LISTEN on a container listens to all of it)."""
+        if path in self.by_address:
+            return [path]
+        node = oscquery.find(self.tree(), path)
+        if node is None:
+            return []
+        return [p for p, attrs in oscquery.shape(node).items() if "TYPE" in attrs]
+
+    def param(self, address: str) -> Param | None:
+        return self.by_address.get(address)
+
+    def write_refusal(self, name: str) -> str:
+        return self.hooks.write_refusal(name)
+
+    def intake(self, data: bytes) -> None:
+        self.hooks.intake(data)
+
+    def refused(self, reason: str, address: str, detail: str) -> None:
+        self.counters[f"refused {reason}"] += 1
+        self.hooks.count("web_refused")
+        self.hooks.reject(reason, address, f"(web) {detail}")
+
+    # ---- the WebSocket -------------------------------------------------------------------------------
+    def can_write(self, request: web.Request) -> bool:
+        token = self.settings.token
+        if not token:
+            return True
+        given = request.query.get("token") or request.cookies.get(COOKIE) or ""
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        return await serve(self, request, self.can_write(request), self._opened, self._closed)
+
+    def _opened(self, s: Session) -> None:
+        self.sessions.add(s)
+        self.counters["connections"] += 1
+        self.hooks.count("web_connections")
+
+    def _closed(self, s: Session) -> None:
+        self.sessions.discard(s)
+
+    def client_dropped(self, s: Session, why: str) -> None:
+        self.sessions.discard(s)
+        self.counters["clients dropped"] += 1
+        self.hooks.count("web_clients_dropped")
+        log.warning("web client %s dropped: %s", s.peer, why)
+
+    def push(self, names: list[str]) -> None:
+        """Changed parameters: their values as OSC (the type the tree says) to every client listening."""
+        if not self.sessions:
+            return
+        values = self.store.targets()
+        for name in names:
+            p = self.registry.get(name)
+            if p is None or p.kind == "trigger" or name not in values:
+                continue
+            dgram = build_dgram(p.address, oscquery.wire_value(p, values[name]))
+            for s in self.sessions:
+                s.offer(p.address, dgram)
+
+    def push_dgrams(self, dgrams: list[bytes]) -> None:
+        for d in dgrams:
+            address = d[:d.index(b"\0")].decode()
+            for s in self.sessions:
+                s.offer(address, d)
+
+    def send_current(self, s: Session) -> None:
+        self.push([a.lstrip("/") for a in s.listening if a.lstrip("/") in self.registry])
+
+    # ---- what the main thread hands over -------------------------------------------------------------
+    def set_status(self, status: dict[str, Any], osc: dict[str, Any], dgrams: list[bytes]) -> None:
+        self.status, self.status_osc = status, osc
+        self.push_dgrams(dgrams)
+
+    def set_vals(self, vals: dict[str, list[Any]]) -> None:
+        """The values some parameters take changed (models or presets on disk): the tree's new shape, told
+        to every client as PATH_* notices."""
+        self.vals = vals
+        shape = oscquery.shape(self.tree())
+        notices = oscquery.changes(self._shape, shape)
+        self._shape = shape
+        for n in notices:
+            for s in self.sessions:
+                s.notice(n)
+
+    def set_thumbnail(self, rgb: np.ndarray) -> None:
+        h, w = rgb.shape[:2]
+        small = cv2.resize(rgb, (THUMB_WIDTH, max(1, round(h * THUMB_WIDTH / w))), interpolation=cv2.INTER_AREA)
+        ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 70])
+        if ok:
+            self.thumb = jpg.tobytes()
+
+    # ---- pages ---------------------------------------------------------------------------------------
+    def _page(self, name: str) -> Callable[[web.Request], Any]:
+        async def page(request: web.Request) -> web.Response:
+            resp = web.Response(body=self._static[name], content_type="text/html", charset="utf-8",
+                                headers={"Cache-Control": "no-cache"})
+            given = request.query.get("token")
+            if given and self.settings.token and hmac.compare_digest(given.encode(), self.settings.token.encode()):
+                resp.set_cookie(COOKIE, given, max_age=30 * 86400, httponly=True, samesite="Strict")
+            return resp
+        return page
+
+    async def _file(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        body = self._static.get(name)
+        if body is None or name.endswith(".html"):
+            raise web.HTTPNotFound()
+        kind = {"js": "text/javascript", "css": "text/css", "svg": "image/svg+xml"}.get(name.rsplit(".", 1)[-1],
+                                                                                       "application/octet-stream")
+        return web.Response(body=body, content_type=kind, headers={"Cache-Control": "no-cache"})
+
+    async def _tree(self, request: web.Request) -> web.Response:
+        return self._json(self.tree())
+
+    async def _info(self, request: web.Request) -> web.Response:
+        return self._json({"name": self.settings.name, "can_write": self.can_write(request),
+                           "token_required": bool(self.settings.token), "writes": self.hooks.writes,
+                           "thumbnail": self.settings.thumbnail, "osc_port": self.hooks.osc_port(),
+                           "oscquery_port": self.ports.get("oscquery", 0)})
+
+    async def _status(self, request: web.Request) -> web.Response:
+        self.thumb_wanted_until = asyncio.get_running_loop().time() + THUMB_KEEP_S
+        return self._json(self.status | {"web": self.summary()})
+
+    async def _thumbnail(self, request: web.Request) -> web.Response:
+        if not self.settings.thumbnail:
+            return self._json({"error": "no thumbnail: this show keeps pictures of the room on the machine "
+                                        "([web] thumbnail = false)"}, 403)
+        self.thumb_wanted_until = asyncio.get_running_loop().time() + THUMB_KEEP_S
+        if self.thumb is None:
+            return web.Response(status=204)
+        return web.Response(body=self.thumb, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    def summary(self) -> dict[str, Any]:
+        return {"clients": len(self.sessions), "ports": dict(self.ports), **dict(self.counters)}
