@@ -123,6 +123,8 @@ class Session:
                 elif msg.type == WSMsgType.BINARY:
                     self.packet(msg.data)
                 elif msg.type == WSMsgType.ERROR:
+                    if isinstance(msg.data, TimeoutError):  # aiohttp's heartbeat: no pong came back
+                        self.drop(f"it stopped reading (no answer to a ping within {HEARTBEAT_S / 2:g} s)")
                     break
             except Refused as e:
                 self.server.refused(e.reason, e.address, str(e))
