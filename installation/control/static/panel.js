@@ -195,8 +195,10 @@ function build() {
   }
   const cross = find("/model/crossfade");
   if (cross) $("#crossfade-slot").replaceChildren(control(cross));
-  document.querySelectorAll(".presets-nav [data-address]").forEach((b) => { b.onclick = () => send(b.dataset.address, []); });
-  $("#save").onclick = () => send("/preset/save", [["i", Number($("#save-slot").value)]]);
+  document.querySelectorAll(".presets-nav [data-address$=next], .presets-nav [data-address$=prev]")
+    .forEach((b) => { b.onclick = () => send(b.dataset.address, []); });
+  $("#save").onclick = () => send("/preset/save", [["i", Number($("#slot").value)]]);
+  $("#recall").onclick = () => send("/preset/recall", [["i", Number($("#slot").value)]]);
   dynamic();
   values();
   lock();
@@ -242,7 +244,7 @@ function markModels(playing) {
 
 function lock() {
   $("#lock").hidden = info.can_write;
-  $("#save-box").hidden = !(info.writes && info.can_write);
+  $("#save").hidden = !(info.writes && info.can_write);
   if (!info.can_write) document.querySelectorAll("main [data-address], main input, main select").forEach((el) => { el.disabled = true; });
 }
 
