@@ -145,8 +145,18 @@ def test_oscquery_tree_listen_ignore_path_changed_and_bad_input(tmp_path: Path) 
                 assert reply["COMMAND"] == "ERROR" and why in reply["DATA"], (frame, reply)
             viewer.send(build_dgram("/mix/amount", 0.1))
             assert "token" in recv_text(viewer)["DATA"], "without the token a client may look, not change"
-            assert get(q, "/mix/amount?VALUE") == (200, {"VALUE": [0.75]})
-            assert get(q, "/pre/crop?VALUE") == (200, {"VALUE": ["centre"]})
+        # the panel opened once with ?token= keeps it in a cookie, which the browser's WebSocket carries
+        conn = http.client.HTTPConnection("127.0.0.1", run["web"], timeout=5)
+        conn.request("GET", f"/?token={TOKEN}")
+        cookie = conn.getresponse().getheader("Set-Cookie", "").split(";")[0]
+        conn.close()
+        assert cookie == f"installation_token={TOKEN}"
+        with connect(f"ws://127.0.0.1:{run['web']}/ws", additional_headers={"Cookie": cookie}) as panel:
+            panel.send(json.dumps({"COMMAND": "LISTEN", "DATA": "/colour/contrast"}))
+            panel.send(build_dgram("/colour/contrast", 1.5))
+            assert wait_value(panel, "/colour/contrast", 1.5, 3.0) < 3.0
+        assert get(q, "/mix/amount?VALUE") == (200, {"VALUE": [0.75]})
+        assert get(q, "/pre/crop?VALUE") == (200, {"VALUE": ["centre"]})
     assert run["stats"]["counters"]["web_refused"] == len(bad) + 1, run["stats"]["counters"]
 
 

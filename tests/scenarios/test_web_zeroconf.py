@@ -1,0 +1,60 @@
+"""Zeroconf as a controller on the network sees it: the real command listening on every interface is
+browsable as `_oscjson._tcp` and `_osc._udp` with its ports, through python-zeroconf's own browser."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+from zeroconf import IPVersion, ServiceBrowser, ServiceStateChange, Zeroconf
+
+from installation.control.advertise import OSC_UDP, OSCJSON, instance_name
+from tests.conftest import SYNTHETIC, small_show
+from tests.scenarios.conftest import free_tcp_port, free_udp_port, start_cli, wait_presenting
+
+
+def _multicast() -> str:
+    """Why this machine can't do mDNS, or "" when it can (a route for 224.0.0.251 on an interface)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+            s.sendto(b"", ("224.0.0.251", 5353))
+        return ""
+    except OSError as e:
+        return f"no multicast here ({e.strerror or e})"
+
+
+def test_the_show_is_browsable_over_zeroconf(tmp_path: Path) -> None:
+    osc, query, web = free_udp_port(), free_tcp_port(), free_tcp_port()
+    show = small_show(tmp_path, name="zc-show", source=SYNTHETIC + "\nfps = 30",
+                      osc=f'host = "0.0.0.0"\nport = {osc}\noscquery_port = {query}', tail=f"[web]\nport = {web}")
+    why = _multicast()
+    zc = Zeroconf(ip_version=IPVersion.V4Only, **({"interfaces": ["127.0.0.1"]} if why else {}))
+    found: dict[str, int] = {}
+
+    def seen(zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
+        if state_change is ServiceStateChange.Added and name.startswith(instance_name("zc-show")):
+            info = zeroconf.get_service_info(service_type, name, timeout=2000)
+            if info is not None:
+                found[service_type] = info.port
+
+    proc = start_cli(["rehearse", show, "--headless", "--seconds", 30], tmp_path)
+    try:
+        wait_presenting(tmp_path, show, proc)
+        browsers = [ServiceBrowser(zc, kind, handlers=[seen]) for kind in (OSCJSON, OSC_UDP)]
+        t_end = time.monotonic() + 10
+        while len(found) < 2 and time.monotonic() < t_end:
+            time.sleep(0.1)
+        for b in browsers:
+            b.cancel()
+    finally:
+        zc.close()
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    if why:  # registered through the library's API all the same, or said why not: never silent
+        print(why)
+        assert "zeroconf: advertised" in err or "zeroconf: can't advertise" in err, err[-2000:]
+        return
+    assert found == {OSCJSON: query, OSC_UDP: osc}, (found, err[-2000:])
+    assert "zeroconf: advertised" in err
