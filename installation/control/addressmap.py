@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from installation.control.oscquery import DOC as WEB_DOC
 from installation.control.oscquery import PROTOCOL_NODES
-from installation.control.oscwire import DEFAULT_PORT, FEEDBACK_PORT, OSCQUERY_PORT
+from installation.control.oscwire import DEFAULT_PORT, FEEDBACK_PORT, OSCQUERY_PORT, WEB_PORT
 from installation.control.presets import ARG_TRIGGERS
 from installation.core.params import Registry
 
@@ -66,7 +67,8 @@ def osc_map_markdown(registry: Registry) -> str:
            "(the same text as `installation osc-map --markdown`). Don't edit by hand: "
            "`tests/test_osc.py` fails when it is out of date.", "",
            f"Ports: OSC in {DEFAULT_PORT} (UDP), feedback to controllers {FEEDBACK_PORT} (UDP), "
-           f"OSCQuery {OSCQUERY_PORT} (HTTP, Vidvox's JSON).", "",
+           f"OSCQuery {OSCQUERY_PORT} (HTTP and WebSocket, Vidvox's JSON), the web panel and status page "
+           f"{WEB_PORT} (HTTP).", "",
            "## How messages are read", "",
            "- Every parameter is `/<group>/<name>` with one argument. Ints, floats and bools are accepted "
            "for any number (and `\"0\"`, `\"on\"`, ... as text); numbers outside the range are clamped; "
@@ -89,7 +91,7 @@ def osc_map_markdown(registry: Registry) -> str:
            "10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 169.254.0.0/16, fc00::/7, fe80::/10). "
            "`[osc] allow = [\"192.168.1.20\", \"10.0.0.0/24\"]` replaces that list, `--osc-allow IP[/NET]` "
            "(repeatable) replaces the show's, and `allow = [\"any\"]` opens it to anyone. The same rule guards "
-           "OSCQuery's HTTP (403 for others). A refused sender is counted (`osc_refused_senders` in "
+           "OSCQuery and the web panel (403 for others). A refused sender is counted (`osc_refused_senders` in "
            "`--stats`), named once in the log and listed in the HUD.",
            "- Writes: `/preset/save` (and any later `/state/...`) changes what is stored and `/show/grab` writes "
            "pictures of visitors to disk: both are refused unless the show allows them. `[osc] allow_writes` "
@@ -117,7 +119,8 @@ def osc_map_markdown(registry: Registry) -> str:
            "with `--lockstep`, by frame: before frame N is processed every message with `frame <= N` is "
            "applied, and ramps run on the frame clock, so a rehearsal is the same frame for frame every time.",
            "- Controllers: `controllers/installation.tosc` (TouchOSC) and `controllers/installation.maxpat` "
-           "(Max) are generated with this page; OSCQuery clients read the same tree over HTTP.", ""]
+           "(Max) are generated with this page; OSCQuery clients read the same tree over HTTP.", "",
+           *WEB_DOC]
     head = "| address | type | range | default | unit | description |"
     sep = "|---|---|---|---|---|---|"
     groups: dict[str, list[dict[str, str]]] = {}  # by group, in the order groups first appear

@@ -169,3 +169,53 @@ def changes(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> l
     out += [{"COMMAND": "PATH_ADDED", "DATA": p} for p in new if p not in old]
     out += [{"COMMAND": "PATH_CHANGED", "DATA": p} for p in new if p in old and old[p] != new[p]]
     return out
+
+
+# docs/osc.md's section on OSCQuery and the web (control/addressmap.py puts it in the page)
+DOC = [
+    "## OSCQuery and the web panel", "",
+    "One web server (aiohttp, on a thread of its own, never the render thread) answers on two ports: "
+    "OSCQuery on `[osc] oscquery_port` (9002, `--oscquery-port`) and the panel on `[web] port` "
+    "(9080, `--web-port`; 0 turns either off). Both listen on `[osc] host`, follow `[osc] allow` "
+    "(403 for others) and are off with `--no-osc` or `[osc] enabled = false`.", "",
+    "- **The tree** (Vidvox's OSCQueryProposal): `GET /` is every address with `FULL_PATH`, `CONTENTS`, "
+    "`TYPE` (`f`, `i`, `T` for a bool, `s` for a choice or text, `I` for a trigger), `ACCESS`, `VALUE`, "
+    "`RANGE` (`MIN`/`MAX`, or `VALS`), `DESCRIPTION`, `UNIT` and `CLIPMODE`; `GET /mix/amount?VALUE` is one "
+    "attribute (204 when the node has none, 400 for an attribute the spec lacks, 404 for an unknown path); "
+    "`GET /?HOST_INFO` names the OSC port, `WS_IP`/`WS_PORT` and the extensions (`LISTEN`, `PATH_CHANGED`, "
+    "`PATH_ADDED`, `PATH_REMOVED`: true). `RANGE` of `/model/select` lists the models in the show's folders "
+    "and `RANGE` of `/preset/recall` the saved presets, so they change while the show plays.",
+    "- **The WebSocket** (the OSCQuery port, `ws://HOST:9002/`, and the panel's `/ws`): send "
+    "`{\"COMMAND\": \"LISTEN\", \"DATA\": \"/mix/amount\"}` to hear an address (a container, `/` "
+    "included, means everything under it) and `IGNORE` to stop. Every change, whatever made it (OSC, a "
+    "preset, a key, MIDI, a panel), arrives within a frame or two as a binary OSC message typed as the tree "
+    "says (a bool `T`/`F`, a choice its name); `/status/*` arrive every second. When models or presets "
+    "change the tree, listeners get `{\"COMMAND\": \"PATH_CHANGED\", \"DATA\": \"/preset/recall\"}` "
+    "(`PATH_ADDED`, `PATH_REMOVED` likewise).",
+    "- **Values over the WebSocket** are binary OSC packets and take the same path as UDP (judged, "
+    "coalesced per frame, counted, the same write rule), but strictly: a number outside its `RANGE`, a "
+    "wrong type, an unknown address, an address pattern, malformed JSON or OSC and unknown commands are "
+    "refused with `{\"COMMAND\": \"ERROR\", \"DATA\": \"why\"}` on the socket (at most 20 a second), "
+    "counted (`web_refused` in `--stats`) and change nothing. A bare `/sync` sends this client its listened "
+    "values. One client's messages are read at most 400 a second; a client that stops reading (a send "
+    "waits 2 s, or a ping goes unanswered for 2.5 s) is cut off (`web_clients_dropped`) without holding "
+    "up the others.",
+    "- **Zeroconf**: a show listening beyond loopback announces itself as `_oscjson._tcp` (the OSCQuery port) "
+    "and `_osc._udp` (OSC in), named `SHOW on HOST`. A failure is logged with its reason, shown in the HUD "
+    "and tried again with a back-off from 2 s to 60 s.",
+    "- **The panel**, `http://HOST:9080/` on a phone or a laptop: blackout and freeze up front, the models "
+    "(a tap crossfades, over `/model/crossfade`), the presets (recall; save where writes are allowed), then "
+    "every parameter by its group (`pre/`, `seg/`, `mix/`, `display/`, ...) with its range, unit and "
+    "description: sliders, toggles, choices, triggers. Every control carries "
+    "`data-address=\"/the/osc/address\"`. It is an OSCQuery client itself (the tree from `/api/tree`, "
+    "values over `/ws`), fetches nothing from outside the machine, and reconnects by itself.",
+    "- **The status page**, `/status`: fps, latency p50/p95/p99, dropped frames, faults by kind with the "
+    "last one, reconnects, memory, uptime, the model, the schedule's look, the preset, and a thumbnail of "
+    "the output twice a second while the page is open (`[web] thumbnail = false`: none, no picture of the "
+    "room leaves the machine). Its figures are `/api/status`, from the same counters as the stats JSON and "
+    "the heartbeat.",
+    "- **Access**: looking is open to the allowed network. With `[web] token = \"...\"` (8 to 128 letters, "
+    "digits, `._~-`), changing values needs the token once: open `http://HOST:9080/?token=...` (it is kept "
+    "in a cookie) or give `?token=` on the WebSocket's URL; without it a client may listen, not change. "
+    "`/preset/save` and `/show/grab` follow `[osc] allow_writes` on the web too.", "",
+]
