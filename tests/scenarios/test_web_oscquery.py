@@ -106,20 +106,20 @@ def test_oscquery_tree_listen_ignore_path_changed_and_bad_input(tmp_path: Path) 
             viewer.send(json.dumps({"COMMAND": "LISTEN", "DATA": "/mix/amount"}))
             time.sleep(0.2)
             osc_send(run["osc"], "/mix/amount", 0.25)
-            assert ("/mix/amount", [0.25]) in recv_osc(ws, 3.0), "an OSC change arrives as binary OSC"
-            assert ("/mix/amount", [0.25]) in recv_osc(viewer, 3.0)
+            assert wait_value(ws, "/mix/amount", 0.25, 3.0) < 3.0, "an OSC change arrives as binary OSC"
+            assert wait_value(viewer, "/mix/amount", 0.25, 3.0) < 3.0
 
             # values sent as binary OSC on the socket change the show as OSC does
             ws.send(build_dgram("/mix/amount", 0.5))
-            assert ("/mix/amount", [0.5]) in recv_osc(viewer, 3.0)
+            assert wait_value(viewer, "/mix/amount", 0.5, 3.0) < 3.0
             assert get(q, "/mix/amount?VALUE") == (200, {"VALUE": [0.5]})
-            assert ("/mix/amount", [0.5]) in recv_osc(ws, 1.0), "the sender hears the show's value too"
+            assert wait_value(ws, "/mix/amount", 0.5, 3.0) < 3.0, "the sender hears the show's value too"
 
             ws.send(json.dumps({"COMMAND": "IGNORE", "DATA": "/mix/amount"}))
             time.sleep(0.2)
             osc_send(run["osc"], "/mix/amount", 0.75)
             assert recv_osc(ws, 1.0) == [], "IGNORE stops the values"
-            assert ("/mix/amount", [0.75]) in recv_osc(viewer, 3.0)
+            assert wait_value(viewer, "/mix/amount", 0.75, 3.0) < 3.0
 
             # a preset saved changes what /preset/recall takes: listening clients hear PATH_CHANGED
             osc_send(run["osc"], "/preset/save", 7)
