@@ -1,11 +1,14 @@
 #version 330
 // Screen space: maps each screen pixel back into the content through one projective matrix that holds
 // fit/fill/stretch, rotation, mirroring and the four-corner pin; then colour, gamma and blackout.
+// The monitor view is this program drawn four times, one tile each (renderer.Renderer.present_monitor).
 uniform sampler2D u_content;
-uniform sampler2D u_camera;     // monitor view tiles
-uniform sampler2D u_input;
+uniform sampler2D u_camera;     // MIX 1: the layers, mixed here instead of in a composite pass
 uniform sampler2D u_mask;
 uniform sampler2D u_output;
+uniform float u_cam_gain;       // MIX 1: renderer.mix_weights, as in composite.frag
+uniform float u_w0;
+uniform float u_w1;
 uniform mat3 u_screen_to_content;
 uniform vec2 u_screen;
 uniform float u_gamma;
@@ -15,25 +18,18 @@ uniform float u_saturation;
 uniform bool u_blackout;
 out vec4 f_color;
 
-// MONITOR is set per program by render.py's ShaderSet (a compile-time switch, not a uniform: llvmpipe
-// would run the monitor's four texture reads for every pixel even with the view off).
-#ifndef MONITOR
-#define MONITOR 0
+// MIX and GRADE are set per program by renderer.ShaderSet (compile-time switches, not uniforms: llvmpipe
+// runs every side of a branch, so a switched-off path would still cost its texture reads).
+// MIX 1 reads camera, mask and model and mixes them: one pass over the content's screen box instead of a
+// composite pass (five texture reads a pixel) and then this one (cost on a 2-core CPU: docs/performance.md).
+#ifndef MIX
+#define MIX 0
 #endif
 // GRADE 0 when brightness, contrast, saturation and gamma are all 1: the grade is then the identity,
 // and on llvmpipe its pow() alone cost ~4 ms of CPU a frame at 720x720.
 #ifndef GRADE
 #define GRADE 1
 #endif
-
-vec3 monitor(vec2 s) {
-    vec2 cell = floor(s * 2.0);
-    vec2 uv = fract(s * 2.0);
-    if (cell.y < 1.0) {
-        return cell.x < 1.0 ? texture(u_camera, uv).rgb : texture(u_input, uv).rgb;
-    }
-    return cell.x < 1.0 ? texture(u_mask, uv).rrr : texture(u_output, uv).rgb;
-}
 
 void main() {
     if (u_blackout) {
@@ -42,19 +38,18 @@ void main() {
     }
     vec2 s = gl_FragCoord.xy / u_screen;
     s.y = 1.0 - s.y;  // picture convention: top row first
-    vec3 c;
-#if MONITOR
-    c = monitor(s);
-#else
-    {
-        vec3 p = u_screen_to_content * vec3(s, 1.0);
-        vec2 uv = p.xy / p.z;
-        if (p.z <= 0.0 || any(lessThan(uv, vec2(0.0))) || any(greaterThan(uv, vec2(1.0)))) {
-            f_color = vec4(0.0, 0.0, 0.0, 1.0);
-            return;
-        }
-        c = texture(u_content, uv).rgb;
+    vec3 p = u_screen_to_content * vec3(s, 1.0);
+    vec2 uv = p.xy / p.z;
+    if (p.z <= 0.0 || any(lessThan(uv, vec2(0.0))) || any(greaterThan(uv, vec2(1.0)))) {
+        f_color = vec4(0.0, 0.0, 0.0, 1.0);
+        return;
     }
+#if MIX
+    vec3 cam = texture(u_camera, uv).rgb;
+    float m = texture(u_mask, uv).r;
+    vec3 c = mix(cam * u_cam_gain, texture(u_output, uv).rgb, clamp(u_w0 + u_w1 * m, 0.0, 1.0));
+#else
+    vec3 c = texture(u_content, uv).rgb;
 #endif
 #if GRADE
     float luma = dot(c, vec3(0.2126, 0.7152, 0.0722));

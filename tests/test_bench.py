@@ -1,5 +1,5 @@
 """`installation bench` end to end on a tiny model, and the speed paths it measures (the still-room
-skip, presenting the model's texture directly, the monitor view as its own program)."""
+skip, presenting the model's texture directly, the monitor view's tiles)."""
 
 from __future__ import annotations
 
@@ -131,9 +131,12 @@ def test_plain_output_is_presented_without_a_composite_pass(gl):
     assert content is r.out_a.tex and r._frame == frame0 and r.content is content
     assert (_present(r, gl, store, content) == (0, 0, 255)).all()
     store.set("mix/mode", "camera")
-    content = r.content_for(store.publish())  # anything else still composites
-    assert content is not r.out_a.tex and r._frame == frame0 + 1
+    content = r.content_for(store.publish())  # any other mix: the present pass mixes the layers itself
+    assert content is None and r._frame == frame0
     assert (_present(r, gl, store, content) == 255).all()
+    store.set("mix/feedback", 0.5, ramp_s=0)
+    content = r.content_for(store.publish())  # trails remember the last composite: that needs the pass
+    assert content is not None and r._frame == frame0 + 1
 
 
 def test_camera_view_is_made_only_when_a_pass_reads_it(gl):
@@ -154,16 +157,22 @@ def test_camera_view_is_made_only_when_a_pass_reads_it(gl):
     assert made == [1]
 
 
-def test_monitor_view_is_its_own_program(gl):
+def test_monitor_view_is_four_tiles_of_one_texture_each(gl):
     r = Renderer(gl, content_size=32)
-    plain, monitor = r.shaders.programs["present"], r.shaders.programs["present_monitor"]
-    assert "u_camera" not in plain and "u_content" in plain  # no monitor reads while it is off
-    assert "u_camera" in monitor
+    assert "u_camera" not in r.shaders.programs["present"] and "u_content" in r.shaders.programs["present"]
     store = ParamStore(default_registry())
-    r.upload(Layers(camera=np.full((32, 32, 3), 200, np.uint8), output=np.zeros((16, 16, 3), np.uint8)))
+    mask = np.zeros((32, 32), np.float32)
+    mask[:, 16:] = 1.0  # the person on the right
+    r.upload(Layers(camera=np.full((32, 32, 3), 200, np.uint8), output=np.full((16, 16, 3), (0, 0, 255), np.uint8),
+                    mask=mask, model_input=np.full((16, 16, 3), 100, np.uint8)), monitor=True)
     store.set("display/monitor", True)
+    frame0 = r._frame
     pic = _present(r, gl, store, r.content_for(store.publish()))
-    assert pic[:16, :16].mean() > 150 and pic[16:, 16:].mean() < 50  # camera tile top-left, output bottom-right
+    assert r._frame == frame0, "no composite pass while the monitor shows the layers"
+    assert (pic[:16, :16] == 200).all(), "camera top-left"
+    assert (pic[:16, 16:] == 100).all(), "model input top-right"
+    assert (pic[16:, :8] == 0).all() and (pic[16:, 9:16] == 255).all(), "mask bottom-left, grey, right half set"
+    assert (pic[16:, 16:] == (0, 0, 255)).all(), "output bottom-right"
 
 
 def test_identity_grade_is_its_own_program_and_the_grade_still_applies(gl):

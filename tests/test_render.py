@@ -201,3 +201,36 @@ def test_recorder_counts_pictures_of_another_size_as_rejected_not_written(tmp_pa
     rec.close()
     assert (rec.frames, rec.rejected) == (3, 2)
     assert len(frames_of(tmp_path / "o.mp4")) == 3
+
+
+@pytest.mark.parametrize("mode", COMPOSITE_MODES)
+@pytest.mark.parametrize("with_mask", [True, False])
+def test_present_mixing_the_layers_shows_what_the_composite_pass_did(gl, store, mode, with_mask):
+    """The person show's mix done in the present pass (one pass over the content's screen box) against
+    the composite pass then present: the same picture on a wide screen, black outside the content box."""
+    rng = np.random.default_rng(1)
+    camera = rng.integers(0, 256, (S, S, 3), dtype=np.uint8)
+    output = rng.integers(0, 256, (S // 2, S // 2, 3), dtype=np.uint8)
+    output[:, :2] = (10, 200, 90)  # a flat band where the person is, to check the mix itself below
+    screen = (3 * S, S)
+    store.set("mix/mode", mode)
+    store.set("mix/amount", 0.75, ramp_s=0)
+    pictures = []
+    for fused in (False, True):
+        r = Renderer(gl, content_size=S)
+        r.upload(Layers(camera=camera, output=output, mask=left_half_mask() if with_mask else None))
+        snap = store.publish()
+        content = r.content_for(snap) if fused else r.composite(snap)
+        assert (content is None) == fused
+        fbo = gl.framebuffer(color_attachments=[gl.renderbuffer(screen, 3)])
+        fbo.use()
+        gl.clear(1.0, 1.0, 1.0, 1.0)  # stale white must not survive outside the content box
+        r.present(snap, fbo, screen, content)
+        pictures.append(read_pixels(fbo, screen).astype(int))
+    composited, fused_pic = pictures
+    assert (fused_pic[:, :S] == 0).all() and (fused_pic[:, 2 * S:] == 0).all(), "bars outside the content box"
+    assert np.abs(fused_pic - composited).max() <= 2, "the same picture as composite + present"
+    if mode == "person" and with_mask:  # and it is the mix asked for: the model on the left half only
+        expected_left = 0.25 * camera[:, :2] + 0.75 * np.array((10, 200, 90))
+        assert np.abs(fused_pic[:, S:S + 2] - expected_left).max() <= 2
+        assert np.abs(fused_pic[:, 2 * S - 4:2 * S] - camera[:, S - 4:]).max() <= 1

@@ -68,6 +68,34 @@ PARAMS: list[Param] = [
 # the present pass's colour grade; all at 1 it is the identity, and the ungraded program is used
 GRADE_PARAMS = ("display/gamma", "colour/brightness", "colour/contrast", "colour/saturation")
 
+# the monitor view's tiles, left to right, top to bottom: (layer, column, row)
+MONITOR_TILES = (("camera", 0, 0), ("model_input", 1, 0), ("mask", 0, 1), ("out_a", 1, 1))
+
+
+def present_program(mixed: bool, graded: bool) -> str:
+    """The present program's name: mixing the layers itself (MIX 1) or showing a content texture, with
+    or without the colour grade."""
+    return "present" + ("_mix" if mixed else "") + ("_graded" if graded else "")
+
+
+def mix_weights(mode: str, amount: float, has_model: bool, has_mask: bool) -> dict[str, float]:
+    """mix/mode as three numbers, so the shaders mix without a branch per mode (llvmpipe would run every
+    branch): picture = mix(camera * cam_gain, model, clamp(w0 + w1 * mask)). Without a mask the mask counts
+    as 1 everywhere (the whole picture is 'person'), folded into w0 here."""
+    if not has_model or mode == "camera":
+        gain, w0, w1 = 1.0, 0.0, 0.0
+    elif mode == "output":
+        gain, w0, w1 = 0.0, amount, 0.0  # the model over black: model * amount
+    elif mode == "person":
+        gain, w0, w1 = 1.0, 0.0, amount
+    elif mode == "background":
+        gain, w0, w1 = 1.0, amount, -amount
+    else:  # blend
+        gain, w0, w1 = 1.0, amount, 0.0
+    if not has_mask:
+        w0, w1 = w0 + w1, 0.0
+    return {"u_cam_gain": gain, "u_w0": w0, "u_w1": w1}
+
 
 class ShaderSet:
     """Programs built from shaders/*.vert + *.frag; reloaded when a file changes.
@@ -80,14 +108,13 @@ class ShaderSet:
                  programs: dict[str, tuple[str, str]] | None = None) -> None:
         self.ctx = ctx
         self.dir = Path(directory) if directory is not None else shader_dir()
-        # (vertex, fragment[, #defines]). The monitor view and the colour grade are programs of their
-        # own, not uniform branches: llvmpipe runs both sides of a branch, and the monitor's four
-        # texture reads doubled the present pass's cost on a 2-core CPU even while the monitor was off.
+        # (vertex, fragment[, #defines]). Mixing the layers and the colour grade are programs of their
+        # own, not uniform branches: llvmpipe runs every side of a branch, so a switched-off path would
+        # still cost its texture reads (the old monitor branch doubled the present pass on a 2-core CPU).
         self.specs: dict[str, tuple[Any, ...]] = programs or {
             "composite": ("quad.vert", "composite.frag"),
-            "present": ("quad.vert", "present.frag", {"MONITOR": 0, "GRADE": 0}),
-            "present_graded": ("quad.vert", "present.frag", {"MONITOR": 0, "GRADE": 1}),
-            "present_monitor": ("quad.vert", "present.frag", {"MONITOR": 1, "GRADE": 1}),
+            **{present_program(mixed, graded): ("quad.vert", "present.frag", {"MIX": int(mixed), "GRADE": int(graded)})
+               for mixed in (False, True) for graded in (False, True)},
             "hud": ("quad.vert", "hud.frag")}
         self.programs: dict[str, Any] = {}
         self.vaos: dict[str, Any] = {}
@@ -194,6 +221,8 @@ class Texture:
             self.tex = self.ctx.texture((w, h), c, dtype=self.dtype)
             self.tex.filter = (self.ctx.LINEAR, self.ctx.LINEAR)
             self.tex.repeat_x = self.tex.repeat_y = False
+            if c == 1:  # a mask reads as grey wherever .rgb is taken (the monitor's mask tile)
+                self.tex.swizzle = "RRR1"
             self.shape = (h, w)
         return self.tex
 
@@ -313,6 +342,9 @@ class Renderer:
         if monitor and layers.model_input is not None:
             self.model_input.stage(layers.model_input)
 
+    def _mix(self, snap: Any) -> dict[str, float]:
+        return mix_weights(snap["mix/mode"], float(snap["mix/amount"]), self.has_model, self.has_mask)
+
     def composite(self, snap: Any, crossfade: float = 0.0) -> Any:
         """Mix camera, mask and model into the content texture; returns that texture."""
         src_tex, _ = self._ping[self._frame % 2]
@@ -325,10 +357,8 @@ class Renderer:
         src_tex.use(4)
         s = self.content_size
         self.shaders.set("composite", u_camera=0, u_mask=1, u_out_a=2, u_out_b=3, u_prev=4, u_size=(s, s),
-                         u_mode=COMPOSITE_MODES.index(snap["mix/mode"]), u_amount=float(snap["mix/amount"]),
                          u_crossfade=float(crossfade) if self.has_b else 0.0,
-                         u_feedback=float(snap["mix/feedback"]), u_has_model=self.has_model,
-                         u_has_mask=self.has_mask)
+                         u_feedback=float(snap["mix/feedback"]), **self._mix(snap))
         dst_fbo.use()
         self.ctx.viewport = (0, 0, s, s)
         self.ctx.disable(self.ctx.BLEND)
@@ -337,39 +367,73 @@ class Renderer:
         return dst_tex
 
     def content_for(self, snap: Any, crossfade: float = 0.0) -> Any:
-        """The texture to present. In the plain case (the model's picture at full opacity, no trails,
-        no crossfade) that is the model's own texture: the composite pass would only resample it to
-        content size, and on llvmpipe that pass (five texture reads a pixel) cost a third of the draw."""
-        plain = (self.has_model and not self.has_b and snap["mix/mode"] == "output"
-                 and float(snap["mix/amount"]) >= 1.0 and float(snap["mix/feedback"]) <= 0.0)
-        if plain and self.out_a.tex is not None:
+        """What to present: a texture, or None when the present pass mixes the layers itself.
+
+        - The plain case (the model's picture at full opacity, no trails, no crossfade): the model's own
+          texture; a composite pass would only resample it.
+        - Any other mix without trails or a crossfade (the person show): None. The present pass reads
+          camera, mask and model and mixes them in one pass over the content's screen box; a composite
+          pass first cost llvmpipe 8 ms of a 12 ms draw at 720x720 (docs/performance.md).
+        - Trails or a crossfade: the composite pass, which remembers the last composite.
+        The monitor view shows none of these, so while it is on no pass is drawn for them."""
+        has_b = self.has_b and crossfade > 0.0
+        trails = float(snap["mix/feedback"]) > 0.0
+        if self.has_model and not has_b and not trails and snap["mix/mode"] == "output" \
+                and float(snap["mix/amount"]) >= 1.0 and self.out_a.tex is not None:
             self.content = self.out_a.tex
-            return self.content
-        return self.composite(snap, crossfade)
+        elif (not has_b and not trails) or snap["display/monitor"]:
+            self.content = None
+        else:
+            self.content = self.composite(snap, crossfade)
+        return self.content
 
     def present(self, snap: Any, target: Any, size: tuple[int, int], content: Any) -> None:
+        """Draw `content` (a texture; None: mix the layers here) onto the screen target."""
         target.use()
         self.ctx.viewport = (0, 0, *size)
-        content.use(0)
-        program = ("present_monitor" if snap["display/monitor"] else
-                   "present_graded" if any(float(snap[k]) != 1.0 for k in GRADE_PARAMS) else "present")
-        if program == "present_monitor":
+        graded = any(float(snap[k]) != 1.0 for k in GRADE_PARAMS)
+        if snap["display/monitor"]:
+            self.present_monitor(snap, size, graded)
+            return
+        mixed = content is None
+        if mixed:
             self.camera.use(1)
-            self.model_input.use(2)
-            self.mask.use(3)
-            self.out_a.use(4)
+            self.mask.use(2)
+            self.out_a.use(3)
+        else:
+            content.use(0)
         m = matrix_from_snapshot(snap, size, (self.content_size, self.content_size))
-        box = None if program == "present_monitor" else content_box(m, size)
+        box = content_box(m, size)
         if box is not None:  # shade only where the content lands; the bars are a plain clear
             self.ctx.clear(0.0, 0.0, 0.0, 1.0)
             self.ctx.scissor = box
-        self.shaders.set(program, u_content=0, u_camera=1, u_input=2, u_mask=3, u_output=4,
+        self._draw_present(present_program(mixed, graded), snap, size, m, self._mix(snap) if mixed else {})
+        self.ctx.scissor = None
+
+    def present_monitor(self, snap: Any, size: tuple[int, int], graded: bool) -> None:
+        """The tuning view: camera, model input, mask and output, a quarter of the screen each. Each tile is
+        the plain present program scissored to its quarter, one texture read a pixel: one program reading
+        all four layers and picking by position cost llvmpipe 20 ms a frame at 1280x720 (four reads a pixel)."""
+        w, h = size
+        program = present_program(False, graded)
+        for layer, col, row in MONITOR_TILES:
+            getattr(self, layer).use(0)
+            x0, x1 = col * w // 2, (col + 1) * w // 2
+            y0, y1 = (1 - row) * h // 2, (2 - row) * h // 2  # GL's rows count from the bottom
+            self.ctx.scissor = (x0, y0, x1 - x0, y1 - y0)
+            # screen [0, 1]^2 (top-left origin) -> this tile's texture coordinates
+            m = np.array([[2, 0, -col], [0, 2, -row], [0, 0, 1]], np.float32)
+            self._draw_present(program, snap, size, m, {})
+        self.ctx.scissor = None
+
+    def _draw_present(self, program: str, snap: Any, size: tuple[int, int], m: np.ndarray,
+                      mix: dict[str, float]) -> None:
+        self.shaders.set(program, u_content=0, u_camera=1, u_mask=2, u_output=3,
                          u_screen_to_content=m, u_screen=size, u_gamma=float(snap["display/gamma"]),
                          u_brightness=float(snap["colour/brightness"]), u_contrast=float(snap["colour/contrast"]),
                          u_saturation=float(snap["colour/saturation"]),
-                         u_blackout=bool(snap["show/blackout"]))
+                         u_blackout=bool(snap["show/blackout"]), **mix)
         self.shaders.draw(program)
-        self.ctx.scissor = None
 
     def draw_hud(self, overlay: np.ndarray | None, target: Any, size: tuple[int, int]) -> None:
         if overlay is None:
