@@ -25,6 +25,10 @@ from installation.vision.preprocess import Chain, ChainState
 log = logging.getLogger("installation.show")
 
 _LATE = object()  # a frame finished after a newer one: dropped so the screen never steps back
+# How long a worker may wait for its own frame's mask: as long as its last inference took, within these
+# bounds. The segmenter starts on the frame when the worker does, so it is mostly done by then.
+SEG_WAIT_MIN_S = 0.002
+SEG_WAIT_MAX_S = 0.05
 
 
 @dataclass
@@ -40,6 +44,9 @@ class Result:
 
 class Pipeline:
     """The inference workers (show.loop.Show's)."""
+
+    _seg_wait_s: float = SEG_WAIT_MIN_S  # how long mask_of may wait for a frame's own mask (set per inference)
+    _t_let_through: float = float("-inf")  # capture time of the newest frame the still-room gate let through
 
     def _infer_loop(self, worker: int = 0) -> None:
         while not self._stop.is_set():
@@ -82,14 +89,13 @@ class Pipeline:
         incoming, incoming_state = self.incoming, self._incoming_state
         gpu = None
         output = model_input = output_b = None
+        image = frame.image
         with self._pre_lock:  # steps that remember the last frame: in the order frames were taken
-            mask = self.segment(frame, snap)
-            image = frame.image
-
-            def view() -> tuple[np.ndarray, np.ndarray | None]:  # made if a pass, a grab or a look reads it
-                return chain.view(image, snap, mask)
-
-            lazy = {"view": view, "has_mask": mask is not None}
+            # segmentation starts on this frame now and runs beside the model; its mask is collected after
+            # the model (mask_of), unless the model's own input is cut by it (a 'mask' step) or lockstep
+            submitted = self.submit_segment(frame, snap)
+            early = self.opts.lockstep or any(s.kind == "mask" for s in chain.steps)
+            mask = self.mask_of(frame, submitted, self._seg_wait_s) if early else None
             if model is not None and incoming is None and not self.stages:
                 from installation.inference.gpu import gpu_path_for
 
@@ -100,8 +106,18 @@ class Pipeline:
                 if (prev_output is not None and incoming is None
                         and self.still.still(model_input, float(snap["model/skip_still"]), key=model)):
                     st.count("frames_still")
-                    return Result(frame, Layers(output=prev_output, model_input=model_input, **lazy),
+                    with self._out_lock:
+                        t_out, reused = self._t_out, self._prev_output
+                    if t_out < self._t_let_through:
+                        # still against a frame another worker is inferring right now: that frame's picture
+                        # is the one to show. Reusing the older output would overwrite it in the results
+                        # slot (newer capture time) and step the screen back to it.
+                        return None
+                    mask = mask if early else self.mask_of(frame, submitted, self._seg_wait_s)
+                    return Result(frame, Layers(output=reused, model_input=model_input,
+                                                **self._lazy_view(chain, image, snap, mask)),
                                   fresh=False, t_ready=time.monotonic())
+                self._t_let_through = frame.t_capture
         if model is not None:
             infer: Callable[[], Any]
             finish: Callable[[Any], Any]
@@ -112,23 +128,38 @@ class Pipeline:
                 def finish(y: Any) -> Any:
                     return y  # the GPU path did the output step on the device
             else:
+                def view() -> tuple[np.ndarray, np.ndarray | None]:
+                    return chain.view(image, snap, mask if early else self.mask_of(frame, submitted, 0.0))
+
                 def infer() -> Any:
-                    return self._infer_cpu(model, model_input, snap, state, mask, view)
+                    return self._infer_cpu(model, model_input, snap, state, view)
 
                 def finish(y: Any) -> Any:
                     return chain.apply_output(y, snap, state)
             output = self._run_model(model, frame, infer, finish, prev_output)
             if output is _LATE:
                 return None
+        if not early:  # the model took long enough for the segmenter to finish this frame, mostly
+            mask = self.mask_of(frame, submitted, self._seg_wait_s)
         if incoming is not None:
             output_b = self._infer_incoming(incoming, incoming_state, frame, snap, mask)
-        return Result(frame, Layers(output=output, model_input=model_input, output_b=output_b, **lazy),
+        return Result(frame, Layers(output=output, model_input=model_input, output_b=output_b,
+                                    **self._lazy_view(chain, image, snap, mask)),
                       fresh=output is not None, t_ready=time.monotonic())
 
+    @staticmethod
+    def _lazy_view(chain: Chain, image: np.ndarray, snap: Snapshot, mask: np.ndarray | None) -> dict[str, Any]:
+        """The camera view (flip and crop) and the mask cut alike, made when a pass, a grab or a look
+        reads them, not before (Layers(view=...))."""
+        def view() -> tuple[np.ndarray, np.ndarray | None]:
+            return chain.view(image, snap, mask)
+
+        return {"view": view, "has_mask": mask is not None}
+
     def _infer_cpu(self, model: Model, x: np.ndarray, snap: Snapshot, state: ChainState,
-                   mask: np.ndarray | None, view: Callable[[], tuple[np.ndarray, np.ndarray | None]]) -> np.ndarray:
+                   view: Callable[[], tuple[np.ndarray, np.ndarray | None]]) -> np.ndarray:
         output = model.infer(x)
-        stage_mask = view()[1] if self.stages and mask is not None else None  # aligned with output
+        stage_mask = view()[1] if self.stages else None  # aligned with output
         for i, stage in enumerate(self.stages):
             output = self._run_stage(stage, output, snap, state.of(1000 + i), stage_mask)
         return output
@@ -141,11 +172,14 @@ class Pipeline:
         st = self.stats
         failure: Exception | None = None
         output = None
+        t0 = time.perf_counter()
         try:
             with st.time("infer"):
                 output = infer()
         except Exception as e:
             failure = e
+        # the segmenter ran beside this inference: its mask may be waited for as long again (mask_of)
+        self._seg_wait_s = max(SEG_WAIT_MIN_S, min(time.perf_counter() - t0, SEG_WAIT_MAX_S))
         with self._out_lock:  # the output's temporal step, in capture order
             if failure is None:
                 if frame.t_capture < self._t_out:
@@ -157,6 +191,8 @@ class Pipeline:
                     failure = e
             if failure is not None:
                 st.fault("model", f"{type(failure).__name__}: {failure}", exc=failure)
+                # done with, though failed: frames still against it reuse the last picture, not wait for it
+                self._t_out = max(self._t_out, frame.t_capture)
                 return None if self.drop_failing_model(model, failure) else prev_output
             self._t_out = frame.t_capture
             if isinstance(output, np.ndarray):  # a GPU picture stays on the device, never fed back
@@ -195,14 +231,28 @@ class Pipeline:
         x, _ = chain.apply_live(picture, {**snap, **chain.param_values()}, sub, mask)
         return stage.infer(x)
 
-    def segment(self, frame: Frame, snap: Snapshot) -> np.ndarray | None:
-        """The person mask for this frame, from the segmentation thread (the newest one it has)."""
+    def submit_segment(self, frame: Frame, snap: Snapshot) -> bool:
+        """Hand this frame to the segmentation thread; True when it will segment it (seg/every may skip it)."""
         worker = self.segmenter
         if worker is None or snap["seg/mode"] == "none":
-            return None
+            return False
         with self.stats.time("segment_submit"):
-            worker.submit(frame.index, frame.image, snap)
-            got = worker.wait_for(frame.index, 5.0) if self.opts.lockstep else worker.latest()
+            return bool(worker.submit(frame.index, frame.image, snap))
+
+    def mask_of(self, frame: Frame, submitted: bool, wait_s: float) -> np.ndarray | None:
+        """The person mask for this frame: this frame's own when the segmenter finishes it within `wait_s`
+        (lockstep: always), else the newest it has. The wait is bounded by what the model took meanwhile
+        (_seg_wait_s), so a slow segmenter costs the frame a mask a frame older, never the frame rate."""
+        worker = self.segmenter
+        if worker is None:
+            return None
+        if self.opts.lockstep and submitted:
+            got = worker.wait_for(frame.index, 5.0)
+        elif submitted and wait_s > 0:
+            with self.stats.time("segment_wait"):
+                got = worker.wait_for(frame.index, wait_s)
+        else:
+            got = worker.latest()
         if got is None:
             return None
         mask, _ = got
