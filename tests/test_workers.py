@@ -15,7 +15,15 @@ from conftest import make_model_folder, small_show
 
 from installation.app import RunOptions, Show, load_show
 from installation.core.frames import LatestSlot
-from installation.inference.models import cpu_cores, default_threads, load_for_rate, load_model, plan_workers
+from installation.inference.models import (
+    SECOND_WORKER_FROM_MS,
+    cpu_cores,
+    default_threads,
+    load_for_rate,
+    load_model,
+    plan_cpu,
+    plan_workers,
+)
 from installation.show.loop import Result
 
 
@@ -29,16 +37,25 @@ def test_slot_drops_an_item_older_than_one_already_put():
     assert slot.get(0) == "newest"
 
 
+def shape(plan) -> tuple[int, int]:
+    return plan.workers, plan.threads
+
+
 def test_worker_plan():
     assert plan_workers("auto", cores=1) == 1
-    assert plan_workers("auto", cores=2) == 2  # rate or time unknown: the most auto may use
+    assert plan_workers("auto", cores=2) == 2  # time unknown: the most auto may use (threads to start)
     assert plan_workers("auto", cores=16) == 2
     # one inference in half the frame interval: one frame at a time, on every core, answers soonest
-    assert plan_workers("auto", cores=2, infer_ms=10.0, source_fps=30.0) == 1
-    assert plan_workers("auto", cores=2, infer_ms=10.0, source_fps=60.0) == 2
-    assert plan_workers("auto", cores=2, infer_ms=10.0, source_fps=None) == 2  # unpaced
+    assert shape(plan_cpu("auto", cores=2, infer_ms=10.0, source_fps=30.0)) == (1, 0)
+    # throughput needed, a model that is not most of the frame: one worker, the rest of the frame keeps a core
+    assert shape(plan_cpu("auto", cores=2, infer_ms=10.0, source_fps=60.0)) == (1, 1)
+    assert shape(plan_cpu("auto", cores=2, infer_ms=10.0, source_fps=None)) == (1, 1)  # unpaced
+    assert shape(plan_cpu("auto", cores=8, infer_ms=10.0, source_fps=None)) == (1, 7)
+    # a model that is most of the frame: a second frame in flight uses the core the rest leaves idle
+    assert shape(plan_cpu("auto", cores=2, infer_ms=SECOND_WORKER_FROM_MS, source_fps=None)) == (2, 1)
     assert plan_workers("auto", cores=1, infer_ms=50.0, source_fps=60.0) == 1
     assert plan_workers(3) == 3 and plan_workers(1, cores=16) == 1
+    assert "unpaced" in plan_cpu("auto", cores=2, infer_ms=10.0).why  # what `check` prints
     assert default_threads(1) == 0  # one worker: ONNX Runtime's own choice, every core
     assert default_threads(2) == max(1, cpu_cores() // 2)
 
@@ -55,8 +72,10 @@ def test_auto_times_the_model_against_the_source_rate(tmp_path: Path):
     slow_source = load_for_rate(folder, "cpu", "auto", source_fps=30.0)  # a tiny model keeps up easily
     assert slow_source.parallel == 1
     assert slow_source.backend.session.get_session_options().intra_op_num_threads == 0  # type: ignore[attr-defined]
-    unpaced = load_for_rate(folder, "cpu", "auto", source_fps=None)
-    assert unpaced.parallel == (2 if cpu_cores() >= 2 else 1)
+    unpaced = load_for_rate(folder, "cpu", "auto", source_fps=None)  # a tiny model is never most of a frame
+    assert unpaced.parallel == 1
+    threads = unpaced.backend.session.get_session_options().intra_op_num_threads  # type: ignore[attr-defined]
+    assert threads == (max(1, cpu_cores() - 1) if cpu_cores() >= 2 else 0)
     assert load_for_rate(folder, "cpu", 1, source_fps=None).parallel == 1
     assert 0 < slow_source.time_inference() < 1000
 

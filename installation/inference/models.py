@@ -298,26 +298,63 @@ def cpu_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-# A second worker (a second frame in flight) pays when one inference takes more than this share of the
-# source's frame interval. Below it one frame at a time keeps up, and a session on every core answers
-# soonest: on 2 cores the default model's show at 30 fps had p50 24-27 ms capture -> present with one
-# worker against 28-38 ms with two, while unpaced two workers ran faster (docs/performance.md).
-SECOND_WORKER_ABOVE = 0.5
+# One worker on every core answers soonest where one inference fits in this share of the source's frame
+# interval: on 2 cores the default show at 30 fps had p50 24-27 ms capture -> present that way.
+FITS_IN_INTERVAL = 0.5
+# A second worker (a second frame in flight) only where the model is most of a frame's work: it then uses
+# the core the rest of the frame (draw, segmentation, decoding) leaves idle. Below this, on 2 cores, the
+# rest of the frame already fills the second core, and a second worker only fought it: the person show
+# (8-12 ms an inference) ran 47 fps with two workers against 48-51 with one, at 47 ms p50 latency against
+# 31; the default show 64 fps against 67, at 31 ms p50 against 19 (docs/performance.md).
+SECOND_WORKER_FROM_MS = 40.0
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """How a CPU model is run: frames in flight, ONNX Runtime threads per session (0: every core), and why
+    (for `check` and the log)."""
+
+    workers: int
+    threads: int
+    why: str
+
+
+def plan_cpu(setting: int | str = "auto", cores: int | None = None, infer_ms: float | None = None,
+             source_fps: float | None = None) -> WorkerPlan:
+    """`[model] workers` on the CPU. "auto":
+
+    - one worker on every core where a core is all there is, or where one inference (`infer_ms`, timed
+      on every core) fits in half the source's frame interval: one frame at a time answers soonest;
+    - otherwise the show needs throughput. Its stages then run side by side, each on one core's worth of
+      threads: one worker with every core but one (the draw, the segmenter and the decoder keep the other;
+      threads inside a stage only made each stage wait for its slowest thread), and a second worker only
+      for a model of SECOND_WORKER_FROM_MS or more, whose inference is most of the frame.
+    A number is kept as given, each worker with its share of the cores."""
+    cores = cores or cpu_cores()
+    if setting != "auto":
+        n = max(1, int(setting))
+        return WorkerPlan(n, 0 if n <= 1 else max(1, cores // n), "set in the show")
+    if cores < 2:
+        return WorkerPlan(1, 0, "one core")
+    if infer_ms is None:  # not timed (asked before a model is loaded): the most "auto" may use
+        return WorkerPlan(2, max(1, cores // 2), "not timed: at most two frames in flight")
+    if infer_ms is not None and source_fps and infer_ms * source_fps / 1000.0 <= FITS_IN_INTERVAL:
+        return WorkerPlan(1, 0, f"{infer_ms:.1f} ms an inference on every core fits in half the source's "
+                                f"frame interval ({source_fps:g} fps): one frame at a time, every core")
+    rate = f"the source at {source_fps:g} fps" if source_fps else "an unpaced source"
+    timed = f"{infer_ms:.1f} ms an inference on every core, " if infer_ms is not None else ""
+    if infer_ms is not None and infer_ms >= SECOND_WORKER_FROM_MS:
+        return WorkerPlan(2, max(1, cores // 2), f"{timed}{rate}: the model is most of a frame, two frames "
+                                                 "in flight, each on half the cores")
+    return WorkerPlan(1, max(1, cores - 1), f"{timed}{rate}: one worker on {max(1, cores - 1)} of {cores} "
+                                            "cores, the draw, segmenter and decoder on the rest (a second "
+                                            f"worker pays from {SECOND_WORKER_FROM_MS:g} ms an inference)")
 
 
 def plan_workers(setting: int | str = "auto", cores: int | None = None, infer_ms: float | None = None,
                  source_fps: float | None = None) -> int:
-    """Inference workers (frames in flight) for a show's `[model] workers`. "auto": one where a core is
-    all there is, or where one inference (`infer_ms`, on every core) fits in half the source's frame
-    interval; otherwise two, each with half the cores. Unknown rate or time (an unpaced source, or
-    asked before the model is loaded): two, the most "auto" may use."""
-    if setting != "auto":
-        return max(1, int(setting))
-    if (cores or cpu_cores()) < 2:
-        return 1
-    if infer_ms is not None and source_fps and infer_ms * source_fps / 1000.0 <= SECOND_WORKER_ABOVE:
-        return 1
-    return 2
+    """Inference workers (frames in flight) for a show's `[model] workers` (plan_cpu)."""
+    return plan_cpu(setting, cores, infer_ms, source_fps).workers
 
 
 def default_threads(workers: int = 1) -> int:
@@ -376,33 +413,33 @@ def show_backend(setting: str, file: Path | None) -> str | None:
     return setting
 
 
-def plan_for_rate(model: Model, source_fps: float) -> tuple[int, float | None]:
-    """`[model] workers = "auto"` for a model opened on every core and a source at `source_fps`:
-    (workers, milliseconds one inference took here, None when it was not timed). Raises whatever a
-    trial inference raises."""
+def plan_model(model: Model, source_fps: float | None, setting: int | str = "auto") -> tuple[WorkerPlan, float | None]:
+    """The WorkerPlan for a model opened on every core (timed here on the CPU), and the time it took."""
     if not isinstance(model.backend, OnnxBackend) or model.backend.providers[0] != "CPUExecutionProvider":
-        return 1, None  # a GPU takes one frame at a time
-    ms = model.time_inference()
-    return plan_workers("auto", infer_ms=ms, source_fps=source_fps), ms
+        return WorkerPlan(1, 0, "a GPU takes one frame at a time"), None
+    ms = model.time_inference() if setting == "auto" else None
+    return plan_cpu(setting, infer_ms=ms, source_fps=source_fps), ms
 
 
 def load_for_rate(path: str | Path, providers: list[str] | str | None = None, workers: int | str = "auto",
                   source_fps: float | None = None, **kw: Any) -> Model:
-    """A model for a source delivering `source_fps` frames a second (None: as fast as it is read), with
-    the workers plan_workers() gives: on the CPU under "auto" it is timed once on every core, then opened
-    again with the cores shared out if a second frame in flight is needed to keep up."""
+    """A model for a source delivering `source_fps` frames a second (None: as fast as it is read), run as
+    plan_cpu() says: on the CPU under "auto" it is timed once on every core, then opened again with the
+    workers and threads the plan gives where they differ."""
     if workers != "auto":
         return load_model(path, providers, workers=int(workers), **kw)
-    if not source_fps:  # unpaced: the time can't change the answer, so the model is opened once
-        return load_model(path, providers, workers=plan_workers("auto"), **kw)
     model = load_model(path, providers, workers=1, **kw)
     try:
-        n, ms = plan_for_rate(model, source_fps)
+        plan, ms = plan_model(model, source_fps)
     except Exception as e:  # the live loop meets the same fault, and counts, shows and retries it
         log.warning("model %s: a trial inference failed (%s: %s); one frame at a time", model.name,
                     type(e).__name__, str(e).splitlines()[0] if str(e) else "")
         return model
     if ms is not None:
-        log.info("model %s: %.1f ms an inference on every core, %g fps: %s", model.name, ms, source_fps,
-                 "one frame at a time" if n == 1 else f"{n} frames in flight")
-    return model if n == 1 else load_model(path, providers, workers=n, **kw)
+        log.info("model %s: %s", model.name, plan.why)
+    if plan.workers == 1 and plan.threads == 0:
+        return model
+    threads = kw.pop("threads", None)
+    if threads is None and not os.environ.get("INSTALLATION_ORT_THREADS"):
+        threads = plan.threads
+    return load_model(path, providers, workers=plan.workers, threads=threads, **kw)

@@ -14,7 +14,7 @@ from typing import Any
 from installation.app import default_registry, load_show
 from installation.core.errors import UserError
 from installation.core.params import Registry
-from installation.inference.models import PROVIDER_ALIASES, Model, choose_providers, load_model, plan_for_rate
+from installation.inference.models import PROVIDER_ALIASES, Model, choose_providers, load_model, plan_model
 from installation.show.config import ShowConfig
 
 
@@ -178,13 +178,11 @@ def _workers_plan(cfg: ShowConfig, model: Model) -> str:
 
         fps = VideoSource(s.video).fps
     try:
-        n, ms = plan_for_rate(model, fps)
+        plan, _ = plan_model(model, fps)
     except Exception as e:
         raise UserError(f"the model fails a trial inference: {type(e).__name__}: {str(e).strip().splitlines()[0]}",
                         file=model.path, expected="a graph whose input matches its card") from None
-    if ms is None:
-        return "1 (a GPU takes one frame at a time)"
-    return f"{n} ({ms:.1f} ms an inference on every core, the source at {fps:g} fps)"
+    return f"{plan.workers} ({plan.why})"
 
 
 def cmd_check(args: argparse.Namespace) -> int:
