@@ -14,7 +14,7 @@ from conftest import make_clip, make_model_folder, write_show
 from installation.app import default_registry
 from installation.cli import main
 from installation.core.params import ParamStore
-from installation.ops.bench import BenchConfig, ClipSource, bench, load_clip
+from installation.ops.bench import BenchConfig, bench, clip_source, load_clip
 from installation.render.renderer import Layers, Renderer, read_pixels
 from installation.vision.stillness import StillnessGate
 
@@ -94,7 +94,7 @@ def test_a_still_room_reuses_the_output_and_counts_it_apart(tmp_path):
 
 def test_unpaced_clip_source_hands_over_at_once_in_order():
     pics = [np.full((4, 4, 3), i, np.uint8) for i in range(3)]
-    src = ClipSource(pics).start()
+    src = clip_source(pics).start()
     frames = [src.recv(0) for _ in range(5)]
     assert [f.index for f in frames] == [0, 1, 2, 3, 4]
     assert [int(f.image[0, 0, 0]) for f in frames] == [0, 1, 2, 0, 1]

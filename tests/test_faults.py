@@ -28,7 +28,7 @@ from conftest import SYNTHETIC, make_clip, make_model_folder, make_tiny_onnx, sm
 from installation.app import RunOptions, Show, load_show
 from installation.cli import main
 from installation.inference.models import ModelCard
-from installation.media.sources import ThreadedSource
+from installation.media.sources import BaseReader, Reconnecting
 from installation.render.renderer import SHADER_DIR, Renderer
 from installation.vision.preprocess import Chain
 
@@ -110,37 +110,41 @@ def config_of(show: Show) -> tuple[dict[str, Any], dict[str, Any]]:
 
 # ---- the source ---------------------------------------------------------------------------------
 
-class Unpluggable(ThreadedSource):
-    """A camera-like source that can be unplugged and plugged in again: open() and read_one() raise
-    OSError while it is out, as a V4L2 camera does."""
+class Unpluggable(BaseReader):
+    """A camera-like reader that can be unplugged and plugged in again: open() and read() raise OSError
+    while it is out, as a V4L2 camera does."""
 
     name = "unpluggable"
+    fps = 30.0
+    size = (160, 90)
+    paces_itself = True
 
-    def __init__(self, on_fault: Callable[[str, str], None]) -> None:
-        super().__init__(30.0, (160, 90), on_fault=on_fault)
+    def __init__(self) -> None:
         self.plugged = threading.Event()
         self.plugged.set()
         self.opens = 0
+        self.n = 0
 
-    def open(self) -> None:
+    def open(self, stop: threading.Event) -> None:
         if not self.plugged.is_set():
             raise OSError("no such device")
         self.opens += 1
 
-    def read_one(self) -> tuple[np.ndarray, float]:
+    def read(self, stop: threading.Event) -> tuple[np.ndarray, float]:
         if not self.plugged.is_set():
             raise OSError("camera read failed (unplugged?)")
-        self._stop.wait(1 / 60)
+        stop.wait(1 / 60)
+        self.n += 1
         img = np.zeros((90, 160, 3), np.uint8)
-        img[:, :, 0] = 40 + (self.index * 7) % 200  # every frame differs: a held one can be told apart
+        img[:, :, 0] = 40 + (self.n * 7) % 200  # every frame differs: a held one can be told apart
         img[20:70, 40:120] = (200, 180, 90)
-        return img, self.index / 30.0
+        return img, self.n / 30.0
 
 
 class UnpluggableShow(Show):
     def open_source(self) -> Any:
-        self.unpluggable = Unpluggable(self.stats.fault)
-        return self.unpluggable.start()
+        self.unpluggable = Unpluggable()
+        return Reconnecting(self.unpluggable, on_fault=self.stats.fault).start()
 
 
 def test_camera_unplugged_mid_run_keeps_the_last_picture_and_resumes(tmp_path: Path) -> None:
@@ -169,8 +173,7 @@ def test_camera_unplugged_mid_run_keeps_the_last_picture_and_resumes(tmp_path: P
         ("fresh frames again", lambda s: presented(s) >= marks["n_replug"] + 10, lambda s: None),
     ]
     summary = play(show, script)
-    src = show.unpluggable
-    assert src.opens >= 2 and src.connected
+    assert show.unpluggable.opens >= 2 and show.source.connected
     assert summary["health"]["reconnects"] >= 1 and summary["health"]["frames_held"] >= 5
     assert marks["connected_while_out"] is False
     # the screen kept the last good picture, not black

@@ -17,7 +17,7 @@ from installation.app import RunOptions, Show, load_show
 from installation.cli import main
 from installation.core.frames import EndOfStream, LatestSlot, SlotClosed
 from installation.inference.models import choose_providers
-from installation.media.sources import SyntheticSource, VideoSource
+from installation.media.sources import synthetic_source, video_source
 
 
 def show_file(tmp_path: Path, source: str, model: Path | None, extra: str = "") -> Path:
@@ -65,7 +65,7 @@ def test_lockstep_slot_delivers_every_item_in_order():
 
 
 def test_video_source_paces_loops_and_carries_timestamps(clip):
-    src = VideoSource(clip, loop=True, realtime=False, lockstep=True).start()
+    src = video_source(clip, loop=True, realtime=False, lockstep=True).start()
     frames = [src.recv(2.0) for _ in range(45)]  # the clip has 30 frames: this crosses a loop
     src.close()
     assert [f.index for f in frames] == list(range(45))
@@ -77,7 +77,7 @@ def test_video_source_paces_loops_and_carries_timestamps(clip):
 
 
 def test_video_source_realtime_keeps_to_the_clock(clip):
-    src = VideoSource(clip, loop=True, realtime=True).start()
+    src = video_source(clip, loop=True, realtime=True).start()
     first = src.recv(2.0)
     time.sleep(0.5)
     newest = src.recv(2.0)
@@ -88,7 +88,7 @@ def test_video_source_realtime_keeps_to_the_clock(clip):
 
 
 def test_non_looping_video_ends_with_an_exception(clip):
-    src = VideoSource(clip, loop=False, realtime=False, lockstep=True).start()
+    src = video_source(clip, loop=False, realtime=False, lockstep=True).start()
     n = 0
     with pytest.raises(EndOfStream):
         while True:
@@ -104,7 +104,7 @@ def test_unreadable_video_is_a_user_error(tmp_path):
 
 
 def test_synthetic_source_moves():
-    src = SyntheticSource(64, 36, realtime=False, lockstep=True).start()
+    src = synthetic_source(64, 36, realtime=False, lockstep=True).start()
     a, b = src.recv(2.0), None
     for _ in range(10):
         b = src.recv(2.0)
@@ -279,7 +279,8 @@ def test_check_says_how_many_frames_will_be_in_flight(tmp_path, tiny_model, caps
     path = show_file(tmp_path, 'kind = "synthetic"\nwidth = 160\nheight = 90\nfps = 30', tiny_model)
     assert main(["check", str(path)]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("frames in flight:"))
-    assert line.startswith("frames in flight: 1 (") and "the source at 30 fps" in line  # a tiny model keeps up
+    # a tiny model keeps up with the source: one frame at a time, the reason names the source's rate
+    assert line.startswith("frames in flight: 1 (") and "(30 fps)" in line and "one frame at a time" in line
 
 
 def test_check_refuses_a_model_that_fails_a_trial_inference(tmp_path, tiny_model, capsys):

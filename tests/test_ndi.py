@@ -75,13 +75,13 @@ def diff(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_the_picture_sent_over_ndi_is_what_the_show_presented(tmp_path: Path) -> None:
-    from installation.media.ndi import NdiSource
+    from installation.media.ndi import ndi_source
 
     name = f"ndi-out-{os.getpid()}"
     clip = still_clip(tmp_path / "still.mp4", pattern(1))
     path = show_file(tmp_path, name, f'[source]\nkind = "video"\nvideo = "{clip}"',
                      '[[output]]\nkind = "ndi"\nrate = 0')
-    rx = NdiSource(name).start()  # this test's receiver: it waits for the show's sender to appear
+    rx = ndi_source(name).start()  # this test's receiver: it waits for the show's sender to appear
     got: list[np.ndarray] = []
 
     def receive() -> None:
@@ -166,10 +166,10 @@ def test_an_ndi_sender_feeds_the_show_as_its_source(tmp_path: Path) -> None:
 
 
 def test_a_sender_that_goes_away_and_comes_back_is_reconnected(tmp_path: Path) -> None:
-    from installation.media.ndi import NdiSender, NdiSource
+    from installation.media.ndi import NdiSender, ndi_source
 
     name = f"flaky-{os.getpid()}"
-    rx = NdiSource(name).start()
+    rx = ndi_source(name).start()
 
     def serve(pic: np.ndarray, seconds: float) -> None:
         tx = NdiSender(name)

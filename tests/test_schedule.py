@@ -13,7 +13,7 @@ import pytest
 from conftest import small_show
 
 from installation.app import RunOptions, Show, default_registry, load_show
-from installation.media.sources import ThreadedSource
+from installation.media.sources import BaseReader, Reconnecting
 from installation.show.schedule import (
     BUILTIN_LOOKS,
     Hours,
@@ -201,25 +201,28 @@ def test_presence_by_motion_ignores_masks_when_asked():
 
 # ---- in a running show --------------------------------------------------------------------------
 
-class Room(ThreadedSource):
-    """A camera on a room: still and empty until someone walks in (a real source thread)."""
+class Room(BaseReader):
+    """A camera on a room: still and empty until someone walks in (read on a real source thread)."""
 
     name = "room"
+    fps = 30.0
+    size = (320, 180)
 
     def __init__(self) -> None:
-        super().__init__(30.0, (320, 180))
         self.someone = threading.Event()
+        self.n = 0
 
-    def read_one(self) -> tuple[np.ndarray, float]:
-        self._stop.wait(1 / 30)
-        x = 20 + (self.index * 9) % 250
-        return room(x if self.someone.is_set() else None), self.index / 30
+    def read(self, stop: threading.Event) -> tuple[np.ndarray, float]:
+        stop.wait(1 / 30)
+        self.n += 1
+        x = 20 + (self.n * 9) % 250
+        return room(x if self.someone.is_set() else None), self.n / 30
 
 
 class RoomShow(Show):
     def open_source(self) -> Any:
         self.room = Room()
-        return self.room.start()
+        return Reconnecting(self.room).start()
 
 
 def run_scenario(show: Show, steps: list[tuple[str, Callable[[Show], bool], Callable[[Show], None]]],

@@ -9,8 +9,8 @@ libndi_licenses.txt. See docs/rig.md.)
 Sources are found by NDI's finder: senders in this process at once, senders in other programs on this
 machine by asking 127.0.0.1 directly (no mDNS daemon needed), others over mDNS or at the addresses in
 NDI_EXTRA_IPS (comma separated) where multicast is blocked. An NDI source keeps
-the camera's contract (sources.ThreadedSource): recv() gives the newest frame, a sender that goes quiet
-or away is reconnected with back-off, and frames arrive through a latest-wins slot.
+the camera's contract (a reader inside sources.Reconnecting): recv() gives the newest frame, a sender that
+goes quiet or away is reconnected with back-off, and frames arrive through a latest-wins slot.
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from installation.media.sources import ThreadedSource
+from installation.media.sources import BaseReader, Fault, Reconnecting
 
 log = logging.getLogger("installation.ndi")
 
@@ -128,13 +127,21 @@ class NdiSender:
             self._send = None
 
 
-class NdiSource(ThreadedSource):
-    """Another program's NDI picture as the show's source (`[source] kind = "ndi"`, name)."""
+def ndi_source(wanted: str, width: int = 1280, height: int = 720, fps: float = 30.0, lockstep: bool = False,
+               on_fault: Fault | None = None) -> Reconnecting:
+    """Another program's NDI picture as the show's source (`[source] kind = "ndi"`, name). Not started."""
+    return Reconnecting(NdiReader(wanted, width, height, fps), lockstep, on_fault)
 
-    def __init__(self, wanted: str, width: int = 1280, height: int = 720, fps: float = 30.0,
-                 lockstep: bool = False, on_fault: Callable[[str, str], None] | None = None) -> None:
+
+class NdiReader(BaseReader):
+    """The named sender's pictures."""
+
+    paces_itself = True
+
+    def __init__(self, wanted: str, width: int = 1280, height: int = 720, fps: float = 30.0) -> None:
         self.name = f"ndi {wanted}"
-        super().__init__(fps, (width, height), lockstep, on_fault)
+        self.size = (width, height)
+        self.fps = fps
         self.wanted = wanted
         self.sender = ""  # the full name of the sender connected to
         self._ndi: Any = None
@@ -142,13 +149,13 @@ class NdiSource(ThreadedSource):
         self._recv: Any = None
         self._t0 = time.monotonic()
 
-    def open(self) -> None:
+    def open(self, stop: threading.Event) -> None:
         ndi = self._ndi = runtime()
         if self._find is None:
             self._find = _finder(ndi)
         t_end = time.monotonic() + FIND_S
         found = None
-        while found is None and time.monotonic() < t_end and not self._stop.is_set():
+        while found is None and time.monotonic() < t_end and not stop.is_set():
             ndi.find_wait_for_sources(self._find, 250)
             sources = ndi.find_get_current_sources(self._find)
             name = match_source(self.wanted, [s.ndi_name for s in sources])
@@ -166,10 +173,10 @@ class NdiSource(ThreadedSource):
         self._recv, self.sender = recv, found.ndi_name
         log.info("NDI source %s (%s)", found.ndi_name, found.url_address)
 
-    def read_one(self) -> tuple[np.ndarray, float]:
+    def read(self, stop: threading.Event) -> tuple[np.ndarray, float]:
         ndi = self._ndi
         t_stall = time.monotonic() + STALL_S
-        while not self._stop.is_set():
+        while not stop.is_set():
             kind, video, _audio, meta = ndi.recv_capture_v2(self._recv, 200)
             if kind == ndi.FRAME_TYPE_VIDEO:
                 try:
@@ -193,8 +200,7 @@ class NdiSource(ThreadedSource):
             self._ndi.recv_destroy(self._recv)
             self._recv = None
 
-    def close(self) -> None:
-        super().close()
-        if self._find is not None and self._ndi is not None and not (self._thread and self._thread.is_alive()):
+    def close(self) -> None:  # after the reading thread ended (Reconnecting.close)
+        if self._find is not None and self._ndi is not None:
             self._ndi.find_destroy(self._find)
             self._find = None

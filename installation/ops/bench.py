@@ -31,10 +31,10 @@ import numpy as np
 
 from installation.app import RunOptions, Show, default_registry, load_show, set_values
 from installation.core.errors import UserError
-from installation.core.frames import EndOfStream, Frame
-from installation.core.timing import Stats, pace, percentiles
+from installation.core.frames import Frame
+from installation.core.timing import Stats, percentiles
 from installation.inference.models import Model, load_for_rate, load_model
-from installation.media.sources import ThreadedSource, VideoSource
+from installation.media.sources import BaseReader, Inline, Paced, Reconnecting, VideoReader, video_source
 from installation.ops.bench_report import device_info, plot, versions
 from installation.vision.preprocess import ChainState
 
@@ -63,62 +63,27 @@ def load_clip(path: Path, frames: int, size: tuple[int, int] | None = None) -> l
     return out
 
 
-class ClipSource(ThreadedSource):
-    """Decoded pictures played in a loop. Paced (fps given): a thread hands one over every 1/fps
-    seconds, latest wins, like a camera. Unpaced (fps None): recv() hands the next one over at once,
-    stamped as captured then, so no picture waits in a slot while the timing runs."""
+class ClipReader(BaseReader):
+    """Decoded pictures played in a loop (the bench's clip, decoded up front)."""
 
-    def __init__(self, pictures: list[np.ndarray], fps: float | None = None, lockstep: bool = False,
-                 on_fault: Any = None) -> None:
+    def __init__(self, pictures: list[np.ndarray], fps: float | None = None) -> None:
         self.name = "clip"
-        h, w = pictures[0].shape[:2]
-        super().__init__(fps or 0.0, (w, h), lockstep=lockstep, on_fault=on_fault)
         self.pictures = pictures
-        self.paced = fps is not None
-        self._t0 = 0.0
-        self._lock = threading.Lock()
-        self.connected = True
+        self.fps = fps or 0.0
+        self.size = (pictures[0].shape[1], pictures[0].shape[0])
+        self.n = 0
 
-    def start(self) -> ClipSource:
-        if self.paced and self._thread is None:
-            self._t0 = time.monotonic()
-            super().start()
-        return self
-
-    def read_one(self) -> tuple[np.ndarray, float]:
-        pace(self._t0, self.index, self.fps, self._stop.wait)
-        return self.pictures[self.index % len(self.pictures)], self.index / self.fps
-
-    def recv(self, timeout: float | None = None) -> Frame | None:
-        if self.paced:
-            return super().recv(timeout)
-        if self._stop.is_set():
-            raise EndOfStream(self.name)
-        with self._lock:
-            i = self.index
-            self.index += 1
-        now = time.monotonic()
-        return Frame(self.pictures[i % len(self.pictures)], i, now, now)
+    def read(self, stop: threading.Event) -> tuple[np.ndarray, float]:
+        i, self.n = self.n, self.n + 1
+        return self.pictures[i % len(self.pictures)], i / (self.fps or 30.0)
 
 
-class InlineVideoSource(VideoSource):
-    """The naive loop's reader: each recv() decodes the next picture on the caller's thread, as a
-    script's cap.read() would. (The pipelined run reads the same file through VideoSource's thread.)"""
-
-    def start(self) -> InlineVideoSource:
-        if self.cap is None:
-            self.open()
-            self.connected = True
-        return self
-
-    def recv(self, timeout: float | None = None) -> Frame | None:
-        img, pts = self.read_one()
-        frame = Frame(img, self.index, time.monotonic(), pts)
-        self.index += 1
-        return frame
-
-    def close(self) -> None:
-        self.release()
+def clip_source(pictures: list[np.ndarray], fps: float | None = None) -> Reconnecting | Inline:
+    """Paced (fps given): a thread hands one picture over every 1/fps seconds, latest wins, like a camera.
+    Unpaced: recv() hands the next one over at once, stamped as captured then, so no picture waits in a
+    slot while the timing runs."""
+    reader = ClipReader(pictures, fps)
+    return Reconnecting(Paced(reader)) if fps is not None else Inline(reader)
 
 
 class TakenNow:
@@ -181,7 +146,7 @@ class BenchShow(Show):
     """The show with the bench's source, a model session shared by all runs, and a measuring window
     that opens after the warm-up frames."""
 
-    def __init__(self, cfg: Any, opts: RunOptions, source: ClipSource, model: Model | None,
+    def __init__(self, cfg: Any, opts: RunOptions, source: Any, model: Model | None,
                  warmup: int, naive: bool = False) -> None:
         super().__init__(cfg, opts, default_registry())
         self._bench_source = source
@@ -274,11 +239,11 @@ def run_once(kind: str, cfg: Any, pictures: list[np.ndarray], model: Model | Non
     naive = kind == "naive"
     source: Any
     if video is not None and kind == "naive":
-        source = InlineVideoSource(video, loop=True, realtime=False)
+        source = Inline(VideoReader(video, loop=True))  # decoded on the caller's thread, as cap.read() would
     elif video is not None and kind == "pipelined":
-        source = TakenNow(VideoSource(video, loop=True, realtime=False, lockstep=True))
+        source = TakenNow(video_source(video, loop=True, realtime=False, lockstep=True))
     else:
-        source = ClipSource(pictures, fps=paced_fps if kind == "paced" else None)
+        source = clip_source(pictures, fps=paced_fps if kind == "paced" else None)
     # lockstep only for the naive run: its segmenter (if any) must answer for this frame before the
     # model runs, as a single-threaded script would wait for it
     opts = RunOptions(headless=True, frames=frames + warmup, lockstep=naive, realtime=kind == "paced",

@@ -174,9 +174,9 @@ def _workers_plan(cfg: ShowConfig, model: Model) -> str:
     s = cfg.source
     fps = s.fps
     if s.kind == "video" and s.video is not None:
-        from installation.media.sources import VideoSource
+        from installation.media.sources import VideoReader
 
-        fps = VideoSource(s.video).fps
+        fps = VideoReader(s.video).fps
     try:
         plan, _ = plan_model(model, fps)
     except Exception as e:

@@ -19,7 +19,7 @@ from installation.core.errors import UserError
 from installation.core.frames import EndOfStream, Frame
 
 if TYPE_CHECKING:
-    from installation.media.sources import ThreadedSource
+    from installation.media.sources import Reconnecting
 
 log = logging.getLogger("installation.record")
 
@@ -113,14 +113,14 @@ def overlay(rgb: np.ndarray, text: str) -> np.ndarray:
     return img
 
 
-def open_recording_source(camera: str) -> ThreadedSource:
+def open_recording_source(camera: str) -> Reconnecting:
     """A camera index or device path, or a video file standing in for the camera (every frame, in order)."""
-    from installation.media.sources import CameraSource, VideoSource
+    from installation.media.sources import open_source, video_source
 
     p = Path(camera)
     if p.is_file():
-        return VideoSource(p, loop=False, realtime=False, lockstep=True).start()
-    return CameraSource(int(camera) if camera.isdigit() else camera).start()
+        return video_source(p, loop=False, realtime=False, lockstep=True).start()
+    return open_source("camera", camera=int(camera) if camera.isdigit() else camera)
 
 
 def record(camera: str, out: str | Path, takes: int = 3, seconds: float = 10.0, countdown: float = 3.0,
