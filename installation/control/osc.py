@@ -1,5 +1,6 @@
 """Live control over OSC: OscControl, the control surface that judges what the receiver thread hears and
-applies it on the main thread (the wire is oscwire.py, the server oscserver.py, the way out oscsend.py).
+applies it on the main thread (the wire is oscwire.py, the server oscserver.py, the receiver thread's
+judging oscreceive.py, the way out oscsend.py).
 
 The path of a parameter: OSC datagram -> this module's receiver thread (allow-list, parse, address ->
 Param, coerce and clamp, count) -> a pending table, latest value per address -> ONE job in show.inbox ->
@@ -45,43 +46,22 @@ from pythonosc.dispatcher import Dispatcher
 
 from installation.control.access import Gate
 from installation.control.feedback import FeedbackTargets, Resolver
+from installation.control.oscreceive import OscReceive
 from installation.control.oscsend import OscSend
 from installation.control.oscserver import InputCounters, RetryingServer, _OscUDPServer, _Pending
-from installation.control.oscwire import (
-    MAX_PENDING_TRIGGERS,
-    MAX_SENDERS,
-    PATTERN_CHARS,
-    STATUS_EVERY_S,
-    Malformed,
-    OscSettings,
-    build_dgram,
-    judge,
-    walk_packet,
-)
+from installation.control.oscwire import STATUS_EVERY_S, OscSettings, build_dgram
 from installation.control.presets import PresetBank
 from installation.control.replay import GatedSource, OscRecorder, OscReplay, read_recording
-from installation.core.params import Param, ParamError, Registry
+from installation.core.params import ParamError, Registry
 from installation.core.state import remove_log_file
 
 log = logging.getLogger("installation.osc")
 
 
-# ---- settings ---------------------------------------------------------------------------------------
-
-
-# ---- parsing ------------------------------------------------------------------------------------------
-
-
-# ---- counting bad input ---------------------------------------------------------------------------------
-
-
-# ---- servers that wait for their port --------------------------------------------------------------------
-
-
 # ---- the control ------------------------------------------------------------------------------------------
 
 
-class OscControl(OscSend):
+class OscControl(OscReceive, OscSend):
     """Live control of one show over OSC. A control (Show.controls): update(show) on the main thread
     sends feedback and status; the receiver thread only judges messages and hands them to show.inbox."""
 
@@ -159,97 +139,9 @@ class OscControl(OscSend):
         """The feedback targets that can be reached now (resolved, not held after a failure)."""
         return self.feedback.addresses()
 
-    # ---- the receiver threads -------------------------------------------------------------------
-    def allowed(self, host: str, what: str) -> bool:
-        """The allow-list for another way in (the web, OSCQuery): a refusal is counted with OSC's."""
-        if self.gate.allowed(host, what):
-            return True
-        self.counters.refused("not allowed", f"({what} from {host})")
-        return False
-
     def _on_new_target(self, addr: tuple[str, int]) -> None:
         with self._lock:
             self._new_targets.add(addr)
-
-    def receive(self, data: bytes, client: tuple[str, int] | None) -> None:
-        """One datagram: parsed whole first, so a bundle is applied whole or not at all."""
-        self.counters.add("datagrams")
-        try:
-            messages = list(walk_packet(data))
-        except Malformed as e:
-            self.counters.reject("malformed", "(malformed)", str(e))
-            return
-        if client is not None and self.settings.feedback_to_sender:
-            with self._lock:
-                self._senders[client] = time.monotonic()
-        for msg in messages:
-            self.counters.add("messages")
-            address = msg.address
-            if not set(address) & PATTERN_CHARS:
-                p = self._by_address.get(address)
-                if p is not None:
-                    self._on_param(client, address, [p], *msg.params)
-                elif address == "/sync":
-                    self._on_sync(client, address, *msg.params)
-                else:
-                    self._on_unknown(client, address, *msg.params)
-                continue
-            # an OSC address pattern: python-osc's Dispatcher expands it; it may only set values, never
-            # fire a trigger (a stray '/*/*' must not save over a preset)
-            matched = 0
-            for h in self.dispatcher.handlers_for_address(address):
-                if h.args and h.args[0].kind != "trigger":
-                    h.invoke(client, msg)
-                    matched += 1
-            if not matched:
-                self.counters.reject("unknown address", address, "the pattern matches no parameter")
-
-    def _on_unknown(self, client: Any, address: str, *args: Any) -> None:
-        self.counters.reject("unknown address", address, "no such parameter (see `installation osc-map`)")
-
-    def _on_sync(self, client: Any, address: str, *args: Any) -> None:
-        with self._lock:  # a flood of /sync must not become a flood of jobs: one per frame, per requester
-            if len(self._sync_requests) >= MAX_SENDERS:
-                self.counters.reject("flood", address, "too many /sync requests in one frame")
-                return
-            self._sync_requests.add(client)
-            queue_job = not self._job_queued
-            self._job_queued = True
-        self.counters.add("accepted")
-        if queue_job:
-            self.show.inbox.put(self._apply_pending)
-
-    def _on_param(self, client: Any, address: str, fixed: list[Param], *args: Any) -> None:
-        p = fixed[0]
-        try:
-            judged = judge(p, args)
-        except ParamError as e:
-            self.counters.reject("bad value", p.address, str(e))
-            return
-        if judged is None:
-            return  # a trigger's release
-        refusal = self.gate.write_refusal(p.name)
-        if refusal:
-            self.gate.count_write_refused()
-            self.counters.reject("write refused", p.address, refusal)
-            return
-        value, altered = judged
-        item = _Pending(p, value, list(args), client, altered)
-        with self._lock:
-            if p.kind == "trigger":
-                if len(self._pending_triggers) >= MAX_PENDING_TRIGGERS:
-                    self.counters.reject("flood", p.address, "too many triggers in one frame")
-                    return
-                self._pending_triggers.append(item)
-            else:
-                if p.name in self._pending:
-                    self.counters.add("coalesced")
-                self._pending[p.name] = item
-            queue_job = not self._job_queued
-            self._job_queued = True
-        self.counters.add("accepted")
-        if queue_job:
-            self.show.inbox.put(self._apply_pending)
 
     # ---- the main thread ------------------------------------------------------------------------
     def _apply_pending(self, show: Any) -> None:
@@ -282,16 +174,8 @@ class OscControl(OscSend):
         if p is None:
             self.counters.reject("unknown address", address, "in the replayed recording")
             return
-        try:
-            judged = judge(p, args)
-        except ParamError as e:
-            self.counters.reject("bad value", address, f"in the replayed recording: {e}")
-            return
-        refusal = self.gate.write_refusal(p.name) if judged is not None else ""
-        if refusal:
-            self.gate.count_write_refused()
-            self.counters.reject("write refused", address, f"in the replayed recording: {refusal}")
-        elif judged is not None:
+        judged = self._admit(p, args, "in the replayed recording: ")
+        if judged is not None:
             self._set(_Pending(p, judged[0], args, None, True), "replay")
 
     def _on_frame(self, index: int) -> None:
@@ -369,11 +253,3 @@ class OscControl(OscSend):
         if self.recorder is not None:
             self.recorder.close()
         remove_log_file(self.log_handler)
-
-
-# ---- wiring into a show -------------------------------------------------------------------------------
-
-
-# ---- what each port is (installation check) -------------------------------------------------------------
-
-

@@ -1,6 +1,7 @@
 """The trainer's place in a torchrun job: this process's rank and the world's size (`Dist`), joining the
-process group and picking this rank's device (`setup_distributed`), and a network without its DDP wrapper
-(`unwrap`). One process alone is world 1, rank 0, and joins nothing."""
+process group and picking this rank's device (`setup_distributed`), a network without its DDP wrapper
+(`unwrap`), and a flag raised on any rank seen by all (`any_rank`). One process alone is world 1, rank 0,
+and joins nothing."""
 
 from __future__ import annotations
 
@@ -51,3 +52,13 @@ def setup_distributed(device_pref: str) -> tuple[Dist, torch.device]:
 
 def unwrap(net: nn.Module) -> nn.Module:
     return net.module if isinstance(net, DistributedDataParallel) else net
+
+
+def any_rank(flag: bool, d: Dist, device: torch.device) -> bool:
+    """Whether `flag` is set on any rank, on every rank: a stop one rank hears (its Ctrl-C) must end all
+    of them at the same step, or the others would wait in their next all-reduce for ever."""
+    if not d.on:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())

@@ -43,12 +43,10 @@ from installation.training.checkpoint import (
     save_atomic,
     versions,
 )
-from installation.training.dataset import DatasetInfo, read_dataset
-from installation.training.distributed import setup_distributed, unwrap
+from installation.training.distributed import any_rank, setup_distributed, unwrap
 from installation.training.evaluate import sample_grid, sample_spike, val_l1
 from installation.training.networks import UPSAMPLES, count_parameters, default_depth, define_D, define_G
-from installation.training.readers import PairReader, TargetReader
-from installation.vision.preprocess import Chain, ChainError
+from installation.training.rundata import open_run_data
 
 log = logging.getLogger("installation.train")
 
@@ -142,7 +140,9 @@ class Trainer:
         self.dist, self.device = setup_distributed(cfg.device)
         self.out = Path(cfg.out)
         self.amp = cfg.amp and self.device.type == "cuda"
-        self._open_data(resume)
+        d = open_run_data(cfg, resume, cfg.progress and self.dist.main)
+        self.data, self.val, self.fixed, self.chain = d.data, d.val, d.fixed, d.chain
+        self.size, self.dataset_meta, self.info = d.size, d.meta, d.info
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP checks they agree)
         self.arch = resume["arch"] if resume else {
             "kind": "unet", "in_channels": 3, "out_channels": 3, "width": cfg.width,
@@ -172,40 +172,6 @@ class Trainer:
         self.l1 = nn.L1Loss()
 
     # -- setup --
-
-    def _open_data(self, resume: dict[str, Any] | None) -> None:
-        cfg, show = self.cfg, self.cfg.progress and self.dist.main
-        self.info: DatasetInfo | None = None
-        if cfg.from_targets:
-            size = cfg.size or 256
-            try:
-                self.chain = Chain.from_spec(resume["chain"] if resume else cfg.chain, size)
-            except ChainError as e:
-                raise UserError(e.message, key=f"chain: {e.path}") from None
-            self.data: PairReader | TargetReader = TargetReader(cfg.dataset, self.chain, True, cfg.seed,
-                                                                progress=show, repeat=cfg.repeat)
-            fixed = TargetReader(cfg.dataset, self.chain, False, cfg.seed)
-            self.val: PairReader | TargetReader | None = None
-            self.dataset_meta = {"path": str(cfg.dataset), "kind": "targets", "images": len(self.data.images)}
-        else:
-            self.info = read_dataset(cfg.dataset)
-            if cfg.size and cfg.size != self.info.size:
-                raise UserError(f"the dataset was built at {self.info.size}x{self.info.size}",
-                                file=self.info.path, key="size",
-                                expected=f"--size {self.info.size}, or rebuild it with --size {cfg.size}")
-            size, self.chain = self.info.size, self.info.chain
-            self.data = PairReader(self.info, "train", True, cfg.seed, progress=show, repeat=cfg.repeat)
-            if len(self.data) == 0:
-                raise UserError("no training pairs", file=self.info.folder / "train",
-                                expected="pair images made by `installation dataset build`")
-            self.val = PairReader(self.info, "val", False, cfg.seed) if (self.info.folder / "val").is_dir() else None
-            fixed = self.val if self.val is not None and len(self.val) else PairReader(self.info, "train", False)
-            self.dataset_meta = {"path": str(self.info.folder), "kind": "pairs", "layout": self.info.layout,
-                                 **{f"split_{k}": v for k, v in self.info.split.items()},
-                                 **{k: v for k, v in self.info.counts.items()}}
-        self.size = size
-        picks = range(min(self.cfg.samples, len(fixed)))
-        self.fixed = {k: torch.from_numpy(np.stack([fixed[i][k] for i in picks])) for k in ("A", "B")}
 
     def _depth(self) -> int:
         try:
@@ -331,13 +297,6 @@ class Trainer:
         return {"G_GAN": loss_G_GAN.item(), "G_L1": loss_G_L1.item(), "D_real": loss_D_real.item(),
                 "D_fake": loss_D_fake.item()}
 
-    def _stop_agreed(self, stop: Stop) -> bool:
-        if not self.dist.on:
-            return stop.requested
-        flag = torch.tensor([1.0 if stop.requested else 0.0], device=self.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
-
     def fit(self) -> list[dict[str, Any]]:
         cfg = self.cfg
         if self.dist.main:
@@ -371,7 +330,7 @@ class Trainer:
                     bar.set_postfix(L1=f"{losses['G_L1']:.3f}", D=f"{losses['D_real'] + losses['D_fake']:.2f}")
                     if self.on_step:
                         self.on_step(self)
-                    if self._stop_agreed(stop):
+                    if any_rank(stop.requested, self.dist, self.device):
                         self.seconds += time.monotonic() - t0
                         self.save()
                         raise Interrupted(self.latest, self.epoch, self.step)
