@@ -166,8 +166,9 @@ def play(args: argparse.Namespace, rehearse: bool) -> int:
     signal.signal(signal.SIGTERM, lambda *_: show.stop())
     show.build()
     where = "offscreen (EGL)" if opts.headless else "in a window"
+    slot = show.slot
     print(f"{cfg.name}: playing {show.source.name} {where}; model: "
-          f"{show.model.name if show.model else 'none'}" + (f" [{show.model_error}]" if show.model_error else ""))
+          f"{slot.model.name if slot.model else 'none'}" + (f" [{slot.error}]" if slot.error else ""))
     try:
         summary = show.run()
     except KeyboardInterrupt:

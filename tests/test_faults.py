@@ -255,7 +255,7 @@ def test_corrupt_model_at_start_shows_the_camera_and_is_retried(tmp_path: Path,
 
     def repair(s: Show) -> None:
         marks["camera_picture"] = script.last_fresh
-        marks["error"] = s.model_error
+        marks["error"] = s.slot.error
         marks["config"] = config_of(s)
         tmp = folder / "model.onnx.new"
         tmp.write_bytes(good)
@@ -263,10 +263,10 @@ def test_corrupt_model_at_start_shows_the_camera_and_is_retried(tmp_path: Path,
 
     script.steps = [
         ("camera only, retrying", lambda s: presented(s) >= 5 and s.stats.counters["model_retries"] >= 1, repair),
-        ("model back", lambda s: s.model is not None and s.stats.counters["frames_inferred"] >= 5, lambda s: None),
+        ("model back", lambda s: s.slot.model is not None and s.stats.counters["frames_inferred"] >= 5, lambda s: None),
     ]
     summary = play(show, script)
-    assert show.model is not None and show.model_error == ""
+    assert show.slot.model is not None and show.slot.error == ""
     assert "model.onnx" in marks["error"]
     assert lit(marks["camera_picture"])
     assert summary["faults"]["model"] >= 1
@@ -284,20 +284,20 @@ def test_model_failing_at_run_time_falls_back_to_the_camera_and_recovers(tmp_pat
 
     def fix_card(s: Show) -> None:
         marks["camera_picture"] = script.last_fresh
-        marks["error"] = s.model_error
+        marks["error"] = s.slot.error
         marks["config"] = config_of(s)
         ModelCard(name="tiny", size=(64, 64), chain=Chain.from_spec("plain", 64)).save(folder)
 
     script.steps = [
         ("dropped after failing, camera shows, retried",
-         lambda s: s.model is None and s.stats.counters["model_retries"] >= 2 and presented(s) >= 10, fix_card),
-        ("model back", lambda s: s.model is not None and s.stats.counters["frames_inferred"] >= 5, lambda s: None),
+         lambda s: s.slot.model is None and s.stats.counters["model_retries"] >= 2 and presented(s) >= 10, fix_card),
+        ("model back", lambda s: s.slot.model is not None and s.stats.counters["frames_inferred"] >= 5, lambda s: None),
     ]
     summary = play(show, script)
     assert "failed" in marks["error"] and ("InvalidArgument" in marks["error"] or "dimensions" in marks["error"])
     assert lit(marks["camera_picture"])
     assert summary["faults"]["model"] >= 3
-    assert show.model is not None and show.model.card.size == (64, 64)
+    assert show.slot.model is not None and show.slot.model.card.size == (64, 64)
     assert config_of(show) == marks["config"]
 
 
@@ -306,17 +306,17 @@ def test_a_failed_swap_keeps_the_running_model(tmp_path: Path) -> None:
     marks: dict[str, Any] = {}
 
     def swap_to_nothing(s: Show) -> None:
-        marks["model"] = s.model
+        marks["model"] = s.slot.model
         marks["inferred"] = s.stats.counters["frames_inferred"]
         s.store.set("model/select", str(tmp_path / "no-such-model"), source="test")
 
     script = Script([
         ("running", lambda s: s.stats.counters["frames_inferred"] >= 3, swap_to_nothing),
-        ("swap failed", lambda s: "swap" in s.model_error, lambda s: None),
+        ("swap failed", lambda s: "swap" in s.slot.error, lambda s: None),
         ("still inferring", lambda s: s.stats.counters["frames_inferred"] >= marks["inferred"] + 5, lambda s: None),
     ])
     play(show, script)
-    assert show.model is marks["model"]
+    assert show.slot.model is marks["model"]
 
 
 def test_a_missing_selfie_model_reaches_the_hud_the_stats_and_the_health_counters(

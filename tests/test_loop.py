@@ -195,12 +195,12 @@ def test_model_swap_crossfades_without_dropping_frames(tmp_path, tiny_model):
     show.build()
     show.store.set("model/select", str(other))
     seen_fade, t0 = [], time.monotonic()
-    while show.model is None or show.model.name != "other":
+    while show.slot.model is None or show.slot.model.name != "other":
         show.update()
         r = show.results.get(1.0)
         if r is not None:
             show.view(r)
-            seen_fade.append(show.crossfade())
+            seen_fade.append(show.slot.crossfade())
         assert time.monotonic() - t0 < 30, "swap never completed"
     summary = show.close()
     assert any(0 < f < 1 for f in seen_fade), "frames kept coming during the crossfade"
@@ -214,7 +214,7 @@ def test_failed_swap_keeps_the_running_model(tmp_path, tiny_model):
     show.build()
     show.store.set("model/select", str(tmp_path / "missing_model"))
     t0 = time.monotonic()
-    while "swap" not in show.model_error:
+    while "swap" not in show.slot.error:
         show.update()
         r = show.results.get(0.5)
         if r is not None:

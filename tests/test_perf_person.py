@@ -48,7 +48,7 @@ def test_each_frame_is_composited_with_its_own_mask_while_the_person_moves(tmp_p
         for i, x in enumerate(range(10, 130, 12)):
             image = person_at(x)
             frame = Frame(image, 1000 + i, time.monotonic())
-            result = show.process(frame, show.store.snapshot(), show._chain_state, show._prev_output)
+            result = show.process(frame, show.store.snapshot(), show.slot.chain_state, show._prev_output)
             assert result is not None and result.layers.has_mask
             mask = result.layers.mask  # cut to the content's square like the camera picture
             camera = result.layers.camera
@@ -66,18 +66,18 @@ def test_a_frame_still_against_one_in_flight_is_dropped_not_shown_with_an_older_
         show.store.set("model/skip_still", 0.5, ramp_s=0.0)
         snap = show.store.publish()
         for i, x in enumerate((100, 40)):  # the person moved: inferred, and the gate's reference
-            first = show.process(Frame(person_at(x), i, time.monotonic()), snap, show._chain_state,
+            first = show.process(Frame(person_at(x), i, time.monotonic()), snap, show.slot.chain_state,
                                  show._prev_output)
             assert first is not None and first.fresh
         # the same picture again: still, and the picture it is still against is done: reused
-        again = show.process(Frame(person_at(40), 5, time.monotonic()), snap, show._chain_state,
+        again = show.process(Frame(person_at(40), 5, time.monotonic()), snap, show.slot.chain_state,
                              show._prev_output)
         assert again is not None and not again.fresh
         assert again.layers.output is first.layers.output
         # another worker let a newer frame through the gate and is inferring it (its output not yet
         # finished): a still frame now must not put the older picture on screen ahead of it
         show._t_let_through = time.monotonic()
-        late = show.process(Frame(person_at(40), 6, time.monotonic()), snap, show._chain_state,
+        late = show.process(Frame(person_at(40), 6, time.monotonic()), snap, show.slot.chain_state,
                             show._prev_output)
         assert late is None
         assert show.stats.counters["frames_still"] >= 2

@@ -85,7 +85,7 @@ def test_a_show_at_camera_rate_runs_one_frame_at_a_time(tmp_path):
     cfg = load_show(small_show(tmp_path, model=model, source='kind = "synthetic"\nwidth = 160\nheight = 90'))
     show = Show(cfg, RunOptions(headless=True, frames=5, realtime=True)).build()
     try:
-        assert show.source_rate() == 30.0 and show.model.parallel == 1 and show.workers_in_use == 1
+        assert show.source_rate() == 30.0 and show.slot.model.parallel == 1 and show.workers_in_use == 1
     finally:
         show.close()
 
@@ -157,13 +157,13 @@ def test_one_worker_with_lockstep_chained_models_or_a_crossfade(tmp_path):
     show = _show(tmp_path, "plain", workers=2).build()
     try:
         assert show.side_by_side(1)
-        show.stages = [show.model]
+        show.slot.stages = [show.slot.model]
         assert not show.side_by_side(1)
-        show.stages = []
-        show.incoming = show.model
+        show.slot.stages = []
+        show.slot.incoming = show.slot.model
         assert not show.side_by_side(1)
-        show.incoming = None
-        show.model.parallel = 1  # a GPU session takes one run at a time
+        show.slot.incoming = None
+        show.slot.model.parallel = 1  # a GPU session takes one run at a time
         assert not show.side_by_side(1)
     finally:
         show.close()
@@ -172,7 +172,7 @@ def test_one_worker_with_lockstep_chained_models_or_a_crossfade(tmp_path):
 def test_workers_one_keeps_every_core_for_one_session(tmp_path):
     show = _show(tmp_path, "plain", workers=1, frames=5).build()
     try:
-        assert show.workers == 1 and show.model.parallel == 1
-        assert show.model.backend.session.get_session_options().intra_op_num_threads == 0
+        assert show.workers == 1 and show.slot.model.parallel == 1
+        assert show.slot.model.backend.session.get_session_options().intra_op_num_threads == 0
     finally:
         show.close()

@@ -88,7 +88,7 @@ class WebControl:
                       osc_port=lambda: osc.port, writes=osc.gate.writes, count=show.stats.count)
         self.server = WebServer(settings, show.store, hooks)
         osc.taps.append(self._changed)
-        self.model_dirs: list[Path] = show.model_dirs() if hasattr(show, "model_dirs") else []
+        self.model_dirs: list[Path] = show.slot.model_dirs() if hasattr(show, "slot") else []
         self.schedule = next((c for c in show.controls if isinstance(c, ScheduleControl)), None)
         self.advertiser: Advertiser | None = None
         query_port = self.server.ports.get("oscquery")

@@ -160,8 +160,7 @@ class BenchShow(Show):
 
     def load_initial_model(self) -> None:
         if self._bench_model is not None:
-            self.model = self._bench_model
-            self.chain = self._bench_model.card.chain
+            self.slot.take(self._bench_model)
         else:
             super().load_initial_model()
 
@@ -179,7 +178,7 @@ class BenchShow(Show):
 
     def open_window(self) -> None:
         """Forget the warm-up: fresh stats from here on (stage timers, latency, counters)."""
-        self.stats = Stats()
+        self.stats = self.slot.stats = Stats()
         self.t_window = time.monotonic()
         self._cpu0 = time.process_time()
         self._drops0 = (self.source.dropped, self.results.dropped)
@@ -266,8 +265,8 @@ def run_once(kind: str, cfg: Any, pictures: list[np.ndarray], model: Model | Non
         show.run()  # closes the show when it returns
     out = show.measure()
     out.update(gl, workers=1 if naive else show.workers_in_use,
-               providers=list(show.model.backend.providers) if show.model else [],
-               model_error=show.model_error or None)
+               providers=list(show.slot.model.backend.providers) if show.slot.model else [],
+               model_error=show.slot.error or None)
     return out
 
 

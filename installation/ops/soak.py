@@ -183,7 +183,7 @@ def cmd_soak(args: argparse.Namespace) -> int:
     show.build()
     print(f"soak: {cfg.name} for {args.minutes:g} min, headless at full speed, render {args.render[0]}x"
           f"{args.render[1]}, content {args.content}, source {show.source.name}, model "
-          f"{show.model.name if show.model else 'none'}{', planted leak' if args.plant_leak else ''}")
+          f"{show.slot.model.name if show.slot.model else 'none'}{', planted leak' if args.plant_leak else ''}")
     summary = show.run()
     data = report(sampler, args, summary)
     if args.json:

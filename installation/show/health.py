@@ -1,6 +1,6 @@
 """Keeping a show alive for weeks: its health counters, the heartbeat file a supervisor watches, a
-periodic health line in the log, and the model retry that brings a missing or failed model back
-without a restart.
+periodic health line in the log, and the `[health]` settings (the model retry they set is the model
+slot's, inference/slot.py).
 
 `counters(show)` is the one place the health figures are gathered: the stats JSON, the periodic log
 line, the heartbeat file and OSC /status all read it, so they always agree.
@@ -13,7 +13,6 @@ import logging
 import logging.handlers
 import math
 import os
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,12 +76,44 @@ def counters(show: Show) -> dict[str, Any]:
         "errors": sum(faults.values()),
         "faults": faults,
         "last_fault": st.last_fault,
-        "model": show.model.name if show.model is not None else None,
-        "model_error": show.model_error or None,
+        "model": show.slot.model.name if show.slot.model is not None else None,
+        "model_error": show.slot.error or None,
         "model_retries": c["model_retries"],
         "segment_failures": getattr(show.segmenter, "failures", 0),
         "rss_mb": round(rss_mb(), 1),
     }
+
+
+def run_summary(show: Show) -> dict[str, Any]:
+    """What a run did, for --stats and the bench: the stats, what played on what, and the health counters."""
+    import onnxruntime
+
+    src, slot, rec, seg = show.source, show.slot, show.recorder, show.segmenter
+    return show.stats.to_dict({
+        "show": show.cfg.name,
+        "source": getattr(src, "name", None),
+        "source_fps": getattr(src, "fps", None),
+        "source_frames_read": getattr(src, "index", 0),
+        "dropped_source": getattr(src, "dropped", 0),
+        "dropped_inference": show.results.dropped,
+        "dropped_total": show.dropped(),
+        "reconnects": getattr(src, "reconnects", 0),
+        "model": slot.model.name if slot.model else None,
+        "model_error": slot.error or None,
+        "providers": slot.model.backend.providers if slot.model else [],
+        "onnxruntime": onnxruntime.__version__,
+        "gl_renderer": show.display.renderer_name if show.display else None,
+        "display_size": list(show.display.size) if show.display else None,
+        "lockstep": show.opts.lockstep,
+        "inference_workers": show.workers_in_use,
+        "recorded_frames": rec.frames if rec else 0,
+        "recorded_seconds": round(rec.seconds, 3) if rec else 0.0,
+        "recorded_rejected": rec.rejected if rec else 0,
+        "shader_reloads": show.renderer.shaders.reloads if show.renderer else 0,
+        "segment_failures": seg.failures if seg else 0,
+        "segmented_frames": seg.segmented if seg else 0,
+        "health": counters(show),
+    })
 
 
 class HealthConfig(BaseModel):
@@ -98,7 +129,7 @@ class HealthConfig(BaseModel):
 
 
 def attach(show: Show) -> None:
-    """Add the reliability controls to a built show: health (heartbeat, log, model retry), then the
+    """Add the reliability controls to a built show: health (heartbeat, log), then the
     opening hours and attract look."""
     from installation.show.schedule import ScheduleConfig, ScheduleControl
 
@@ -139,18 +170,16 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 # ---- the control object -------------------------------------------------------------------------
 
 class Health:
-    """A show control (update(show) each frame on the main thread): heartbeat, periodic log, model retry.
+    """A show control (update(show) each frame on the main thread): heartbeat and periodic log.
 
     The heartbeat is written from the main loop, so a hung loop means a stale heartbeat: that is what
     the supervisor watches. It is also written at once on the first picture, which marks "up again".
     """
 
-    def __init__(self, heartbeat: Path | None = None, heartbeat_s: float = 5.0, log_every_s: float = 300.0,
-                 model_retry_s: float = 10.0, model_retry_max_s: float = 300.0) -> None:
+    def __init__(self, heartbeat: Path | None = None, heartbeat_s: float = 5.0, log_every_s: float = 300.0) -> None:
         self.heartbeat = heartbeat
         self.heartbeat_s = heartbeat_s
         self.log_every_s = log_every_s
-        self.retry = ModelRetry(model_retry_s, model_retry_max_s)
         self._t_beat = 0.0
         self._t_log = time.monotonic()
         self._first_frame_s: float | None = None
@@ -168,11 +197,10 @@ class Health:
 
             d = state_dir(show.cfg.name, getattr(show.opts, "state", None))
             heartbeat = d / "heartbeat.json" if d else None
-        return cls(heartbeat, h.heartbeat_s, h.log_every_s, h.model_retry_s, h.model_retry_max_s)
+        return cls(heartbeat, h.heartbeat_s, h.log_every_s)
 
     def update(self, show: Show) -> None:
         now = time.monotonic()
-        self.retry.update(show, now)
         shown = show.stats.counters["frames_presented"] + show.stats.counters["frames_held"]
         first = self._first_frame_s is None and shown > 0
         if first:
@@ -203,61 +231,5 @@ class Health:
             show.stats.fault("health", f"can't write heartbeat {self.heartbeat}: {e}")
 
     def close(self) -> None:
-        self.retry.close()
         if self._show is not None and self.log_every_s > 0:
             self.log_line(self._show)  # the last word before a stop or a restart
-
-
-class ModelRetry:
-    """Loads the show's model again, in the background, while none is running.
-
-    A model missing or corrupt at start, or dropped after failing at run time, leaves the camera
-    picture on screen (the composite shows it when there is no model output); this tries again after
-    `first_s`, doubling up to `max_s`, and hands a loaded model to the main thread through the inbox.
-    """
-
-    def __init__(self, first_s: float = 10.0, max_s: float = 300.0) -> None:
-        self.first_s = first_s
-        self.max_s = max_s
-        self.delay = first_s
-        self._t_next: float | None = None
-        self._thread: threading.Thread | None = None
-        self._closed = False
-
-    def wanted(self, show: Show) -> Path | None:
-        return getattr(show, "model_wanted", None) or show.cfg.model.path
-
-    def update(self, show: Show, now: float) -> None:
-        path = self.wanted(show)
-        if show.model is not None or path is None or getattr(show, "incoming", None) is not None:
-            self.delay = self.first_s
-            self._t_next = None
-            return
-        if self._thread is not None:
-            if self._thread.is_alive():
-                return
-            self._thread = None
-        if self._t_next is None:
-            self._t_next = now + self.delay
-        if now < self._t_next:
-            return
-        self._t_next = now + min(self.delay * 2, self.max_s)
-        self.delay = min(self.delay * 2, self.max_s)
-        show.stats.count("model_retries")
-        self._thread = threading.Thread(target=self._load, args=(show, path), name="model-retry", daemon=True)
-        self._thread.start()
-
-    def _load(self, show: Show, path: Path) -> None:
-        from installation.core.errors import UserError
-
-        try:
-            model = show.open_model(path)
-        except Exception as e:
-            msg = e.render() if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
-            show.stats.fault("model", f"retry: {msg}")
-            return
-        if not self._closed:
-            show.inbox.put(lambda s: s.adopt_model(model))
-
-    def close(self) -> None:
-        self._closed = True

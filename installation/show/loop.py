@@ -29,20 +29,15 @@ import numpy as np
 from installation.core.frames import LatestSlot, SlotClosed
 from installation.core.params import ParamStore, Registry, Snapshot
 from installation.core.timing import Stats
-from installation.inference.models import (
-    Model,
-    plan_workers,
-    show_backend,
-)
+from installation.inference.models import Model, load_for_rate, plan_workers, show_backend
+from installation.inference.slot import MODELS_DIR, ModelSlot
 from installation.media.recorder import Recorder
 from installation.render import hud
 from installation.render.renderer import Renderer, finish
 from installation.show.config import ShowConfig
-from installation.show.health import counters as health_counters
+from installation.show.health import run_summary
 from installation.show.pipeline import Pipeline, Result
-from installation.show.slot import ModelSlot
 from installation.show.surface import Surface
-from installation.vision.preprocess import Chain, ChainState
 from installation.vision.stillness import StillnessGate
 
 log = logging.getLogger("installation.show")
@@ -78,9 +73,7 @@ class RunOptions:
     venue: bool = False  # `installation run`: kiosk keys in fullscreen, OSC writes off unless the show allows them
 
 
-
-
-class Show(ModelSlot, Pipeline, Surface):
+class Show(Pipeline, Surface):
     """A show being played: built once, updated and viewed each frame, closed once."""
 
     def __init__(self, cfg: ShowConfig, opts: RunOptions, registry: Registry) -> None:
@@ -95,14 +88,11 @@ class Show(ModelSlot, Pipeline, Surface):
         self.inbox: queue.SimpleQueue[Callable[[Show], None]] = queue.SimpleQueue()
         self.hud_lines: list[Callable[[Show], list[str]]] = []  # extra HUD text from control surfaces
         self.controls: list[Any] = []  # objects with update(show) and close()
-        self.model: Model | None = None
-        self.model_error = ""
-        self.chain: Chain | None = None
-        self.stages: list[Model] = []  # chained models after the first, each fed the one before
-        self.incoming: Model | None = None  # a model being crossfaded in
-        self._swap_t0 = 0.0
-        self._swap_name = ""
-        self._swap_thread: threading.Thread | None = None
+        h = cfg.health
+        self.slot = ModelSlot(self.open_model, self.store, self.stats, fail_after=h.model_fail_after,
+                              retry_s=h.model_retry_s, retry_max_s=h.model_retry_max_s,
+                              config_values={**cfg.params, **opts.extra_params}, dirs=model_dirs(cfg),
+                              base=Path(cfg.path).parent if cfg.path is not None else None)
         self.segmenter: Any = None
         self.still = StillnessGate()  # skips inference while the room is still (stillness.py)
         self.source: Any = None
@@ -119,8 +109,6 @@ class Show(ModelSlot, Pipeline, Surface):
         self._pre_lock = threading.Lock()
         self._out_lock = threading.Lock()
         self._t_out = float("-inf")  # capture time of the newest frame whose output was finished
-        self._chain_state = ChainState()  # the workers' shared temporal memory
-        self._incoming_state = ChainState()  # the incoming model's, during a crossfade
         self._prev_output: np.ndarray | None = None  # the newest output by capture time (set with _t_out)
         self._last: Result | None = None
         self._overlay: np.ndarray | None = None
@@ -128,9 +116,7 @@ class Show(ModelSlot, Pipeline, Surface):
         self._source_ended = False
         self.snapshot: Snapshot = self.store.snapshot()
         self.overrides: dict[str, dict[str, Any]] = {}  # values laid over each snapshot, by owner (looks)
-        self.model_wanted: Path | None = None  # a model dropped after failing, to load again (health.py)
         self.backend: str | None = None  # [model] backend, None for "auto" (models.show_backend)
-        self._model_failures = 0
 
     # ---- build -------------------------------------------------------------------------------
     def build(self) -> Show:
@@ -140,8 +126,8 @@ class Show(ModelSlot, Pipeline, Surface):
         self.load_initial_model()
         self.source.start()  # ...and it starts once the model is ready, so no frame is skipped meanwhile
         values: dict[str, Any] = {}
-        if self.chain is not None:
-            values.update(self.chain.param_values())
+        if self.slot.chain is not None:
+            values.update(self.slot.chain.param_values())
         values.update(cfg.params)
         values.update(self.opts.extra_params)
         for name, v in values.items():
@@ -172,44 +158,28 @@ class Show(ModelSlot, Pipeline, Surface):
     def attach_controls(self) -> None:
         """Control surfaces: none in a bare show. The composition root's Show (app.py) attaches them."""
 
+    def load_initial_model(self) -> None:
+        self.slot.load(self.cfg.model.path, self.cfg.model.then)
 
+    def open_model(self, path: str | Path) -> Model:
+        """Load a model for this show: its providers, and as many frames in flight as the source's rate
+        needs (models.load_for_rate); one for chained models and with --lockstep."""
+        setting = 1 if (self.opts.lockstep or self.cfg.model.then) else self.cfg.model.workers
+        return load_for_rate(path, self.cfg.model.providers, setting, self.source_rate(), backend=self.backend)
 
-
+    def source_rate(self) -> float | None:
+        """Frames a second the source delivers; None when it is read as fast as the loop can."""
+        src = self.source
+        if src is None or not getattr(src, "realtime", True):
+            return None
+        return float(getattr(src, "fps", 0.0)) or None
 
     def open_source(self) -> Any:
         """The show's source, not yet started (build() starts it once the model is loaded)."""
-        from installation.media.sources import open_source, video_source
-
-        src = self.cfg.source
-        if src.kind == "ndi" and self.opts.video is None:
-            from installation.media.ndi import ndi_source
-
-            return ndi_source(src.name, src.width, src.height, src.fps, lockstep=self.opts.lockstep,
-                             on_fault=self.stats.fault)
-        if self.opts.video is not None:
-            return video_source(self.opts.video, loop=True, realtime=self.opts.realtime,
-                               lockstep=self.opts.lockstep, on_fault=self.stats.fault)
-        return open_source(src.kind, lockstep=self.opts.lockstep, realtime=self.opts.realtime,
-                           on_fault=self.stats.fault, start=False, **src.model_dump(exclude={"kind"}))
+        return source_for(self.cfg, self.opts, self.stats)
 
     def open_display(self) -> Any:
-        from installation.render.displays import HeadlessDisplay, WindowDisplay
-
-        r = self.cfg.render
-        if self.opts.headless:
-            return HeadlessDisplay((r.width, r.height))
-        fullscreen = r.fullscreen if self.opts.fullscreen is None else self.opts.fullscreen
-        return WindowDisplay(fullscreen=fullscreen, screen=r.screen, size=(r.width, r.height), vsync=r.vsync)
-
-
-
-
-
-
-
-
-
-
+        return display_for(self.cfg, self.opts)
 
     # ---- update: input, triggers, snapshot -----------------------------------------------------
     def update(self) -> Snapshot:
@@ -233,19 +203,13 @@ class Show(ModelSlot, Pipeline, Surface):
                 self.stats.fault("control", f"{type(e).__name__}: {e}")
         for name, value in self.store.drain_triggers():
             self.on_trigger(name, value)
-        self.update_model_swap()
+        self.slot.update()
         snap = self.store.publish()
         if self.overrides:  # a look lays its values over the live ones; the store keeps the operator's
             laid = {k: v for values in self.overrides.values() for k, v in values.items() if k in snap}
             snap = Snapshot({**snap, **laid}, snap.version, snap.t)
         self.snapshot = snap
         return self.snapshot
-
-
-
-
-
-
 
 
     def dropped(self) -> int:
@@ -270,7 +234,7 @@ class Show(ModelSlot, Pipeline, Surface):
                 assert result is not None
                 with st.time("upload"):
                     r.upload(result.layers, monitor=bool(snap["display/monitor"]))
-                content = r.content_for(snap, self.crossfade())
+                content = r.content_for(snap, self.slot.crossfade())
             else:
                 content = r.content
             r.present(snap, d.fbo, d.size, content)
@@ -332,39 +296,10 @@ class Show(ModelSlot, Pipeline, Surface):
     def stop(self) -> None:
         self._stop.set()
 
-    def summary(self) -> dict[str, Any]:
-        import onnxruntime
-
-        src = self.source
-        return self.stats.to_dict({
-            "show": self.cfg.name,
-            "source": getattr(src, "name", None),
-            "source_fps": getattr(src, "fps", None),
-            "source_frames_read": getattr(src, "index", 0),
-            "dropped_source": getattr(src, "dropped", 0),
-            "dropped_inference": self.results.dropped,
-            "dropped_total": self.dropped(),
-            "reconnects": getattr(src, "reconnects", 0),
-            "model": self.model.name if self.model else None,
-            "model_error": self.model_error or None,
-            "providers": self.model.backend.providers if self.model else [],
-            "onnxruntime": onnxruntime.__version__,
-            "gl_renderer": self.display.renderer_name if self.display else None,
-            "display_size": list(self.display.size) if self.display else None,
-            "lockstep": self.opts.lockstep,
-            "inference_workers": self.workers_in_use,
-            "recorded_frames": self.recorder.frames if self.recorder else 0,
-            "recorded_seconds": round(self.recorder.seconds, 3) if self.recorder else 0.0,
-            "recorded_rejected": self.recorder.rejected if self.recorder else 0,
-            "shader_reloads": self.renderer.shaders.reloads if self.renderer else 0,
-            "segment_failures": self.segmenter.failures if self.segmenter else 0,
-            "segmented_frames": self.segmenter.segmented if self.segmenter else 0,
-            "health": health_counters(self),
-        })
-
     def close(self) -> dict[str, Any]:
         t_stopped = time.monotonic()  # the recording ends here, not after the threads have wound down
         self._stop.set()
+        self.slot.close()
         self.results.close()
         if self.source is not None:
             self.source.close()
@@ -379,7 +314,7 @@ class Show(ModelSlot, Pipeline, Surface):
                 log.warning("closing %s: %s", type(c).__name__, e)
         if self.recorder is not None:
             self.recorder.close(t_stopped)
-        summary = self.summary()
+        summary = run_summary(self)
         if self.opts.stats:
             Path(self.opts.stats).parent.mkdir(parents=True, exist_ok=True)
             Path(self.opts.stats).write_text(json.dumps(summary, indent=2, default=str) + "\n")
@@ -388,4 +323,41 @@ class Show(ModelSlot, Pipeline, Surface):
         return summary
 
 
-# ---- commands -----------------------------------------------------------------------------------
+# ---- the parts a show file names ------------------------------------------------------------------
+
+
+def model_dirs(cfg: ShowConfig) -> list[Path]:
+    """Where a model's bare name is looked up, first match wins: the show's models folder (the one
+    holding its configured model, else models/ beside the show file), then the installed models."""
+    dirs = []
+    if cfg.model.path is not None:
+        dirs.append(Path(cfg.model.path).parent)
+    if cfg.path is not None:
+        dirs.append(Path(cfg.path).parent / "models")
+    return list(dict.fromkeys(d.resolve() for d in [*dirs, MODELS_DIR]))
+
+
+def source_for(cfg: ShowConfig, opts: RunOptions, stats: Stats) -> Any:
+    """The show's source, or the clip a rehearsal plays instead, wrapped for pacing and reconnection."""
+    from installation.media.sources import open_source, video_source
+
+    src = cfg.source
+    if src.kind == "ndi" and opts.video is None:
+        from installation.media.ndi import ndi_source
+
+        return ndi_source(src.name, src.width, src.height, src.fps, lockstep=opts.lockstep, on_fault=stats.fault)
+    if opts.video is not None:
+        return video_source(opts.video, loop=True, realtime=opts.realtime, lockstep=opts.lockstep,
+                            on_fault=stats.fault)
+    return open_source(src.kind, lockstep=opts.lockstep, realtime=opts.realtime, on_fault=stats.fault,
+                       start=False, **src.model_dump(exclude={"kind"}))
+
+
+def display_for(cfg: ShowConfig, opts: RunOptions) -> Any:
+    from installation.render.displays import HeadlessDisplay, WindowDisplay
+
+    r = cfg.render
+    if opts.headless:
+        return HeadlessDisplay((r.width, r.height))
+    fullscreen = r.fullscreen if opts.fullscreen is None else opts.fullscreen
+    return WindowDisplay(fullscreen=fullscreen, screen=r.screen, size=(r.width, r.height), vsync=r.vsync)

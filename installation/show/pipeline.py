@@ -63,7 +63,7 @@ class Pipeline:
                 continue
             snap = self.store.snapshot()
             try:
-                result = self.process(frame, snap, self._chain_state, self._prev_output)
+                result = self.process(frame, snap, self.slot.chain_state, self._prev_output)
             except Exception as e:  # a picture must stay up: count it, log it once, go on
                 self.stats.fault("inference", f"{type(e).__name__}: {e}", exc=e)
                 continue
@@ -75,18 +75,25 @@ class Pipeline:
 
     def side_by_side(self, worker: int) -> bool:
         """May this (extra) worker take a frame now? Only for a model that runs concurrently, alone."""
-        model = self.model
-        return (model is not None and worker < model.parallel and self.incoming is None and not self.stages)
+        slot = self.slot
+        model = slot.model
+        return model is not None and worker < model.parallel and slot.incoming is None and not slot.stages
+
+    @property
+    def workers_in_use(self) -> int:
+        model = self.slot.model
+        return min(self.workers, model.parallel) if model is not None else 1
 
     def process(self, frame: Frame, snap: Snapshot, state: ChainState,
                 prev_output: np.ndarray | None) -> Result | None:
         """One frame through segmentation, preprocessing and the model(s): pure work, no GL. None when
         another worker finished a newer frame first."""
-        chain = self.chain or Chain.from_spec("plain", (self.cfg.render.content_size,) * 2)
-        st = self.stats
-        model = self.model
+        slot = self.slot
         # read once: the main thread may start or finish a swap while this frame is in flight
-        incoming, incoming_state = self.incoming, self._incoming_state
+        model, chain, stages, incoming, incoming_state = (slot.model, slot.chain, slot.stages, slot.incoming,
+                                                          slot.incoming_state)
+        chain = chain or Chain.from_spec("plain", (self.cfg.render.content_size,) * 2)
+        st = self.stats
         gpu = None
         output = model_input = output_b = None
         image = frame.image
@@ -96,7 +103,7 @@ class Pipeline:
             submitted = self.submit_segment(frame, snap)
             early = self.opts.lockstep or any(s.kind == "mask" for s in chain.steps)
             mask = self.mask_of(frame, submitted, self._seg_wait_s) if early else None
-            if model is not None and incoming is None and not self.stages:
+            if model is not None and incoming is None and not stages:
                 from installation.inference.gpu import gpu_path_for
 
                 gpu = gpu_path_for(model)  # torch on CUDA: preprocess + infer on the GPU, output stays there
@@ -132,7 +139,7 @@ class Pipeline:
                     return chain.view(image, snap, mask if early else self.mask_of(frame, submitted, 0.0))
 
                 def infer() -> Any:
-                    return self._infer_cpu(model, model_input, snap, state, view)
+                    return self._infer_cpu(model, stages, model_input, snap, state, view)
 
                 def finish(y: Any) -> Any:
                     return chain.apply_output(y, snap, state)
@@ -156,11 +163,11 @@ class Pipeline:
 
         return {"view": view, "has_mask": mask is not None}
 
-    def _infer_cpu(self, model: Model, x: np.ndarray, snap: Snapshot, state: ChainState,
+    def _infer_cpu(self, model: Model, stages: list[Model], x: np.ndarray, snap: Snapshot, state: ChainState,
                    view: Callable[[], tuple[np.ndarray, np.ndarray | None]]) -> np.ndarray:
         output = model.infer(x)
-        stage_mask = view()[1] if self.stages else None  # aligned with output
-        for i, stage in enumerate(self.stages):
+        stage_mask = view()[1] if stages else None  # aligned with output
+        for i, stage in enumerate(stages):
             output = self._run_stage(stage, output, snap, state.of(1000 + i), stage_mask)
         return output
 
@@ -168,7 +175,8 @@ class Pipeline:
                    prev_output: np.ndarray | None) -> Any:
         """The one fault handling every inference path goes through (CPU, chained, GPU): a failure is
         counted and its traceback logged the first time, the last picture stays up, and a model that
-        keeps failing is dropped for health.ModelRetry. _LATE when a newer frame finished first."""
+        keeps failing is dropped (ModelSlot.drop_failing), to be loaded again. _LATE when a newer frame
+        finished first."""
         st = self.stats
         failure: Exception | None = None
         output = None
@@ -193,12 +201,12 @@ class Pipeline:
                 st.fault("model", f"{type(failure).__name__}: {failure}", exc=failure)
                 # done with, though failed: frames still against it reuse the last picture, not wait for it
                 self._t_out = max(self._t_out, frame.t_capture)
-                return None if self.drop_failing_model(model, failure) else prev_output
+                return None if self.slot.drop_failing(model, failure) else prev_output
             self._t_out = frame.t_capture
             if isinstance(output, np.ndarray):  # a GPU picture stays on the device, never fed back
                 self._prev_output = output
             st.count("frames_inferred")
-            self._model_failures = 0
+            self.slot.succeeded()
             return output
 
     def _infer_incoming(self, incoming: Model, state: ChainState, frame: Frame, snap: Snapshot,

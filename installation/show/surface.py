@@ -81,11 +81,15 @@ class Surface:
         lines = [f"{self.cfg.name}  {st.fps():5.1f} fps  latency p50 {st.latency_p50():5.1f} ms",
                  f"frames {st.counters['frames_presented']}  dropped {self.dropped()}  "
                  f"faults {sum(st.faults.values())}"]
-        if self.model is not None:
-            lines.append(f"model {self.model.name} {self.model.card.size[1]}x{self.model.card.size[0]} "
-                         f"via {self.model.backend.providers[0].replace('ExecutionProvider', '')}")
-        if self.model_error:
-            lines.append("! " + self.model_error)
+        slot = self.slot
+        if slot.model is not None:
+            m = slot.model
+            lines.append(f"model {m.name} {m.card.size[1]}x{m.card.size[0]} "
+                         f"via {m.backend.providers[0].replace('ExecutionProvider', '')}")
+        if slot.state in ("loading", "fading"):
+            lines.append(f"model {slot.state} {slot.loading_name}")
+        if slot.error:
+            lines.append("! " + slot.error)
         if src is not None:  # what the camera really delivers, and how often it had to be reopened
             shape = self._last.frame.image.shape if self._last is not None else None
             size = f"{shape[1]}x{shape[0]}" if shape is not None else "no frame yet"
