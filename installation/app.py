@@ -58,7 +58,7 @@ class Show(loop.Show):
         super().__init__(cfg, opts, default_registry() if registry is None else registry)
 
     def attach_controls(self) -> None:
-        attach_controls(self)
+        attach_controls(self.handle)  # the surfaces get the narrow handle, never the Show
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:

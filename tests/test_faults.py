@@ -29,7 +29,8 @@ from installation.app import RunOptions, Show, load_show
 from installation.cli import main
 from installation.inference.models import ModelCard
 from installation.media.sources import BaseReader, Reconnecting
-from installation.render.renderer import SHADER_DIR, Renderer
+from installation.render.renderer import Renderer
+from installation.render.shaders import SHADER_DIR
 from installation.vision.preprocess import Chain
 
 CAP_S = 90.0  # only a stuck scenario gets near this; it then fails on the step it was waiting for
@@ -399,7 +400,7 @@ def _garbage(rng: np.random.Generator, i: int) -> bytes:
 def test_osc_flood_of_malformed_packets_changes_nothing(tmp_path: Path) -> None:
     pytest.importorskip("installation.control.osc")
     show = build(show_file(tmp_path, osc=True), osc=True, osc_host="127.0.0.1", osc_port=0, oscquery_port=0).build()
-    osc = next(c for c in show.controls if type(c).__name__ == "OscControl")
+    osc = next(c for c in show.surfaces if type(c).__name__ == "OscControl")
     port = osc.port
     assert port > 0
     sent = [0]

@@ -30,3 +30,25 @@ def test_a_cycle_through_a_function_level_import_is_found(tmp_path: Path) -> Non
     graph = import_graph(pkg)
     assert graph["installation.wing.b"] == {"installation.wing.a"}
     assert knots(graph) == [["installation.wing.a", "installation.wing.b"]]  # c <-> d: annotations only
+
+
+def test_control_surfaces_reach_the_show_only_through_its_handle() -> None:
+    """The narrow handle (show/handle.py) is what a surface gets; none reaches behind it to the Show, nor
+    into the show's own parts or its loop's state by name."""
+    import ast
+
+    import installation.control as control
+
+    behind = {"_show", "inbox", "controls", "surfaces", "hud_lines", "slot", "source", "renderer", "display",
+              "outputs", "overrides", "results", "segmenter"}
+    def is_show(node: ast.expr) -> bool:  # show, s, self.show
+        return ((isinstance(node, ast.Name) and node.id in ("show", "s"))
+                or (isinstance(node, ast.Attribute) and node.attr == "show"))
+
+    found = []
+    for path in Path(control.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and (node.attr == "_show"
+                                                    or (node.attr in behind and is_show(node.value))):
+                found.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
+    assert not found, found

@@ -232,6 +232,9 @@ def test_chained_models_feed_each_other(tmp_path, tiny_model):
     path.write_text(text)
     show = Show(load_show(path), RunOptions(headless=True, frames=3, realtime=False, lockstep=True))
     show.build()
+    show.stop()  # the workers stop: the frame below is processed by hand, with no worker finishing a newer one
+    for t in show._infer_threads:
+        t.join(5.0)
     frame = show.source.recv(2.0)
     from installation.vision.preprocess import ChainState
 

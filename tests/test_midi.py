@@ -70,7 +70,7 @@ def build(tmp: Path, state: Path | None = None, **opts: object) -> Show:
 
 
 def midi_of(show: Show) -> MidiControl:
-    return next(c for c in show.controls if isinstance(c, MidiControl))
+    return next(c for c in show.surfaces if isinstance(c, MidiControl))
 
 
 def cc(ch: int, n: int, v: int) -> mido.Message:
@@ -171,7 +171,7 @@ def test_learn_binds_the_next_moved_control_and_saves_it_in_the_state_folder(tmp
     try:
         m = midi_of(show)
         show.store.set("midi/learn", "/mix/feedback", source="osc")  # as an OSC /midi/learn message sets it
-        assert any("learn" in line for line in m.hud(show))
+        assert any("learn" in line for line in m.hud(show.handle))
         m.feed(cc(2, 21, 127))  # the control moved: bound, and its value taken at once
         drain(show)
         assert show.store.target("mix/feedback") == pytest.approx(0.98)
@@ -247,7 +247,7 @@ def test_with_no_midi_on_the_machine_the_show_plays_and_says_why(show: Show) -> 
     if Path("/dev/snd/seq").exists():
         pytest.skip("this machine has an ALSA sequencer")
     assert "ALSA sequencer" in m.port_error
-    assert any("no port" in line for line in m.hud(show))
+    assert any("no port" in line for line in m.hud(show.handle))
 
 
 @pytest.mark.skipif(not Path("/dev/snd/seq").exists(), reason="no ALSA sequencer (/dev/snd/seq) here")

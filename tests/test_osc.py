@@ -50,12 +50,13 @@ def show_file(tmp_path: Path, name: str = "osc_test", extra: str = "") -> Path:
 def make_show(tmp_path: Path, extra: str = "", name: str = "osc_test", **opts: Any) -> Show:
     opts.setdefault("state", tmp_path / "state")
     opts.setdefault("realtime", True)
+    opts.setdefault("web_port", 0)  # the panel's fixed port is not what these test; tests/scenarios/test_web_* do
     cfg = load_show(show_file(tmp_path, name, extra))
     return Show(cfg, RunOptions(headless=True, **opts)).build()
 
 
 def control(show: Show) -> OscControl:
-    return next(c for c in show.controls if isinstance(c, OscControl))
+    return next(c for c in show.surfaces if isinstance(c, OscControl))
 
 
 def step(show: Show, n: int = 1) -> None:
@@ -356,7 +357,7 @@ def test_port_taken_is_reported_and_retried(tmp_path: Path, monkeypatch: pytest.
         step(show, 3)  # the show runs on, deaf for now
         blocker.close()
         assert pump_until(show, lambda: c.server.listening, 5.0)
-        assert c.port == port and "taken" not in "\n".join(show.hud_text())
+        assert c.port == port and f"OSC port {port} is taken" not in "\n".join(show.hud_text())
         SimpleUDPClient("127.0.0.1", port).send_message("/pre/blur", 6.0)
         assert pump_until(show, lambda: show.store.target("pre/blur") == 6.0)
     finally:
@@ -558,8 +559,8 @@ class HostsFile:
 def _late_control(show: Show, target: str, resolve: Callable[[str], str] | None = None) -> OscControl:
     settings = oscwire.OscSettings(host="127.0.0.1", port=0, oscquery_port=0,
                                    feedback=[oscwire.parse_target(target)])
-    c = OscControl(show, settings, resolve=resolve)
-    show.controls.append(c)
+    c = OscControl(show.handle, settings, resolve=resolve)
+    show.handle.add(c)
     return c
 
 
@@ -578,14 +579,14 @@ def test_a_feedback_target_that_resolves_late_gets_every_value_without_the_loop_
             time.sleep(0.005)
         assert hosts.calls >= 2 and not listener.messages
         assert slowest < hosts.delay_s / 2, f"an update waited for the resolver ({slowest:.2f} s)"
-        assert any("studio-pad" in line and "not resolved" in line for line in c.hud(show)), c.hud(show)
+        assert any("studio-pad" in line and "not resolved" in line for line in c.hud(show.handle)), c.hud(show.handle)
         assert c.summary()["feedback"][f"studio-pad:{listener.port}"]["resolve_failures"] >= 2
 
         hosts.path.write_text("127.0.0.1 studio-pad\n")  # the venue's network comes up
         settable = {p.address for p in show.registry.values() if p.kind != "trigger"}
         assert pump_until(show, lambda: settable <= {a for a, _ in listener.messages}, timeout=15), \
             "once resolved, the late controller gets every value"
-        assert not any("studio-pad" in line for line in c.hud(show))
+        assert not any("studio-pad" in line for line in c.hud(show.handle))
         show.store.set("colour/brightness", 0.5, source="api")
         wait_for(show, listener, "/colour/brightness", lambda a: a == (0.5,))
     finally:
@@ -604,7 +605,7 @@ def test_a_target_whose_sends_fail_is_held_with_back_off_and_counted(tmp_path: P
             time.sleep(0.01)
         failures = c.summary()["feedback"]["255.255.255.255:9001"]["send_failures"]
         assert 2 <= failures <= 4, f"held 1 s, 2 s, ...: a few tries, not one per frame ({failures})"
-        assert any("255.255.255.255:9001 send failed" in line for line in c.hud(show)), c.hud(show)
+        assert any("255.255.255.255:9001 send failed" in line for line in c.hud(show.handle)), c.hud(show.handle)
     finally:
         show.close()
 

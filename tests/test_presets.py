@@ -35,7 +35,7 @@ def _pyglet_keys():  # type: ignore[no-untyped-def]
 
 
 def _bank(show) -> PresetBank:  # type: ignore[no-untyped-def]
-    return next(c for c in show.controls if isinstance(c, PresetBank))
+    return next(c for c in show.surfaces if isinstance(c, PresetBank))
 
 
 def test_save_and_recall_with_a_morph_through_intermediate_values(tmp_path: Path) -> None:
@@ -105,9 +105,9 @@ def test_next_prev_keys_and_bad_slots(tmp_path: Path) -> None:
         assert bank.current == 2
 
         key = _pyglet_keys()
-        bank.on_key(show, key.LEFT, 0)  # from 2: wraps to 9 (Show.on_key hands keys to its controls)
+        bank.on_key(show.handle, key.LEFT, 0)  # from 2: wraps to 9 (Show.on_key hands keys to its controls)
         assert pump_until(show, lambda: bank.current == 9 and t("pre/blur") == 9.0)
-        bank.on_key(show, key.RIGHT, 0)
+        bank.on_key(show.handle, key.RIGHT, 0)
         assert pump_until(show, lambda: bank.current == 2)
 
         c = control(show)
@@ -184,7 +184,7 @@ def test_live_values_are_restored_after_a_restart(tmp_path: Path) -> None:
 def test_saves_are_debounced_and_atomic(tmp_path: Path) -> None:
     show = make_show(tmp_path)
     try:
-        keeper = next(c for c in show.controls if isinstance(c, LiveState))
+        keeper = next(c for c in show.surfaces if isinstance(c, LiveState))
         keeper.debounce_s = 0.5
         path = tmp_path / "state" / LIVE_FILE
         osc = _client(show)

@@ -8,7 +8,8 @@ import pytest
 from installation.app import default_registry
 from installation.core.params import ParamStore
 from installation.render.projection import projection_matrix
-from installation.render.renderer import COMPOSITE_MODES, Layers, Renderer, ShaderSet, read_pixels
+from installation.render.renderer import COMPOSITE_MODES, Layers, Renderer, read_pixels
+from installation.render.shaders import ShaderSet
 
 S = 16
 RED, BLUE = (255, 0, 0), (0, 0, 255)
@@ -155,7 +156,7 @@ def test_mirror_x_swaps_left_and_right():
 
 
 def test_broken_shader_on_reload_keeps_the_last_good_program(gl, tmp_path):
-    from installation.render.renderer import SHADER_DIR
+    from installation.render.shaders import SHADER_DIR
 
     for f in ("quad.vert", "composite.frag", "present.frag", "hud.frag"):
         (tmp_path / f).write_text((SHADER_DIR / f).read_text())

@@ -2,8 +2,8 @@
 
 The path is OSC's: the port's callback thread (mido over python-rtmidi) turns a message into a value
 through the show's bindings, scaled to the parameter's range, and keeps only the newest value per
-parameter; ONE job per frame goes into show.inbox, and Show.update() sets it in the ParamStore on the main
-thread (coerce, clamp, count, feedback, live state). The MIDI threads never touch the store.
+parameter; ONE job per frame is posted to the show (ShowHandle.post), and Show.update() sets it in the
+ParamStore on the main thread (coerce, clamp, count, feedback, live state). The MIDI threads never touch the store.
 
 Bindings, in the show (`[midi.map]`) and learned (`midi.json` in the state folder, which wins):
   "cc CH N"    controller N (0..127) on channel CH (1..16), 7 bits
@@ -157,7 +157,7 @@ class MidiControl:
             self.counts["accepted"] += 1
             queue_job, self._job_queued = not self._job_queued, True
         if queue_job:
-            self.show.inbox.put(self._apply)
+            self.show.post(self._apply)
 
     def _lsb_of_learned(self, b: Binding) -> bool:
         j = self._just_learned
@@ -171,7 +171,7 @@ class MidiControl:
         self._learned.pop(first.key, None)
         self._learned[wide.key] = name
         self._just_learned = None
-        self.show.inbox.put(lambda show: self._save())
+        self.show.post(lambda show: self._save())
         log.info("MIDI learn: %s -> %s (14-bit)", wide.key, name)
         return True
 
@@ -196,7 +196,7 @@ class MidiControl:
             show.store.set("midi/learn", "", source="midi")
             self._save()
 
-        self.show.inbox.put(done)
+        self.show.post(done)
 
     def _judge(self, b: Binding, raw: int) -> tuple[str, Any, bool] | None:
         """(parameter, value, is a trigger) for a control's raw value, or None. Under the lock."""
@@ -267,13 +267,12 @@ class MidiControl:
 
 
 def attach_midi(show: Any, folder: Path | None) -> MidiControl | None:
-    """A show with a [midi] table gets MIDI in as a control (Show.controls) with its HUD line."""
+    """A show with a [midi] table gets MIDI in as a surface (ShowHandle.add) with its HUD line."""
     cfg: MidiConfig | None = getattr(show.cfg, "midi", None)
     if cfg is None:
         return None
     control = MidiControl(show, cfg, check_midi(cfg, show.registry, show.cfg.path), folder)
-    show.controls.append(control)
-    show.hud_lines.append(control.hud)
+    show.add(control, control.hud)
     return control
 
 

@@ -3,7 +3,7 @@ applies it on the main thread (the wire is oscwire.py, the server oscserver.py, 
 judging oscreceive.py, the way out oscsend.py).
 
 The path of a parameter: OSC datagram -> this module's receiver thread (allow-list, parse, address ->
-Param, coerce and clamp, count) -> a pending table, latest value per address -> ONE job in show.inbox ->
+Param, coerce and clamp, count) -> a pending table, latest value per address -> ONE job posted to the show ->
 Show.update() on the main thread: ParamStore.set() -> store listeners (feedback, live state) -> the next
 frame's snapshot. The receiver thread never touches the store or the show: it only judges messages and
 hands them over, so no lock is held across a frame and nothing a controller sends can stall the loop.
@@ -54,6 +54,7 @@ from installation.control.presets import PresetBank
 from installation.control.replay import GatedSource, OscRecorder, OscReplay, read_recording
 from installation.core.params import ParamError, Registry
 from installation.core.state import remove_log_file
+from installation.show.handle import ShowHandle
 
 log = logging.getLogger("installation.osc")
 
@@ -62,12 +63,12 @@ log = logging.getLogger("installation.osc")
 
 
 class OscControl(OscReceive, OscSend):
-    """Live control of one show over OSC. A control (Show.controls): update(show) on the main thread
-    sends feedback and status; the receiver thread only judges messages and hands them to show.inbox."""
+    """Live control of one show over OSC. A surface (ShowHandle.add): update(show) on the main thread
+    sends feedback and status; the receiver thread only judges messages and posts them (ShowHandle.post)."""
 
     retry_s = 2.0
 
-    def __init__(self, show: Any, settings: OscSettings, presets: PresetBank | None = None,
+    def __init__(self, show: ShowHandle, settings: OscSettings, presets: PresetBank | None = None,
                  recorder: OscRecorder | None = None, replay_file: Path | None = None,
                  resolve: Resolver | None = None) -> None:
         self.show = show
@@ -113,9 +114,9 @@ class OscControl(OscReceive, OscSend):
         self.source_gate: GatedSource | None = None
         self.replay: OscReplay | None = None
         if replay_file is not None:
-            fps = float(getattr(show.source, "fps", 0) or 30.0)
+            fps = show.source_fps or 30.0
             self.replay = OscReplay(read_recording(replay_file), self._apply_replayed, show.opts.lockstep, fps)
-        if (recorder is not None or self.replay is not None) and show.source is not None:
+        if (recorder is not None or self.replay is not None) and show.has_source:
             self.source_gate = show.gate_source(
                 lambda source: GatedSource(source, self._on_frame, self.replay.close if self.replay else None))
         if self.replay is not None and self.replay.lockstep:
@@ -144,7 +145,7 @@ class OscControl(OscReceive, OscSend):
             self._new_targets.add(addr)
 
     # ---- the main thread ------------------------------------------------------------------------
-    def _apply_pending(self, show: Any) -> None:
+    def _apply_pending(self, show: ShowHandle) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
             triggers, self._pending_triggers = self._pending_triggers, []
@@ -181,10 +182,10 @@ class OscControl(OscReceive, OscSend):
     def _on_frame(self, index: int) -> None:
         """Inference thread, before frame `index` is processed."""
         if self.replay is not None and self.replay.lockstep:
-            self.replay.before_frame(index, self.show.inbox, self.store)
+            self.replay.before_frame(index, self.show.post, self.store)
 
 
-    def update(self, show: Any) -> None:
+    def update(self, show: ShowHandle) -> None:
         now = time.monotonic()
         if self.replay is not None:
             self.replay.update(now)
@@ -214,7 +215,7 @@ class OscControl(OscReceive, OscSend):
                     self._send(dgram, t)
 
 
-    def hud(self, show: Any) -> list[str]:
+    def hud(self, show: ShowHandle) -> list[str]:
         lines = []
         if self.server is not None:
             c = self.counters.snapshot()

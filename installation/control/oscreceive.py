@@ -1,7 +1,7 @@
 """OSC in: the receiver thread's half of OscControl. Each datagram parsed whole, each message judged at
 the door (address or pattern -> Param, value coerced and clamped, protected writes refused, all counted),
 only the newest value per address kept in the pending table, and one job per frame handed to
-show.inbox; /sync requests ride the same job. A mixin of OscControl, which applies the job on the main
+the show (ShowHandle.post); /sync requests ride the same job. A mixin of OscControl, which applies the job on the main
 thread (osc.py), as OscSend (oscsend.py) is its way out."""
 
 from __future__ import annotations
@@ -142,4 +142,4 @@ class OscReceive:
     def _accepted(self, queue_job: bool) -> None:
         self.counters.add("accepted")
         if queue_job:
-            self.show.inbox.put(self._apply_pending)
+            self.show.post(self._apply_pending)

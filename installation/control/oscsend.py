@@ -73,9 +73,7 @@ class OscSend:
                 self._send(dgram, t)
 
     def status_messages(self, show: Any) -> list[bytes]:
-        from installation.show.health import counters
-
-        h = counters(show)  # the same figures as the stats JSON, the heartbeat file and the log
+        h = show.counters()  # the same figures as the stats JSON, the heartbeat file and the log
         lat = show.stats.latency_p50()
         out = [build_dgram("/status/fps", float(h["fps"])),
                build_dgram("/status/dropped", int(h["dropped"])),

@@ -157,7 +157,8 @@ class OscReplay:
         elapsed = now - self._t0
         self._apply_through(lambda m: m.t <= elapsed)
 
-    def before_frame(self, index: int, inbox: Any, store: Any, timeout: float = 2.0) -> None:
+    def before_frame(self, index: int, post: Callable[[Callable[[Any], None]], None], store: Any,
+                     timeout: float = 2.0) -> None:
         """Lockstep, on the inference thread: make frame `index` see exactly the messages up to it."""
         applied = threading.Event()
         marker: list[Any] = []
@@ -168,7 +169,7 @@ class OscReplay:
             marker.append(store.snapshot())  # publish() follows this job in the same Show.update()
             applied.set()
 
-        inbox.put(job)
+        post(job)
         deadline = time.monotonic() + timeout
         while not applied.wait(0.05):
             if self._closed.is_set() or time.monotonic() > deadline:

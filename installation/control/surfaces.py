@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 from installation.control.access import describe_allow
 from installation.control.osc import OscControl
@@ -17,14 +16,15 @@ from installation.control.presets import PresetBank
 from installation.control.replay import OscRecorder
 from installation.core.errors import UserError
 from installation.core.state import LiveState, add_log_file, state_dir
+from installation.show.handle import ShowHandle
 from installation.show.keys import help_line
 
 log = logging.getLogger("installation.osc")
 
 
-def attach_controls(show: Any) -> None:
+def attach_controls(show: ShowHandle) -> None:
     """Called by Show.build() once the store holds the show file's values and the source is open: restores
-    the last live values, then attaches live state, presets and OSC as controls."""
+    the last live values, then adds live state, presets, OSC, the web and MIDI as the show's surfaces."""
     cfg, opts = show.cfg, show.opts
     settings = OscSettings.resolve(cfg, opts)
     folder = state_dir(cfg.name, getattr(opts, "state", None))
@@ -50,8 +50,11 @@ def attach_controls(show: Any) -> None:
         log.info("recording OSC to %s", record)
     control = OscControl(show, settings, presets, recorder, replay_file)
     control.log_handler = handler
-    show.controls.extend(c for c in (keeper, presets, control) if c is not None)
-    show.hud_lines.extend([control.hud, presets.hud, help_line])
+    if keeper is not None:
+        show.add(keeper)
+    show.add(presets, presets.hud)
+    show.add(control, control.hud)
+    show.add_hud(help_line)
     web_port = cfg.web.port if getattr(opts, "web_port", None) is None else opts.web_port
     if settings.enabled and (web_port or settings.oscquery_port):
         # the panel, the status page and OSCQuery: one server, the same intake, gate and store as OSC
@@ -61,8 +64,7 @@ def attach_controls(show: Any) -> None:
         web = WebControl(show, control, presets, WebSettings(
             host=settings.host, port=web_port, oscquery_port=settings.oscquery_port, token=cfg.web.token,
             thumbnail=cfg.web.thumbnail, name=cfg.name))
-        show.controls.append(web)
-        show.hud_lines.append(web.hud)
+        show.add(web, web.hud)
         if web.server.ports.get("web"):
             from installation.control.oscquery import primary_ip
 
@@ -71,7 +73,7 @@ def attach_controls(show: Any) -> None:
     from installation.control.midi import attach_midi
 
     attach_midi(show, folder)  # [midi]: the same path into the store, learned bindings in the state folder
-    show.snapshot = show.store.publish()
+    show.publish()
     if control.server is not None and control.server.listening:
         feedback = ", ".join(f"{h}:{p}" for h, p in settings.feedback)
         log.info("OSC in on %s:%d%s; who may send: %s; writes over OSC %s", settings.host, control.port,

@@ -22,7 +22,6 @@ import asyncio
 import hmac
 import json
 import logging
-import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from aiohttp import web
 from installation.control import oscquery
 from installation.control.oscwire import build_dgram
 from installation.control.websession import Session, serve
+from installation.control.webthread import ServingThread
 from installation.core.params import Param, ParamStore
 
 log = logging.getLogger("installation.web")
@@ -44,7 +44,6 @@ STATIC = Path(__file__).parent / "static"
 COOKIE = "installation_token"
 THUMB_WIDTH = 320
 THUMB_KEEP_S = 5.0  # thumbnails are made while someone asked for one this recently
-RETRY_S = 2.0
 
 
 @dataclass
@@ -71,11 +70,12 @@ class Hooks:
     counters: Counter[str] = field(default_factory=Counter)
 
 
-class WebServer:
+class WebServer(ServingThread):
     """Serves OSCQuery, the panel and the status page. Its public methods run on its own loop unless they
     say otherwise; `call()` is how another thread gets something done there."""
 
     def __init__(self, settings: WebSettings, store: ParamStore, hooks: Hooks) -> None:
+        super().__init__(settings.host)
         self.settings = settings
         self.store = store
         self.registry = store.registry
@@ -89,75 +89,15 @@ class WebServer:
         self._shape = oscquery.shape(self.tree())
         self.thumb: bytes | None = None
         self.thumb_wanted_until = 0.0  # monotonic; read by the main thread
-        self.ports: dict[str, int] = {}
-        self.error = ""
         self._static = {p.name: p.read_bytes() for p in STATIC.iterdir() if p.is_file()}
-        self._loop = asyncio.new_event_loop()
-        self._runners: list[web.AppRunner] = []
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="web", daemon=True)
-        self._thread.start()
-        self._started.wait(10.0)
+        self.serve([("web", settings.port, self._web_app()),
+                    ("oscquery", settings.oscquery_port, self._oscquery_app())])
 
-    # ---- the loop's thread ---------------------------------------------------------------------------
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._start())
-        self._started.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._stop())
-        self._loop.close()
-
-    async def _start(self) -> None:
-        wanted = [("web", self.settings.port, self._web_app()), ("oscquery", self.settings.oscquery_port,
-                                                                 self._oscquery_app())]
-        for what, port, app in wanted:
-            if port:
-                runner = web.AppRunner(app, access_log=None, handle_signals=False)
-                await runner.setup()
-                self._runners.append(runner)
-                if not await self._bind(what, runner, port):
-                    self._loop.create_task(self._retry(what, runner, port))
-
-    async def _bind(self, what: str, runner: web.AppRunner, port: int) -> bool:
-        try:
-            site = web.TCPSite(runner, self.settings.host, port, reuse_address=True)
-            await site.start()
-        except OSError as e:
-            first = not self.error
-            taken = e.errno in (98, 48, 10048)
-            self.error = (f"{what} port {port} is taken by another program (another show running?)" if taken
-                          else f"{what} port {port}: {e.strerror or e}") + f"; retrying every {RETRY_S:g} s"
-            if first:
-                log.error("%s", self.error)
-            return False
-        self.ports[what] = port
-        if self.error.startswith(what):
-            log.info("%s listening on port %d at last", what, port)
-            self.error = ""
-        return True
-
-    async def _retry(self, what: str, runner: web.AppRunner, port: int) -> None:
-        while not await self._bind(what, runner, port):
-            await asyncio.sleep(RETRY_S)
-
-    async def _stop(self) -> None:
+    def before_stop(self) -> None:
         for s in list(self.sessions):
             s.closed = True
             if s.transport is not None:
                 s.transport.abort()
-        for runner in self._runners:
-            await runner.cleanup()
-
-    def call(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Any thread: run fn(*args) on the loop soon."""
-        if not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(fn, *args)
-
-    def close(self) -> None:
-        if self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5.0)
 
     # ---- the apps ------------------------------------------------------------------------------------
     @web.middleware

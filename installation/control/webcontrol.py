@@ -28,7 +28,6 @@ from installation.control.advertise import Advertiser, loopback
 from installation.control.osc import OscControl
 from installation.control.presets import PresetBank
 from installation.control.web import Hooks, WebServer, WebSettings
-from installation.show.health import counters
 from installation.show.schedule import ScheduleControl
 
 log = logging.getLogger("installation.web")
@@ -88,8 +87,8 @@ class WebControl:
                       osc_port=lambda: osc.port, writes=osc.gate.writes, count=show.stats.count)
         self.server = WebServer(settings, show.store, hooks)
         osc.taps.append(self._changed)
-        self.model_dirs: list[Path] = show.slot.model_dirs() if hasattr(show, "slot") else []
-        self.schedule = next((c for c in show.controls if isinstance(c, ScheduleControl)), None)
+        self.model_dirs: list[Path] = show.model_dirs()
+        self.schedule = show.find(ScheduleControl)
         self.advertiser: Advertiser | None = None
         query_port = self.server.ports.get("oscquery")
         if query_port and osc.server is not None and osc.server.listening and not loopback(settings.host):
@@ -97,7 +96,7 @@ class WebControl:
         self._vals: dict[str, list[Any]] = {}
         self._t_status = self._t_tree = self._t_thumb = float("-inf")
         if settings.thumbnail and settings.port:
-            show.outputs = ThumbnailTap(show.outputs, self._thumb_due, self._thumb)
+            show.tap_outputs(lambda stage: ThumbnailTap(stage, self._thumb_due, self._thumb))
 
     def _changed(self, addresses: list[str]) -> None:
         """Main thread (OscControl.update): the addresses whose values changed this frame."""
@@ -132,7 +131,7 @@ class WebControl:
 
     def status(self, show: Any) -> dict[str, Any]:
         """What the status page shows: the health counters (the one source) and what the show is doing."""
-        h = counters(show)
+        h = show.counters()
         snap = show.snapshot
         look = {"look": self.schedule.look, "why": self.schedule.why} if self.schedule is not None else None
         osc = self.osc.counters.snapshot()

@@ -1,35 +1,24 @@
-"""Drawing: the shader programs from shaders/ (reloaded when the files change; a program that fails to
-compile keeps the last good one), textures, the layers of a frame, the composite -> present -> HUD passes
-and the readback. The contexts they draw into are displays.py's; the screen maths projection.py's.
+"""Drawing: textures, the layers of a frame, the composite -> present -> HUD passes (through shaders.py's
+programs) and the readback. The contexts they draw into are displays.py's; the screen maths projection.py's.
 
 Everything here runs on the main thread: GL contexts belong to one thread.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from installation.core.errors import UserError
 from installation.core.params import Param
-from installation.core.paths import data_dir
 from installation.render.projection import content_box, matrix_from_snapshot
+from installation.render.shaders import ShaderSet, present_program
 
 log = logging.getLogger("installation.render")
 
-SHADER_DIR = data_dir("shaders")
-SHADER_DIR_ENV = "INSTALLATION_SHADER_DIR"  # another folder of shaders: a look of one's own, or a test's copy
-
-
-def shader_dir() -> Path:
-    """Where the programs come from: $INSTALLATION_SHADER_DIR when set, else the repository's shaders/."""
-    return Path(os.environ.get(SHADER_DIR_ENV) or SHADER_DIR)
 COMPOSITE_MODES = ("output", "person", "background", "blend", "camera")
 
 
@@ -72,12 +61,6 @@ GRADE_PARAMS = ("display/gamma", "colour/brightness", "colour/contrast", "colour
 MONITOR_TILES = (("camera", 0, 0), ("model_input", 1, 0), ("mask", 0, 1), ("out_a", 1, 1))
 
 
-def present_program(mixed: bool, graded: bool) -> str:
-    """The present program's name: mixing the layers itself (MIX 1) or showing a content texture, with
-    or without the colour grade."""
-    return "present" + ("_mix" if mixed else "") + ("_graded" if graded else "")
-
-
 def mix_weights(mode: str, amount: float, has_model: bool, has_mask: bool) -> dict[str, float]:
     """mix/mode as three numbers, so the shaders mix without a branch per mode (llvmpipe would run every
     branch): picture = mix(camera * cam_gain, model, clamp(w0 + w1 * mask)). Without a mask the mask counts
@@ -95,107 +78,6 @@ def mix_weights(mode: str, amount: float, has_model: bool, has_mask: bool) -> di
     if not has_mask:
         w0, w1 = w0 + w1, 0.0
     return {"u_cam_gain": gain, "u_w0": w0, "u_w1": w1}
-
-
-class ShaderSet:
-    """Programs built from shaders/*.vert + *.frag; reloaded when a file changes.
-
-    A program that fails to compile on reload leaves the last good one in use, and its compiler
-    message in `errors` for the HUD. At start a broken program is an error (nothing to fall back on).
-    """
-
-    def __init__(self, ctx: Any, directory: Path | None = None,
-                 programs: dict[str, tuple[str, str]] | None = None) -> None:
-        self.ctx = ctx
-        self.dir = Path(directory) if directory is not None else shader_dir()
-        # (vertex, fragment[, #defines]). Mixing the layers and the colour grade are programs of their
-        # own, not uniform branches: llvmpipe runs every side of a branch, so a switched-off path would
-        # still cost its texture reads (the old monitor branch doubled the present pass on a 2-core CPU).
-        self.specs: dict[str, tuple[Any, ...]] = programs or {
-            "composite": ("quad.vert", "composite.frag"),
-            **{present_program(mixed, graded): ("quad.vert", "present.frag", {"MIX": int(mixed), "GRADE": int(graded)})
-               for mixed in (False, True) for graded in (False, True)},
-            "hud": ("quad.vert", "hud.frag")}
-        self.programs: dict[str, Any] = {}
-        self.vaos: dict[str, Any] = {}
-        self.errors: dict[str, str] = {}
-        self.reloads = 0
-        self._mtimes: dict[str, float] = {}
-        for name in self.specs:
-            self._build(name, initial=True)
-
-    def _files(self, name: str) -> list[Path]:
-        return [self.dir / f for f in self.specs[name][:2]]
-
-    def _defines(self, name: str, frag: str) -> str:
-        spec = self.specs[name]
-        if len(spec) < 3 or not spec[2]:
-            return frag
-        first, _, rest = frag.partition("\n")  # #version must stay the first line
-        defines = "".join(f"#define {k} {v}\n" for k, v in spec[2].items())
-        return f"{first}\n{defines}#line 2\n{rest}"
-
-    def _build(self, name: str, initial: bool = False) -> bool:
-        files = self._files(name)
-        for f in files:
-            with contextlib.suppress(OSError):  # a missing file fails the compile below, with its name
-                self._mtimes[str(f)] = f.stat().st_mtime
-        try:
-            vert, frag = (f.read_text() for f in files)
-            prog = self.ctx.program(vertex_shader=vert, fragment_shader=self._defines(name, frag))
-        except Exception as e:  # moderngl raises plain Exception with the compiler log
-            msg = f"{name}: {str(e).strip()}"
-            if initial and name not in self.programs:  # nothing to fall back on: say which file and why
-                raise UserError(f"the {name} shader does not compile: {_first_complaint(str(e))}",
-                                file=" + ".join(str(f) for f in files)) from None
-            self.errors[name] = msg
-            log.error("shader reload failed, keeping the last good program: %s", msg)
-            return False
-        old = self.programs.get(name)
-        self.programs[name] = prog
-        self.vaos[name] = self.ctx.vertex_array(prog, [])
-        if old is not None:
-            old.release()
-        self.errors.pop(name, None)
-        return True
-
-    def reload_if_changed(self) -> list[str]:
-        changed = []
-        for name in self.specs:
-            for f in self._files(name):
-                try:
-                    m = f.stat().st_mtime
-                except OSError:
-                    continue
-                if self._mtimes.get(str(f)) != m:
-                    changed.append(name)
-                    break
-        for name in changed:
-            if self._build(name):
-                self.reloads += 1
-                log.info("shader %s reloaded", name)
-        return changed
-
-    def set(self, name: str, **uniforms: Any) -> Any:
-        prog = self.programs[name]
-        for k, v in uniforms.items():
-            if k in prog:
-                u = prog[k]
-                if isinstance(v, np.ndarray):
-                    u.write(v.astype(np.float32).T.tobytes() if v.ndim == 2 else v.astype(np.float32).tobytes())
-                else:
-                    u.value = v
-        return prog
-
-    def draw(self, name: str) -> None:
-        self.vaos[name].render(mode=self.ctx.TRIANGLE_STRIP, vertices=4)
-
-
-def _first_complaint(log_text: str) -> str:
-    """The compiler's first error line (what to fix, and where), or its whole message when none is."""
-    lines = [ln.strip() for ln in log_text.splitlines() if ln.strip()]
-    return next((ln for ln in lines if "error" in ln.lower() and ln.lower() != "glsl compiler failed"),
-                " ".join(lines) or "no message")
 
 
 class Texture:

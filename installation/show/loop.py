@@ -35,6 +35,7 @@ from installation.media.recorder import Recorder
 from installation.render import hud
 from installation.render.renderer import Renderer, finish
 from installation.show.config import ShowConfig
+from installation.show.handle import ShowHandle
 from installation.show.health import run_summary
 from installation.show.pipeline import Pipeline, Result
 from installation.show.surface import Surface
@@ -87,7 +88,9 @@ class Show(Pipeline, Surface):
         self.store = ParamStore(self.registry)
         self.inbox: queue.SimpleQueue[Callable[[Show], None]] = queue.SimpleQueue()
         self.hud_lines: list[Callable[[Show], list[str]]] = []  # extra HUD text from control surfaces
-        self.controls: list[Any] = []  # objects with update(show) and close()
+        self.controls: list[Any] = []  # the show's own parts with update(show) and close(): health, schedule
+        self.surfaces: list[Any] = []  # control surfaces: update(handle) and close(), added through the handle
+        self.handle = ShowHandle(self)  # all a control surface may reach of the show
         h = cfg.health
         self.slot = ModelSlot(self.open_model, self.store, self.stats, fail_after=h.model_fail_after,
                               retry_s=h.model_retry_s, retry_max_s=h.model_retry_max_s,
@@ -196,11 +199,7 @@ class Show(Pipeline, Surface):
                 job(self)
             except Exception as e:
                 self.stats.fault("control", f"{type(e).__name__}: {e}")
-        for c in self.controls:
-            try:
-                c.update(self)
-            except Exception as e:
-                self.stats.fault("control", f"{type(e).__name__}: {e}")
+        self.tell_parts("update")
         for name, value in self.store.drain_triggers():
             self.on_trigger(name, value)
         self.slot.update()
@@ -307,7 +306,7 @@ class Show(Pipeline, Surface):
             t.join(timeout=5.0)
         if self.segmenter is not None:
             self.segmenter.close()
-        for c in self.controls:
+        for c in [*self.controls, *self.surfaces]:
             try:
                 c.close()
             except Exception as e:

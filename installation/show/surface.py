@@ -23,13 +23,7 @@ class Surface:
             self.segmenter.relearn()
         elif name == "show/grab":
             self.grab()
-        for c in self.controls:
-            handler = getattr(c, "on_trigger", None)
-            if handler is not None:
-                try:
-                    handler(self, name, value)
-                except Exception as e:
-                    self.stats.fault("control", f"{type(e).__name__}: {e}")
+        self.tell_parts("on_trigger", name, value)
 
     def grab(self) -> None:
         """Save the last shown frame's layers in the state folder, off the main thread."""
@@ -70,10 +64,20 @@ class Surface:
             self.stop()
         elif symbol == key.F and hasattr(self.display, "set_fullscreen"):
             self.display.set_fullscreen(not self.display.window.fullscreen)
-        for c in self.controls:
-            handler = getattr(c, "on_key", None)
-            if handler:
-                handler(self, symbol, modifiers)
+        self.tell_parts("on_key", symbol, modifiers)
+
+    def tell_parts(self, method: str, *args: Any) -> None:
+        """Call `method` on the show's own parts (with the show) and its control surfaces (with the narrow
+        handle, show/handle.py), where they have it. A part that fails is counted; the others still hear."""
+        for parts, arg in ((self.controls, self), (self.surfaces, self.handle)):
+            for c in list(parts):
+                handler = getattr(c, method, None)
+                if handler is None:
+                    continue
+                try:
+                    handler(arg, *args)
+                except Exception as e:
+                    self.stats.fault("control", f"{type(e).__name__}: {e}")
 
     def hud_text(self) -> list[str]:
         st = self.stats

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from installation.render.renderer import SHADER_DIR
+from installation.render.shaders import SHADER_DIR
 from tests.scenarios.conftest import INSTALLATION, cli_env, flat_model, frames_of, identity_model, run_cli
 
 GREY, RED, BLUE = (128, 128, 128), (220, 30, 30), (30, 30, 220)

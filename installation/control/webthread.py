@@ -1,0 +1,96 @@
+"""aiohttp applications served from an asyncio loop on a thread of their own, never the render thread: each
+on its port, a port another program holds retried every RETRY_S with the reason kept for the HUD. The web
+server (web.py) is one; `call()` is how another thread gets something done on the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger("installation.web")
+
+RETRY_S = 2.0
+PORT_TAKEN = (98, 48, 10048)  # EADDRINUSE on Linux, macOS, Windows
+
+
+class ServingThread:
+    """The loop, its thread and the listening ports (`ports`: what -> port, once bound; `error`: why not)."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.ports: dict[str, int] = {}
+        self.error = ""
+        self._loop = asyncio.new_event_loop()
+        self._runners: list[web.AppRunner] = []
+        self._started = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def serve(self, apps: list[tuple[str, int, web.Application]], timeout: float = 10.0) -> None:
+        """Start the thread and bind each (what, port, app) whose port is not 0; returns once bound or retrying."""
+        self._thread = threading.Thread(target=self._run, args=(apps,), name="web", daemon=True)
+        self._thread.start()
+        self._started.wait(timeout)
+
+    def before_stop(self) -> None:
+        """On the loop, before the apps are cleaned up: end what the runners would wait for (WebSockets)."""
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Any thread: run fn(*args) on the loop soon."""
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+
+    # ---- the loop's thread ---------------------------------------------------------------------------
+    def _run(self, apps: list[tuple[str, int, web.Application]]) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._start(apps))
+        self._started.set()
+        self._loop.run_forever()
+        self.before_stop()
+        self._loop.run_until_complete(self._cleanup())
+        self._loop.close()
+
+    async def _start(self, apps: list[tuple[str, int, web.Application]]) -> None:
+        for what, port, app in apps:
+            if port:
+                runner = web.AppRunner(app, access_log=None, handle_signals=False)
+                await runner.setup()
+                self._runners.append(runner)
+                if not await self._bind(what, runner, port):
+                    self._loop.create_task(self._retry(what, runner, port))
+
+    async def _bind(self, what: str, runner: web.AppRunner, port: int) -> bool:
+        try:
+            site = web.TCPSite(runner, self.host, port, reuse_address=True)
+            await site.start()
+        except OSError as e:
+            first = not self.error
+            taken = e.errno in PORT_TAKEN
+            self.error = (f"{what} port {port} is taken by another program (another show running?)" if taken
+                          else f"{what} port {port}: {e.strerror or e}") + f"; retrying every {RETRY_S:g} s"
+            if first:
+                log.error("%s", self.error)
+            return False
+        self.ports[what] = port
+        if self.error.startswith(what):
+            log.info("%s listening on port %d at last", what, port)
+            self.error = ""
+        return True
+
+    async def _retry(self, what: str, runner: web.AppRunner, port: int) -> None:
+        while not await self._bind(what, runner, port):
+            await asyncio.sleep(RETRY_S)
+
+    async def _cleanup(self) -> None:
+        for runner in self._runners:
+            await runner.cleanup()
