@@ -47,10 +47,11 @@ def test_worker_plan():
     assert plan_workers("auto", cores=16) == 2
     # one inference in half the frame interval: one frame at a time, on every core, answers soonest
     assert shape(plan_cpu("auto", cores=2, infer_ms=10.0, source_fps=30.0)) == (1, 0)
-    # throughput needed, a model that is not most of the frame: one worker, the rest of the frame keeps a core
-    assert shape(plan_cpu("auto", cores=2, infer_ms=10.0, source_fps=60.0)) == (1, 1)
-    assert shape(plan_cpu("auto", cores=2, infer_ms=10.0, source_fps=None)) == (1, 1)  # unpaced
-    assert shape(plan_cpu("auto", cores=8, infer_ms=10.0, source_fps=None)) == (1, 7)
+    # throughput needed, a model that is not most of the frame: still one worker on every core (its idle
+    # threads sleep, the draw and the decoder run between inferences)
+    assert shape(plan_cpu("auto", cores=2, infer_ms=10.0, source_fps=60.0)) == (1, 0)
+    assert shape(plan_cpu("auto", cores=2, infer_ms=10.0, source_fps=None)) == (1, 0)  # unpaced
+    assert shape(plan_cpu("auto", cores=8, infer_ms=10.0, source_fps=None)) == (1, 0)
     # a model that is most of the frame: a second frame in flight uses the core the rest leaves idle
     assert shape(plan_cpu("auto", cores=2, infer_ms=SECOND_WORKER_FROM_MS, source_fps=None)) == (2, 1)
     assert plan_workers("auto", cores=1, infer_ms=50.0, source_fps=60.0) == 1
@@ -75,7 +76,7 @@ def test_auto_times_the_model_against_the_source_rate(tmp_path: Path):
     unpaced = load_for_rate(folder, "cpu", "auto", source_fps=None)  # a tiny model is never most of a frame
     assert unpaced.parallel == 1
     threads = unpaced.backend.session.get_session_options().intra_op_num_threads  # type: ignore[attr-defined]
-    assert threads == (max(1, cpu_cores() - 1) if cpu_cores() >= 2 else 0)
+    assert threads == 0  # every core: a quiet machine's draw and decoder run between inferences
     assert load_for_rate(folder, "cpu", 1, source_fps=None).parallel == 1
     assert 0 < slow_source.time_inference() < 1000
 

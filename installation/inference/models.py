@@ -44,6 +44,9 @@ class ModelCard:
     description: str = ""
     inferred: bool = False  # True when no model.toml existed and the graph told us
     provenance: dict[str, Any] = field(default_factory=dict)
+    # the folder's 8-bit twin for the CPU (`installation quantize`): its file, the sha256 of the model.onnx it
+    # was made from, and how far its pictures are from that model's; empty: there is none
+    int8: dict[str, Any] = field(default_factory=dict)
 
     def to_toml(self) -> str:
         """The card as TOML text (schema documented in docs/model-card.md)."""
@@ -54,6 +57,7 @@ class ModelCard:
                  "", "[output]", f"name = {_tv(self.output_name)}",
                  f"value_range = [{self.output_range[0]}, {self.output_range[1]}]", ""]
         lines += toml_table("provenance", self.provenance)
+        lines += toml_table("int8", self.int8)
         lines += preprocess_tables(self.chain.to_spec())
         return "\n".join(lines)
 
@@ -86,12 +90,17 @@ def read_card(path: Path, onnx_path: Path | None = None) -> ModelCard:
         chain = Chain.from_spec(data.get("preprocess", "plain"), (size[0], size[1]))
     except ChainError as e:
         raise UserError(e.message, file=path, key=e.path) from None
+    int8 = data.get("int8", {})
+    if not isinstance(int8, dict) or (int8 and not (isinstance(int8.get("file"), str)
+                                                   and isinstance(int8.get("from_sha256"), str))):
+        raise UserError("bad int8 table", file=path, key="int8",
+                        expected='file = "model.int8.onnx" and from_sha256 = "..." (written by installation quantize)')
     return ModelCard(
         name=str(data.get("name", path.parent.name)), size=(size[0], size[1]), chain=chain,
         input_name=str(inp.get("name", "input")), output_name=str(out.get("name", "output")), layout=layout,
         value_range=_range(inp.get("value_range", [-1.0, 1.0]), path, "input.value_range"),
         output_range=_range(out.get("value_range", [-1.0, 1.0]), path, "output.value_range"),
-        description=str(data.get("description", "")), provenance=dict(data.get("provenance", {})),
+        description=str(data.get("description", "")), provenance=dict(data.get("provenance", {})), int8=dict(int8),
     )
 
 
@@ -167,6 +176,60 @@ def resolve_model(path: str | Path) -> tuple[Path, ModelCard]:
     if card_path.is_file():
         return onnx_path, read_card(card_path)
     return onnx_path, infer_card(onnx_path)
+
+
+PRECISIONS = ("auto", "fp32", "int8")
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def pick_precision(onnx_path: Path, card: ModelCard, precision: str, on_cpu: bool) -> Path:
+    """The graph to open: the folder's int8 twin where `precision` asks for it ("int8"), or by "auto" where
+    ONNX Runtime runs on the CPU (a GPU keeps the float graph: TensorRT and CUDA make their own fp16).
+    A twin made from another model.onnx than the one beside it (re-exported since) is stale: "auto" falls
+    back to model.onnx with a warning, "int8" is refused. Raises UserError."""
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision {precision!r}", key="model.precision", expected=" or ".join(PRECISIONS))
+    if precision == "fp32" or (precision == "auto" and not on_cpu):
+        return onnx_path
+    int8 = card.int8
+    fix = f"installation quantize {onnx_path.parent}"
+    if not int8:
+        if precision == "int8":
+            raise UserError("the model has no int8 version", file=onnx_path.parent, key="model.precision",
+                            expected=f'"auto" or "fp32", or make one: {fix}')
+        return onnx_path
+    twin = onnx_path.parent / str(int8["file"])
+    why = ("is missing" if not twin.is_file() else
+           "was made from another model.onnx (re-exported since)" if file_sha256(onnx_path) != int8["from_sha256"]
+           else "")
+    if why:
+        if precision == "int8":
+            raise UserError(f"the int8 version {twin.name} {why}", file=onnx_path.parent, key="model.precision",
+                            expected=f'"auto" or "fp32", or make it again: {fix}')
+        log.warning("model %s: %s %s; running model.onnx (make it again: %s)", card.name, twin.name, why, fix)
+        return onnx_path
+    return twin
+
+
+def precision_line(model: Model) -> str:
+    """What `check` says of the graph a model runs."""
+    q = model.card.int8
+    if model.precision == "int8":
+        return (f"int8 ({model.graph.name}: {q.get('mean_diff', '?')} grey levels from model.onnx on average, "
+                f"{q.get('ms_int8', '?')} against {q.get('ms_fp32', '?')} ms an inference when it was made)")
+    if not isinstance(model.backend, OnnxBackend) or model.backend.providers[0] != "CPUExecutionProvider":
+        return f"{model.precision} ({model.graph.name}, on {model.backend.providers[0]})"
+    hint = "" if q else f"; no int8 version (installation quantize {model.path.parent} makes one)"
+    return f"{model.precision} ({model.graph.name}{hint})"
 
 
 # ---- backends ----------------------------------------------------------------------------------
@@ -261,8 +324,10 @@ class Model:
     on the CPU takes concurrent runs, each on its own share of the cores; a GPU backend takes one.
     """
 
-    def __init__(self, onnx_path: Path, card: ModelCard, backend: Backend, parallel: int = 1) -> None:
-        self.path = onnx_path
+    def __init__(self, onnx_path: Path, card: ModelCard, backend: Backend, parallel: int = 1,
+                 graph: Path | None = None) -> None:
+        self.path = onnx_path  # the model as it is named (its model.onnx)
+        self.graph = graph or onnx_path  # the file the backend opened: model.onnx or its int8 twin
         self.card = card
         self.backend = backend
         self.parallel = parallel
@@ -271,6 +336,13 @@ class Model:
     @property
     def name(self) -> str:
         return self.card.name
+
+    @property
+    def precision(self) -> str:
+        """"int8" for the folder's int8 twin, else what the export wrote ("fp32", "fp16")."""
+        if self.graph != self.path:
+            return "int8"
+        return str(self.card.provenance.get("precision", "fp32"))
 
     def time_inference(self, runs: int = 5) -> float:
         """Milliseconds one inference takes here (median of `runs`, after two warm-up runs)."""
@@ -298,9 +370,27 @@ def cpu_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def cpu_name() -> str:
+    """The processor's name, for figures that say which machine made them."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 # One worker on every core answers soonest where one inference fits in this share of the source's frame
 # interval: on 2 cores the default show at 30 fps had p50 24-27 ms capture -> present that way.
 FITS_IN_INTERVAL = 0.5
+# A throughput-bound show below that gets one worker on every core too. Keeping a core for the draw,
+# segmenter and decoder (one worker on cores - 1) looked better on a machine loaded by other programs;
+# on a quiet one, as a show's machine is, every core gave the default show 59-62 fps unpaced against
+# 52-54, p50 21 ms against 23-24, and paced at 60 fps p50 13-16 ms against 19-20 (person: 27-31 against
+# 32-33, fewer drops; docs/performance.md, "third pass").
 # A second worker (a second frame in flight) only where the model is most of a frame's work: it then uses
 # the core the rest of the frame (draw, segmentation, decoding) leaves idle. Below this, on 2 cores, the
 # rest of the frame already fills the second core, and a second worker only fought it: the person show
@@ -325,10 +415,9 @@ def plan_cpu(setting: int | str = "auto", cores: int | None = None, infer_ms: fl
 
     - one worker on every core where a core is all there is, or where one inference (`infer_ms`, timed
       on every core) fits in half the source's frame interval: one frame at a time answers soonest;
-    - otherwise the show needs throughput. Its stages then run side by side, each on one core's worth of
-      threads: one worker with every core but one (the draw, the segmenter and the decoder keep the other;
-      threads inside a stage only made each stage wait for its slowest thread), and a second worker only
-      for a model of SECOND_WORKER_FROM_MS or more, whose inference is most of the frame.
+    - otherwise the show needs throughput: still one worker on every core (ONNX Runtime's idle threads
+      sleep, so the draw, the segmenter and the decoder get the cores between inferences), and a second
+      worker only for a model of SECOND_WORKER_FROM_MS or more, whose inference is most of the frame.
     A number is kept as given, each worker with its share of the cores."""
     cores = cores or cpu_cores()
     if setting != "auto":
@@ -346,9 +435,9 @@ def plan_cpu(setting: int | str = "auto", cores: int | None = None, infer_ms: fl
     if infer_ms is not None and infer_ms >= SECOND_WORKER_FROM_MS:
         return WorkerPlan(2, max(1, cores // 2), f"{timed}{rate}: the model is most of a frame, two frames "
                                                  "in flight, each on half the cores")
-    return WorkerPlan(1, max(1, cores - 1), f"{timed}{rate}: one worker on {max(1, cores - 1)} of {cores} "
-                                            "cores, the draw, segmenter and decoder on the rest (a second "
-                                            f"worker pays from {SECOND_WORKER_FROM_MS:g} ms an inference)")
+    return WorkerPlan(1, 0, f"{timed}{rate}: one worker on every core, the draw, segmenter and decoder "
+                            "between its inferences (a second worker pays from "
+                            f"{SECOND_WORKER_FROM_MS:g} ms an inference)")
 
 
 def plan_workers(setting: int | str = "auto", cores: int | None = None, infer_ms: float | None = None,
@@ -371,18 +460,22 @@ BACKENDS = ("onnx", "torch")
 
 def load_model(path: str | Path, providers: list[str] | str | None = None,
                cache_dir: Path | None = None, backend: str | None = None, threads: int | None = None,
-               workers: int = 1) -> Model:
+               workers: int = 1, precision: str = "auto") -> Model:
     """Resolve, check and open a model. Raises UserError for anything the user can fix.
 
     backend: "onnx" (ONNX Runtime, the default) or "torch" (installation.gpu.TorchBackend: the same
     graph run by PyTorch, fp16 + channels_last + CUDA graphs on a GPU); INSTALLATION_BACKEND sets it too.
     workers: the show's inference workers (plan_workers); on the CPU each session gets its share of cores.
+    precision: "auto" (the folder's int8 twin where ONNX Runtime runs on the CPU), "fp32" or "int8".
     """
     onnx_path, card = resolve_model(path)
     backend = backend or os.environ.get("INSTALLATION_BACKEND") or "onnx"
     if backend not in BACKENDS:
         raise UserError(f"unknown inference backend {backend!r}", expected=" or ".join(BACKENDS))
     if backend == "torch":
+        if precision == "int8":
+            raise UserError("int8 models run on ONNX Runtime", key="model.precision",
+                            expected='"auto" or "fp32" with backend "torch"')
         from installation.inference.gpu import TorchBackend
 
         tb = TorchBackend.from_onnx(onnx_path, card)
@@ -390,11 +483,13 @@ def load_model(path: str | Path, providers: list[str] | str | None = None,
         return Model(onnx_path, card, tb)
     on_cpu = choose_providers(providers)[0] == "CPUExecutionProvider"
     workers = workers if on_cpu else 1
-    ob = OnnxBackend(onnx_path, card, providers, cache_dir=cache_dir,
+    graph = pick_precision(onnx_path, card, precision, on_cpu)
+    ob = OnnxBackend(graph, card, providers, cache_dir=cache_dir,
                      threads=default_threads(workers) if threads is None else threads)
-    log.info("model %s: %dx%d via %s%s", card.name, card.size[1], card.size[0], ",".join(ob.providers),
-             f", {workers} workers" if workers > 1 else "")
-    return Model(onnx_path, card, ob, parallel=workers if ob.providers[0] == "CPUExecutionProvider" else 1)
+    log.info("model %s: %dx%d via %s%s%s", card.name, card.size[1], card.size[0], ",".join(ob.providers),
+             ", int8" if graph != onnx_path else "", f", {workers} workers" if workers > 1 else "")
+    return Model(onnx_path, card, ob, parallel=workers if ob.providers[0] == "CPUExecutionProvider" else 1,
+                 graph=graph)
 
 
 def show_backend(setting: str, file: Path | None) -> str | None:

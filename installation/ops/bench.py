@@ -294,6 +294,7 @@ class BenchConfig:
     # a session of its own with N intra-op threads (0: every core), to compare against its best
     naive_threads: int | None = None
     workers: int | None = None  # inference workers of the threaded runs (None: the show's, "auto")
+    precision: str | None = None  # None: the show's [model] precision ("auto": the int8 twin on the CPU)
     video: Path | None = None
     clip_frames: int = 120
     width: int = 1280
@@ -317,6 +318,8 @@ def bench(bc: BenchConfig) -> dict[str, Any]:
         cfg.model.providers = bc.providers
     if bc.workers is not None:
         cfg.model.workers = bc.workers
+    if bc.precision is not None:
+        cfg.model.precision = bc.precision  # type: ignore[assignment]
     cfg.render.width, cfg.render.height = bc.width, bc.height
     if bc.content_size:
         cfg.render.content_size = bc.content_size
@@ -326,10 +329,11 @@ def bench(bc: BenchConfig) -> dict[str, Any]:
     if cfg.model.path is not None:
         # planned as for an unpaced source (the pipelined run's): the show's own rule, models.load_for_rate
         model = load_for_rate(cfg.model.path, cfg.model.providers, cfg.model.workers, source_fps=None,
-                              backend=bc.backend, threads=bc.threads)
+                              backend=bc.backend, threads=bc.threads, precision=cfg.model.precision)
     naive_model = model
     if model is not None and bc.naive_threads is not None:
-        naive_model = load_model(cfg.model.path, cfg.model.providers, backend=bc.backend, threads=bc.naive_threads)
+        naive_model = load_model(cfg.model.path, cfg.model.providers, backend=bc.backend, threads=bc.naive_threads,
+                                 precision=cfg.model.precision)
     # On a shared machine the speed drifts between runs by more than the effect measured, so pipelined
     # and naive alternate (order swapped each round) and each round gives its own ratio.
     rounds: list[dict[str, Any]] = []
@@ -364,6 +368,7 @@ def bench(bc: BenchConfig) -> dict[str, Any]:
             "show": cfg.name, "show_file": str(cfg.path) if cfg.path else None,
             "model": str(cfg.model.path) if cfg.model.path else None,
             "model_size": list(model.card.size) if model else None,
+            "model_graph": str(model.graph) if model else None, "precision": model.precision if model else None,
             "backend": bc.backend, "providers_requested": cfg.model.providers,
             "ort_intra_op_threads": (backend.get_session_options().intra_op_num_threads if backend else None),
             "naive_session": ("shared with the pipelined runs" if naive_model is model else
@@ -393,7 +398,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     runs = tuple(r for r in RUNS if r not in set(args.skip))
     bc = BenchConfig(show=args.show, frames=args.frames, warmup=args.warmup, model=args.model,
                      backend=args.backend, providers=args.providers, threads=args.threads,
-                     naive_threads=args.naive_threads, workers=args.workers,
+                     naive_threads=args.naive_threads, workers=args.workers, precision=args.precision,
                      video=args.video,
                      clip_frames=args.clip_frames, width=args.size[0], height=args.size[1],
                      content_size=args.content_size, paced_fps=args.paced_fps, runs=runs,
@@ -407,7 +412,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
               f"p99 {lat['p99']:7.1f} ms  dropped {r['dropped']['total']}  reused {r['frames_reused']}  "
               + "  ".join(f"{k} {v['p50']:.1f}" for k, v in r["stage_ms"].items()))
     print(f"device: {report['device']['gpu'] or report['device']['cpu']}, {report['device']['cores']} cores, "
-          f"GL {report['device']['gl_renderer']}; providers: {', '.join(report['providers'])}")
+          f"GL {report['device']['gl_renderer']}; providers: {', '.join(report['providers'])}"
+          + (f"; model {report['settings']['precision']}" if report['settings']['precision'] else ""))
     if report["headline"]:
         print(report["headline"])
     if args.json:
@@ -444,6 +450,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--naive-threads", type=int, metavar="N",
                    help="give the naive run a session of its own with N intra-op threads (0: every core) "
                         "instead of the pipelined runs' session: the ratio against the naive loop at its best")
+    p.add_argument("--precision", choices=("auto", "fp32", "int8"),
+                   help="which graph of the model folder (default: the show's [model] precision, 'auto': the "
+                        "int8 twin from installation quantize where ONNX Runtime runs on the CPU)")
     p.add_argument("--workers", type=int,
                    help="inference workers of the threaded runs (default: the show's, 'auto': 2 on a 2+ core CPU)")
     p.add_argument("--video", type=Path, help="the clip to play (default: the 1280x720 sample clip)")

@@ -11,17 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from installation.inference.models import cpu_cores
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from installation.inference.models import cpu_cores, cpu_name
 
 
 def device_info() -> dict[str, Any]:

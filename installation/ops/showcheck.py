@@ -14,7 +14,14 @@ from typing import Any
 from installation.app import default_registry, load_show
 from installation.core.errors import UserError
 from installation.core.params import Registry
-from installation.inference.models import PROVIDER_ALIASES, Model, choose_providers, load_model, plan_model
+from installation.inference.models import (
+    PROVIDER_ALIASES,
+    Model,
+    choose_providers,
+    load_model,
+    plan_model,
+    precision_line,
+)
 from installation.show.config import ShowConfig
 
 
@@ -204,13 +211,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     if cfg.model.path is None:
         print("model: none (camera picture only)")
     else:
-        model = load_model(cfg.model.path, cfg.model.providers)
-        models = [model, *(load_model(p, cfg.model.providers) for p in cfg.model.then)]
+        precision = cfg.model.precision
+        model = load_model(cfg.model.path, cfg.model.providers, precision=precision)
+        models = [model, *(load_model(p, cfg.model.providers, precision=precision) for p in cfg.model.then)]
         c = model.card
         print(f"model: {c.name} ({model.path}), input {c.size[1]}x{c.size[0]} {c.layout} range {c.value_range}"
               + (" [card inferred from the graph]" if c.inferred else ""))
         print(f"preprocessing: {' -> '.join(st.kind for st in c.chain.steps)}")
         print(f"inference: {', '.join(model.backend.providers)}")
+        print(f"precision: {precision_line(model)}")
         print(f"frames in flight: {_workers_plan(cfg, model)}")
     print(f"providers available: {', '.join(providers)}")
     screens = list_screens()

@@ -53,6 +53,9 @@ class ModelConfig(_Strict):
     # who runs the graph: "onnx" (ONNX Runtime), "torch" (PyTorch on CUDA: the GPU frame path), "auto"
     # (INSTALLATION_BACKEND if set, else onnx)
     backend: Literal["auto", "onnx", "torch"] = "auto"
+    # which graph of the model folder: "auto" (its int8 twin from `installation quantize` where ONNX Runtime
+    # runs on the CPU, else model.onnx), "fp32" (always model.onnx), "int8" (the twin, or the show is refused)
+    precision: Literal["auto", "fp32", "int8"] = "auto"
 
 
 class RenderConfig(_Strict):

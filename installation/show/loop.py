@@ -168,7 +168,8 @@ class Show(Pipeline, Surface):
         """Load a model for this show: its providers, and as many frames in flight as the source's rate
         needs (models.load_for_rate); one for chained models and with --lockstep."""
         setting = 1 if (self.opts.lockstep or self.cfg.model.then) else self.cfg.model.workers
-        return load_for_rate(path, self.cfg.model.providers, setting, self.source_rate(), backend=self.backend)
+        return load_for_rate(path, self.cfg.model.providers, setting, self.source_rate(), backend=self.backend,
+                             precision=self.cfg.model.precision)
 
     def source_rate(self) -> float | None:
         """Frames a second the source delivers; None when it is read as fast as the loop can."""

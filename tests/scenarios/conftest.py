@@ -92,10 +92,14 @@ def slow_model(folder: Path, target_ms: float = 80.0, size: int = 64, chain: str
         sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         x = np.zeros((1, 3, size, size), np.float32)
         sess.run(None, {"input": x})
-        t = time.perf_counter()
-        for _ in range(3):
+        # the quickest of five: a run slowed by another program would make the model too light (a model
+        # meant to be slow that plays at the clip's rate made a recording test fail once)
+        runs = []
+        for _ in range(5):
+            t = time.perf_counter()
             sess.run(None, {"input": x})
-        return (time.perf_counter() - t) / 3 * 1000
+            runs.append(time.perf_counter() - t)
+        return min(runs) * 1000
 
     layers = 4
     ms = cost(build(layers))
