@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import make_clip
 from test_networks import RefResnetGenerator, RefUnetGenerator, _randomise
 from torch import nn
 
@@ -206,3 +207,17 @@ def test_exported_checkpoint_card_records_the_measured_figure(checkpoint, tmp_pa
     printed = float(re.search(r"max-abs difference (\S+)", r.stdout).group(1))
     prov = tomllib.loads((tmp_path / "m" / "model.toml").read_text())["provenance"]
     assert prov["parity_max_abs"] == printed and 0 <= printed <= 1e-4
+
+
+def test_a_new_export_removes_the_int8_twin_of_the_model_before(checkpoint, tmp_path, capsys):
+    out = tmp_path / "models" / "tiny"
+    assert main(["export", str(checkpoint), "--out", str(out)]) == 0
+    assert main(["quantize", str(out), str(make_clip(tmp_path / "room.mp4", frames=20)), "--pictures", "8",
+                 "--max-diff", "255"]) == 0
+    assert (out / "model.int8.onnx").is_file() and "int8" in tomllib.loads((out / "model.toml").read_text())
+    capsys.readouterr()
+    assert main(["export", str(checkpoint), "--out", str(out)]) == 0
+    assert "export: removed" in capsys.readouterr().out
+    assert not (out / "model.int8.onnx").exists()
+    assert "int8" not in tomllib.loads((out / "model.toml").read_text())
+    assert load_model(out, providers="cpu").graph == out / "model.onnx"

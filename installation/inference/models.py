@@ -302,6 +302,12 @@ class OnnxBackend:
         self.on_gpu = self.providers[0] in PROVIDER_ORDER[:2]
         self._binding: Any = self.session.io_binding() if self.on_gpu else None
 
+    def graph_input(self, x: np.ndarray) -> np.ndarray:
+        """An NCHW float tensor (preprocess.to_tensor) as the graph takes it: its layout and dtype."""
+        if self.card.layout == "NHWC":
+            x = x.transpose(0, 2, 3, 1)
+        return x.astype(self.input_dtype, copy=False)
+
     def run(self, x: np.ndarray) -> np.ndarray:
         if self._binding is not None and self.card.layout == "NCHW":
             b = self._binding
@@ -309,9 +315,7 @@ class OnnxBackend:
             b.bind_output(self.output_name, "cuda")
             self.session.run_with_iobinding(b)
             return b.copy_outputs_to_cpu()[0]
-        if self.card.layout == "NHWC":
-            x = x.transpose(0, 2, 3, 1)
-        y = self.session.run([self.output_name], {self.input_name: x.astype(self.input_dtype, copy=False)})[0]
+        y = self.session.run([self.output_name], {self.input_name: self.graph_input(x)})[0]
         if self.card.layout == "NHWC":
             y = y.transpose(0, 3, 1, 2)
         return y

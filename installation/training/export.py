@@ -195,7 +195,7 @@ def export_model(checkpoint: str | Path, out: str | Path, fp16: bool = False, op
             "versions": {**versions(), "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}}
     card = ModelCard(name=name or out.resolve().name, size=(src.size, src.size), chain=card_chain,
                      description=_describe(src), provenance=prov)
-    _drop_stale_int8(out, card)
+    _drop_stale_int8(out)
     card.save(out)
     return Exported(out, card, err, tol)
 
@@ -249,17 +249,17 @@ def import_onnx(path: Path, out: Path, chain: Any, name: str | None, command: st
     card.inferred = False
     card.description = f"imported from {path.name}"
     card.provenance = {"source": str(path), "imported": _now(), "export_command": command or _command()}
-    _drop_stale_int8(out, card)
+    _drop_stale_int8(out)
     card.save(out)
     print("export: no parity check (an ONNX file has no PyTorch original to compare with), so the card "
           "records no parity_max_abs")
     return Exported(out, card, None, None)
 
 
-def _drop_stale_int8(out: Path, card: ModelCard) -> None:
+def _drop_stale_int8(out: Path) -> None:
     """A new model.onnx makes the folder's int8 twin (installation quantize) a picture of another model."""
     twin = out / INT8_FILE
-    if twin.is_file() and not card.int8:
+    if twin.is_file():
         twin.unlink()
         print(f"export: removed {twin}, made from the model.onnx before this one "
               f"(installation quantize {out} makes a new one)")

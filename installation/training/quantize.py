@@ -16,19 +16,25 @@ import logging
 import shlex
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from installation.core.errors import UserError
 from installation.core.files import atomic_path, atomic_write
-from installation.inference.models import ModelCard, cpu_cores, cpu_name, file_sha256, read_card
+from installation.inference.models import (
+    Model,
+    ModelCard,
+    OnnxBackend,
+    cpu_cores,
+    cpu_name,
+    file_sha256,
+    read_card,
+)
 from installation.training.dataset import find_sources
-from installation.vision.preprocess import Chain, from_tensor, to_tensor
+from installation.vision.preprocess import Chain, to_tensor
 
 log = logging.getLogger("installation.quantize")
 
@@ -47,9 +53,9 @@ class Quantized:
     checked_on: int
 
 
-def model_inputs(card: ModelCard, inputs: Sequence[str | Path], count: int) -> list[np.ndarray]:
-    """Up to `count` model inputs, as the graph takes them, spread evenly over videos and pictures: each
-    picture through the card's chain (its steps that need no mask or earlier frame)."""
+def model_pictures(card: ModelCard, inputs: Sequence[str | Path], count: int) -> list[np.ndarray]:
+    """Up to `count` pictures as the model sees them (HxWx3 uint8 at the card's size), spread evenly over
+    videos and pictures: each through the card's chain (its steps that need no mask or earlier frame)."""
     sources = find_sources(inputs)
     totals = [s.count(1) or 0 for s in sources]
     per_source = max(1, count // max(1, len(sources)))
@@ -58,9 +64,7 @@ def model_inputs(card: ModelCard, inputs: Sequence[str | Path], count: int) -> l
     for src, total in zip(sources, totals, strict=True):
         every = max(1, total // per_source) if total else 1
         for taken, (_, rgb) in enumerate(src.frames(every), 1):
-            picture, _ = chain.apply(rgb)
-            x = to_tensor(picture, card.value_range)
-            out.append(np.ascontiguousarray(x.transpose(0, 2, 3, 1) if card.layout == "NHWC" else x))
+            out.append(chain.apply(rgb)[0])
             if taken >= per_source:
                 break
     if len(out) < 4:
@@ -70,11 +74,12 @@ def model_inputs(card: ModelCard, inputs: Sequence[str | Path], count: int) -> l
 
 
 class _Reader:
-    """onnxruntime.quantization's calibration reader over prepared inputs."""
+    """onnxruntime.quantization's calibration reader: the pictures as the float graph takes them."""
 
-    def __init__(self, name: str, xs: list[np.ndarray]) -> None:
-        self._it: Iterator[np.ndarray] = iter(xs)
-        self.name = name
+    def __init__(self, backend: OnnxBackend, pictures: list[np.ndarray]) -> None:
+        self._it: Iterator[np.ndarray] = (
+            np.ascontiguousarray(backend.graph_input(to_tensor(p, backend.card.value_range))) for p in pictures)
+        self.name = backend.input_name
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         x = next(self._it, None)
@@ -82,30 +87,6 @@ class _Reader:
 
     def rewind(self) -> None:  # the calibrator reads once; kept for its interface
         pass
-
-
-def _session(path: Path) -> Any:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.log_severity_level = 4
-    return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
-
-
-def _ms(session: Any, name: str, x: np.ndarray, runs: int = 15) -> float:
-    for _ in range(3):
-        session.run(None, {name: x})
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        session.run(None, {name: x})
-        times.append((time.perf_counter() - t0) * 1000.0)
-    return float(np.median(times))
-
-
-def _picture(y: np.ndarray, card: ModelCard) -> np.ndarray:
-    return from_tensor(y.transpose(0, 3, 1, 2) if card.layout == "NHWC" else y, card.output_range)
 
 
 def quantize_model(folder: str | Path, inputs: Sequence[str | Path], count: int = 96,
@@ -125,8 +106,9 @@ def quantize_model(folder: str | Path, inputs: Sequence[str | Path], count: int 
     if card.provenance.get("precision", "fp32") != "fp32":
         raise UserError(f"model.onnx is {card.provenance['precision']}", file=card_path, key="provenance.precision",
                         expected="an fp32 export to quantize (installation export without --fp16)")
-    xs = model_inputs(card, inputs, count)
-    calibrate, check = xs[::2], xs[1::2]
+    pictures = model_pictures(card, inputs, count)
+    calibrate, check = pictures[::2], pictures[1::2]
+    fp32 = Model(onnx_path, card, OnnxBackend(onnx_path, card, "cpu"))
     calibration = [_said(p) for p in inputs]
     with tempfile.TemporaryDirectory(prefix="quantize-") as tmp, contextlib.chdir(tmp):
         # (in the temporary folder: ONNX Runtime's shape inference leaves files in the working directory)
@@ -137,22 +119,20 @@ def quantize_model(folder: str | Path, inputs: Sequence[str | Path], count: int 
             log.info("quantize: no pre-processing of the graph (%s: %s)", type(e).__name__, e)
             pre = onnx_path
         try:
-            quantize_static(str(pre), str(out), _Reader(card.input_name, calibrate), quant_format=QuantFormat.QDQ,
+            quantize_static(str(pre), str(out), _Reader(fp32.backend, calibrate), quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         except Exception as e:
             raise UserError(f"ONNX Runtime can't quantize this graph: {type(e).__name__}: "
                             f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}", file=onnx_path) from None
-        a, b = _session(onnx_path), _session(out)
-        name = card.input_name
-        diffs = [float(np.abs(_picture(a.run(None, {name: x})[0], card).astype(np.int16)
-                              - _picture(b.run(None, {name: x})[0], card)).mean()) for x in check]
+        int8 = Model(onnx_path, card, OnnxBackend(out, card, "cpu"), graph=out)
+        diffs = [float(np.abs(fp32.infer(p).astype(np.int16) - int8.infer(p)).mean()) for p in check]
         mean, worst = float(np.mean(diffs)), float(np.max(diffs))
         if mean > max_diff:
             raise UserError(f"the int8 model's pictures are {mean:.2f} grey levels from model.onnx's on average "
                             f"(worst picture {worst:.2f}); the bar is {max_diff:g}, so nothing was written",
                             file=folder, expected="more varied calibration pictures (the show's own footage), "
                                                   "a higher --max-diff, or the fp32 model as it is")
-        ms_fp32, ms_int8 = _ms(a, name, check[0]), _ms(b, name, check[0])
+        ms_fp32, ms_int8 = fp32.time_inference(runs=15), int8.time_inference(runs=15)
         card.int8 = {
             "file": INT8_FILE, "from_sha256": file_sha256(onnx_path),
             "mean_diff": round(mean, 2), "worst_diff": round(worst, 2),
