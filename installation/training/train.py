@@ -14,7 +14,6 @@ exactly there.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
 import logging
@@ -43,7 +42,7 @@ from installation.training.checkpoint import (
     save_atomic,
     versions,
 )
-from installation.training.distributed import any_rank, setup_distributed, unwrap
+from installation.training.distributed import any_rank, leave, setup_distributed, unwrap
 from installation.training.evaluate import sample_grid, sample_spike, val_l1
 from installation.training.networks import UPSAMPLES, count_parameters, default_depth, define_D, define_G
 from installation.training.rundata import open_run_data
@@ -398,10 +397,13 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, command: str = "",
         ckpt["_path"] = str(resume)
         command = command or ckpt.get("command", "")
     trainer = Trainer(cfg, ckpt, command, on_step)
+    together = False
     try:
         trainer.fit()
+        together = True
+    except Interrupted:
+        together = True
+        raise
     finally:
-        if dist.is_initialized():
-            with contextlib.suppress(Exception):
-                dist.destroy_process_group()
+        leave(together)
     return trainer

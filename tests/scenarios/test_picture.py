@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from installation.render.shaders import SHADER_DIR
-from tests.scenarios.conftest import INSTALLATION, cli_env, flat_model, frames_of, identity_model, run_cli
+from tests.scenarios.conftest import INSTALLATION, cli_env, flat_model, frames_of, hud_after, identity_model, run_cli
 
 GREY, RED, BLUE = (128, 128, 128), (220, 30, 30), (30, 30, 220)
 
@@ -286,16 +286,6 @@ def test_the_shader_folder_setting_is_used(tmp_path: Path) -> None:
 
 
 # ---- what the technician reads off the HUD ------------------------------------------------------
-
-def hud_after(show: Path, seconds: float, video: Path | None = None) -> list[str]:
-    """Play a show in this process for `seconds` (real source, model and EGL), then the HUD's text."""
-    from installation.app import RunOptions, Show, load_show
-
-    s = Show(load_show(show), RunOptions(headless=True, seconds=seconds, video=video, osc=False))
-    s.build()
-    s.run()
-    return s.hud_text()
-
 
 def test_the_hud_says_the_cameras_frame_size_and_its_reconnects(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,7 @@ import pytest
 from installation.core.errors import UserError
 from installation.inference.models import file_sha256, load_model
 from tests.conftest import make_model_folder, make_tiny_onnx, small_show
-from tests.scenarios.conftest import frames_of, make_clip, run_cli
+from tests.scenarios.conftest import frames_of, hud_after, make_clip, run_cli
 
 
 def quantized(tmp_path: Path) -> tuple[Path, Path]:
@@ -67,6 +67,8 @@ def test_a_show_plays_the_twin_and_check_says_so(tmp_path: Path) -> None:
         assert c.returncode == 0, c.stdout + c.stderr
         line = next(ln for ln in c.stdout.splitlines() if ln.startswith("precision:"))
         assert line.startswith(f"precision: {precision} (model.{'int8.' if precision == 'int8' else ''}onnx"), line
+        model_line = next(ln for ln in hud_after(show, 1.0, clip) if ln.startswith("model tiny"))
+        assert model_line.endswith(f"via CPU {precision}"), model_line  # what the technician reads
     int8, fp32 = pictures
     assert int8.shape == fp32.shape and len(int8) == 12
     assert np.abs(int8 - fp32).mean() < 8  # the same look, within the bar and the codec's loss
