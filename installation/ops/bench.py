@@ -1,12 +1,16 @@
 """`installation bench`: how fast the whole loop runs, headless, and how much the threads buy.
 
-Three runs of the same show, same model session, same source pictures and same Renderer code:
+Four runs of the same show, same model session, same source pictures and same Renderer code:
 
-- pipelined: the show's own threads (source -> inference -> draw), the source unpaced: throughput.
-- paced:     the same, the source paced to a camera's rate (60 fps): latency and drops at show speed.
-- naive:     one thread that reads, preprocesses, infers, uploads and draws each frame in turn, as a
-             first script would, by calling the same Show.process() and Show.view(): the ratio to it
-             measures the pipelining and nothing else.
+- pipelined:   the show's own threads (source -> inference -> draw), the source unpaced: throughput.
+- paced:       the same, the source paced to a camera's rate (60 fps): latency and drops at show speed.
+- naive:       one thread that reads, preprocesses, infers, uploads and draws each frame in turn, as a
+               first script would, by calling the same Show.process() and Show.view(): the ratio to it
+               measures the pipelining and nothing else.
+- naive_paced: that thread fed by the paced camera (the newest picture when it asks): the latency a
+               first script gives at show speed, beside the paced run's. Unpaced, the naive loop's
+               latency is one frame's work and nothing else (each picture is taken the moment the loop
+               is ready for it), which no camera allows.
 
 Throughput counts frames freshly inferred and presented; frames whose output was reused (the still-
 room skip) are counted apart. Every setting, the device, the versions and the providers the session
@@ -40,7 +44,8 @@ from installation.vision.preprocess import ChainState
 
 log = logging.getLogger("installation.bench")
 
-RUNS = ("pipelined", "paced", "naive")
+RUNS = ("pipelined", "paced", "naive", "naive_paced")
+PACED = ("paced", "naive_paced")  # measured in the first round only: latency, not the ratio
 
 
 # ---- the source ----------------------------------------------------------------------------------
@@ -235,17 +240,17 @@ def run_once(kind: str, cfg: Any, pictures: list[np.ndarray], model: Model | Non
     """One run. With `video`, the unpaced runs read the file as a user's loop would: the naive run
     decodes each picture inline; the pipelined run decodes on the source thread, one picture ahead
     of demand (lockstep source: a free-running decoder would only burn a core on dropped frames)."""
-    naive = kind == "naive"
+    naive = kind in ("naive", "naive_paced")
     source: Any
     if video is not None and kind == "naive":
         source = Inline(VideoReader(video, loop=True))  # decoded on the caller's thread, as cap.read() would
     elif video is not None and kind == "pipelined":
         source = TakenNow(video_source(video, loop=True, realtime=False, lockstep=True))
     else:
-        source = clip_source(pictures, fps=paced_fps if kind == "paced" else None)
+        source = clip_source(pictures, fps=paced_fps if kind in PACED else None)
     # lockstep only for the naive run: its segmenter (if any) must answer for this frame before the
     # model runs, as a single-threaded script would wait for it
-    opts = RunOptions(headless=True, frames=frames + warmup, lockstep=naive, realtime=kind == "paced",
+    opts = RunOptions(headless=True, frames=frames + warmup, lockstep=naive, realtime=kind in PACED,
                       extra_params=dict(extra_params))
     show = BenchShow(cfg, opts, source, model, warmup, naive=naive)
     show.build()
@@ -338,14 +343,15 @@ def bench(bc: BenchConfig) -> dict[str, Any]:
     # and naive alternate (order swapped each round) and each round gives its own ratio.
     rounds: list[dict[str, Any]] = []
     for i in range(max(1, bc.rounds)):
-        order = [k for k in RUNS if k in bc.runs and (k != "paced" or i == 0)]
+        order = [k for k in RUNS if k in bc.runs and (k not in PACED or i == 0)]
         if i % 2:
             order.reverse()
         this: dict[str, Any] = {}
         for kind in order:
             log.info("bench: round %d, %s run, %d frames after %d warm-up", i + 1, kind, bc.frames, bc.warmup)
-            this[kind] = run_once(kind, cfg, pictures, naive_model if kind == "naive" else model, bc.frames,
-                                  bc.warmup, bc.paced_fps, bc.params, video=None if bc.preload else video)
+            session = naive_model if kind.startswith("naive") else model
+            this[kind] = run_once(kind, cfg, pictures, session, bc.frames, bc.warmup, bc.paced_fps, bc.params,
+                                  video=None if bc.preload else video)
         rounds.append(this)
     ratios = [rd["pipelined"]["fps"] / rd["naive"]["fps"] for rd in rounds
               if "pipelined" in rd and "naive" in rd and rd["naive"]["fps"] > 0]
@@ -362,6 +368,7 @@ def bench(bc: BenchConfig) -> dict[str, Any]:
         "headline": (f"pipelined {pipe['fps']:.1f} fps vs naive {naive['fps']:.1f} fps (median of "
                      f"{len(ratios)} rounds): {ratio:.2f}x" if ratio and pipe and naive else None),
         "ratio_pipelined_to_naive": ratio,
+        "show_speed": show_speed(runs, bc.paced_fps),
         "ratios_per_round": [round(r, 3) for r in ratios],
         "fps_per_round": [{k: v["fps"] for k, v in rd.items()} for rd in rounds],
         "settings": {
@@ -394,6 +401,20 @@ def bench(bc: BenchConfig) -> dict[str, Any]:
     return report
 
 
+def show_speed(runs: dict[str, Any], fps: float) -> str | None:
+    """The two loops' latency with the same camera feeding them: the comparison a visitor feels."""
+    paced, naive = runs.get("paced"), runs.get("naive_paced")
+    if not (paced and naive):
+        return None
+
+    def said(r: dict[str, Any]) -> str:
+        lat = r["latency_ms"]
+        return (f"p50 {lat['p50']:.1f} / p95 {lat['p95']:.1f} ms, {r['fps']:.1f} fps, "
+                f"{r['dropped']['total']} dropped")
+
+    return f"at a {fps:g} fps camera: pipelined {said(paced)}; naive {said(naive)}"
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     runs = tuple(r for r in RUNS if r not in set(args.skip))
     bc = BenchConfig(show=args.show, frames=args.frames, warmup=args.warmup, model=args.model,
@@ -408,14 +429,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     report = bench(bc)
     for name, r in report["runs"].items():
         lat = r["latency_ms"]
-        print(f"{name:>9}: {r['fps']:7.1f} fps  latency p50 {lat['p50']:7.1f} p95 {lat['p95']:7.1f} "
+        print(f"{name:>11}: {r['fps']:7.1f} fps  latency p50 {lat['p50']:7.1f} p95 {lat['p95']:7.1f} "
               f"p99 {lat['p99']:7.1f} ms  dropped {r['dropped']['total']}  reused {r['frames_reused']}  "
               + "  ".join(f"{k} {v['p50']:.1f}" for k, v in r["stage_ms"].items()))
     print(f"device: {report['device']['gpu'] or report['device']['cpu']}, {report['device']['cores']} cores, "
           f"GL {report['device']['gl_renderer']}; providers: {', '.join(report['providers'])}"
           + (f"; model {report['settings']['precision']}" if report['settings']['precision'] else ""))
-    if report["headline"]:
-        print(report["headline"])
+    for line in (report["headline"], report["show_speed"]):
+        if line:
+            print(line)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
