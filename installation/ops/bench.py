@@ -454,7 +454,8 @@ def _size(s: str) -> tuple[int, int]:
 
 
 def add_commands(sub: Any) -> None:
-    p = sub.add_parser("bench", help="time the whole loop headless: pipelined vs paced vs a naive loop")
+    p = sub.add_parser("bench", help="time the whole loop headless: the show's threads vs a naive loop, "
+                                     "unpaced and at a camera's rate")
     p.add_argument("show", nargs="?", default=None, help="a show file, or a name in show_configs/ (default)")
     p.add_argument("--frames", type=int, default=300, help="frames measured per run (after the warm-up)")
     p.add_argument("--warmup", type=int, default=30, help="frames presented before measuring")
