@@ -46,6 +46,7 @@ log = logging.getLogger("installation.bench")
 
 RUNS = ("pipelined", "paced", "naive", "naive_paced")
 PACED = ("paced", "naive_paced")  # measured in the first round only: latency, not the ratio
+NAIVE = ("naive", "naive_paced")  # one thread, the naive session
 
 
 # ---- the source ----------------------------------------------------------------------------------
@@ -240,7 +241,7 @@ def run_once(kind: str, cfg: Any, pictures: list[np.ndarray], model: Model | Non
     """One run. With `video`, the unpaced runs read the file as a user's loop would: the naive run
     decodes each picture inline; the pipelined run decodes on the source thread, one picture ahead
     of demand (lockstep source: a free-running decoder would only burn a core on dropped frames)."""
-    naive = kind in ("naive", "naive_paced")
+    naive = kind in NAIVE
     source: Any
     if video is not None and kind == "naive":
         source = Inline(VideoReader(video, loop=True))  # decoded on the caller's thread, as cap.read() would
@@ -349,7 +350,7 @@ def bench(bc: BenchConfig) -> dict[str, Any]:
         this: dict[str, Any] = {}
         for kind in order:
             log.info("bench: round %d, %s run, %d frames after %d warm-up", i + 1, kind, bc.frames, bc.warmup)
-            session = naive_model if kind.startswith("naive") else model
+            session = naive_model if kind in NAIVE else model
             this[kind] = run_once(kind, cfg, pictures, session, bc.frames, bc.warmup, bc.paced_fps, bc.params,
                                   video=None if bc.preload else video)
         rounds.append(this)
