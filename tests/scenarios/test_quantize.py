@@ -51,6 +51,26 @@ def test_quantize_writes_an_int8_twin_and_its_card(tmp_path: Path) -> None:
     assert 0 < np.abs(a - b).mean() < 6
 
 
+def test_the_twins_integer_kernels_paint_its_own_arithmetic_on_this_cpu(tmp_path: Path) -> None:
+    """Whatever this CPU's integer kernels are (VNNI, or AVX2's saturating VPMADDUBSW), the twin's fast run
+    paints what its quantized arithmetic says: ONNX Runtime without graph optimizations runs the same QDQ graph
+    as float maths on the dequantized values, with no integer kernel to saturate."""
+    import onnxruntime as ort
+
+    model, _ = quantized(tmp_path)
+    card = tomllib.loads((model / "model.toml").read_text())
+    assert card["int8"]["weights"].startswith("int8 holding 7 bits")
+    plain = ort.SessionOptions()
+    plain.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    twin = str(model / "model.int8.onnx")
+    kernels = ort.InferenceSession(twin, providers=["CPUExecutionProvider"])
+    arithmetic = ort.InferenceSession(twin, plain, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(5).uniform(-1, 1, (1, 3, 64, 64)).astype(np.float32)
+    name = kernels.get_inputs()[0].name
+    fast, exact = kernels.run(None, {name: x})[0], arithmetic.run(None, {name: x})[0]
+    assert np.abs(fast - exact).mean() * 127.5 < 0.25  # grey levels; full-range weights gave 2.3 without VNNI
+
+
 def test_a_show_plays_the_twin_and_check_says_so(tmp_path: Path) -> None:
     model, clip = quantized(tmp_path)
     pictures = []
