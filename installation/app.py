@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from installation.control import midi, presets
 from installation.control.surfaces import attach_controls
 from installation.core.errors import UserError
 from installation.core.params import Param, Registry
+from installation.core.stopping import StopSignals
 from installation.render import renderer
 from installation.show import config, loop
 from installation.show import params as show_params
@@ -163,19 +163,24 @@ def play(args: argparse.Namespace, rehearse: bool) -> int:
     if opts.video is not None and not Path(opts.video).is_file():
         raise UserError("video not found", file=opts.video)
     show = Show(cfg, opts, registry)
-    signal.signal(signal.SIGTERM, lambda *_: show.stop())
-    show.build()
-    where = "offscreen (EGL)" if opts.headless else "in a window"
-    slot = show.slot
-    print(f"{cfg.name}: playing {show.source.name} {where}; model: "
-          f"{slot.model.name if slot.model else 'none'}" + (f" [{slot.error}]" if slot.error else ""))
+    stopping = StopSignals(show.stop)  # SIGTERM/SIGINT end the show within 2 s, whatever a thread is doing
     try:
-        summary = show.run()
-    except KeyboardInterrupt:
-        summary = show.close()
+        show.build()
+        where = "offscreen (EGL)" if opts.headless else "in a window"
+        slot = show.slot
+        print(f"{cfg.name}: playing {show.source.name} {where}; model: "
+              f"{slot.model.name if slot.model else 'none'}" + (f" [{slot.error}]" if slot.error else ""),
+              flush=True)
+        try:
+            summary = show.run()
+        except KeyboardInterrupt:
+            summary = show.close()
+    finally:
+        stopping.close()
     lat = summary["latency_ms"]
     print(f"{summary['frames_presented']} frames, {summary['fps_mean']:.1f} fps, latency p50 {lat['p50']} ms "
           f"p95 {lat['p95']} ms, dropped {summary['dropped_total']}, faults {sum(summary['faults'].values())}")
+    print(summary["health"]["governor"]["line"])  # what the governor gave up to keep the rate, and why
     if opts.record:
         rejected = summary["recorded_rejected"]
         print(f"recorded {summary['recorded_frames']} frames ({summary['recorded_seconds']:.1f} s) to {opts.record}"

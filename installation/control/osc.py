@@ -42,14 +42,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pythonosc.dispatcher import Dispatcher
-
 from installation.control.access import Gate
 from installation.control.feedback import FeedbackTargets, Resolver
 from installation.control.oscreceive import OscReceive
 from installation.control.oscsend import OscSend
 from installation.control.oscserver import InputCounters, RetryingServer, _OscUDPServer, _Pending
 from installation.control.oscwire import STATUS_EVERY_S, OscSettings, build_dgram
+from installation.control.patterns import Matcher
 from installation.control.presets import PresetBank
 from installation.control.replay import GatedSource, OscRecorder, OscReplay, read_recording
 from installation.core.params import ParamError, Registry
@@ -96,13 +95,9 @@ class OscControl(OscReceive, OscSend):
         self._by_address = {p.address: p for p in self.registry.values()}
         self.gate = Gate(settings.allow, settings.writes, settings.grabs, getattr(show, "stats", None))
 
-        # python-osc's Dispatcher maps addresses (and expands patterns); its call_handlers_for_packet is not
-        # used, so no timetag is ever waited for (what strict_timing=False would give) and bundles are whole
-        self.dispatcher = Dispatcher()
-        for p in self.registry.values():
-            self.dispatcher.map(p.address, self._on_param, p, needs_reply_address=True)
-        self.dispatcher.map("/sync", self._on_sync, needs_reply_address=True)
-        self.dispatcher.set_default_handler(self._on_unknown, needs_reply_address=True)
+        # address patterns: matched by our own automaton over the addresses a pattern may set (no trigger),
+        # never by python-osc's Dispatcher, whose regular expressions backtrack (patterns.py)
+        self.matcher = Matcher(p.address for p in self.registry.values() if p.kind != "trigger")
 
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.setblocking(False)

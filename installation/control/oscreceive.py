@@ -11,19 +11,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pythonosc.dispatcher import Dispatcher
-
 from installation.control.access import Gate
 from installation.control.oscserver import InputCounters, _Pending
 from installation.control.oscwire import (
     MAX_PENDING_TRIGGERS,
     MAX_SENDERS,
-    PATTERN_CHARS,
     Malformed,
     OscSettings,
     judge,
     walk_packet,
 )
+from installation.control.patterns import Matcher, PatternRefused, is_pattern
 from installation.core.params import Param, ParamError
 
 
@@ -35,7 +33,7 @@ class OscReceive:
     settings: OscSettings
     counters: InputCounters
     gate: Gate
-    dispatcher: Dispatcher
+    matcher: Matcher
     _by_address: dict[str, Param]
     _lock: threading.Lock
     _pending: dict[str, _Pending]
@@ -66,29 +64,28 @@ class OscReceive:
         for msg in messages:
             self.counters.add("messages")
             address = msg.address
-            if not set(address) & PATTERN_CHARS:
+            if not is_pattern(address):
                 p = self._by_address.get(address)
                 if p is not None:
-                    self._on_param(client, address, [p], *msg.params)
+                    self._on_param(client, p, msg.params)
                 elif address == "/sync":
-                    self._on_sync(client, address, *msg.params)
+                    self._on_sync(client, address)
                 else:
-                    self._on_unknown(client, address, *msg.params)
+                    self.counters.reject("unknown address", address, "no such parameter (see `installation osc-map`)")
                 continue
-            # an OSC address pattern: python-osc's Dispatcher expands it; it may only set values, never
-            # fire a trigger (a stray '/*/*' must not save over a preset)
-            matched = 0
-            for h in self.dispatcher.handlers_for_address(address):
-                if h.args and h.args[0].kind != "trigger":
-                    h.invoke(client, msg)
-                    matched += 1
-            if not matched:
+            # an OSC address pattern, matched without a regular expression (patterns.py); it may only set
+            # values, never fire a trigger (a stray '/*/*' must not save over a preset): the matcher holds no trigger
+            try:
+                hits = self.matcher.match(address)
+            except PatternRefused as e:
+                self.counters.reject("pattern refused", address, str(e))
+                continue
+            for a in hits:
+                self._on_param(client, self._by_address[a], msg.params)
+            if not hits:
                 self.counters.reject("unknown address", address, "the pattern matches no parameter")
 
-    def _on_unknown(self, client: Any, address: str, *args: Any) -> None:
-        self.counters.reject("unknown address", address, "no such parameter (see `installation osc-map`)")
-
-    def _on_sync(self, client: Any, address: str, *args: Any) -> None:
+    def _on_sync(self, client: Any, address: str) -> None:
         with self._lock:  # a flood of /sync must not become a flood of jobs: one per frame, per requester
             if len(self._sync_requests) >= MAX_SENDERS:
                 self.counters.reject("flood", address, "too many /sync requests in one frame")
@@ -97,8 +94,7 @@ class OscReceive:
             queue_job = self._claim_job()
         self._accepted(queue_job)
 
-    def _on_param(self, client: Any, address: str, fixed: list[Param], *args: Any) -> None:
-        p = fixed[0]
+    def _on_param(self, client: Any, p: Param, args: list[Any]) -> None:
         judged = self._admit(p, args)
         if judged is None:
             return

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 
 from installation.core.params import Param
@@ -165,7 +166,7 @@ class _OscUDPServer(BlockingOSCUDPServer):
 
     def __init__(self, address: tuple[str, int], control: OscControl) -> None:
         self.control = control
-        super().__init__(address, control.dispatcher)
+        super().__init__(address, Dispatcher())  # never consulted: finish_request hands datagrams to the control
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         if self.control.gate.allowed(client_address[0]):

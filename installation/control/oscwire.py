@@ -13,6 +13,7 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from installation.control.access import parse_allow
+from installation.control.patterns import PATTERN_CHARS as PATTERN_CHARS
 from installation.control.presets import ARG_TRIGGERS, slot_of
 from installation.core.errors import UserError
 from installation.core.params import Param, ParamError
@@ -42,9 +43,6 @@ MAX_SENDERS = 16
 
 
 MAX_PENDING_TRIGGERS = 64  # per frame; more presses than this in one frame are a flood, not a person
-
-
-PATTERN_CHARS = frozenset("*?[]{}")
 
 
 _TAGS_OK = frozenset("ifsbhdtTFNrm[]")  # what python-osc parses; anything else it would log and skip
