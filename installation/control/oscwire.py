@@ -17,6 +17,7 @@ from installation.control.patterns import PATTERN_CHARS as PATTERN_CHARS
 from installation.control.presets import ARG_TRIGGERS, slot_of
 from installation.core.errors import UserError
 from installation.core.params import Param, ParamError
+from installation.inference.models import is_model_name
 
 log = logging.getLogger("installation.osc")
 
@@ -157,6 +158,8 @@ def judge(p: Param, args: list[Any] | tuple[Any, ...]) -> tuple[Any, bool] | Non
     if not args:
         raise ParamError(f"{p.address} needs a value")
     v = p.coerce(list(args))
+    if p.name == "model/select" and v and not is_model_name(v):
+        raise ParamError(f"{p.address} takes a model's name from the show's model folders, never a path")
     return v, bool(args[0] != v)  # e.g. clamped: the sender's control must jump to what is used
 
 

@@ -149,18 +149,31 @@ def looks_like_path(name: str) -> bool:
     return "/" in name or name.endswith(".onnx") or name in (".", "..")
 
 
+def is_model_name(name: str) -> bool:
+    """What a controller may select (OSC, the web, MIDI, presets, schedules): a bare name, at most 64 ASCII
+    letters, digits and `._-`, starting with a letter or digit; never a path (paths come only from the show
+    file and the command line)."""
+    return (0 < len(name) <= 64 and name.isascii() and name[0].isalnum() and not looks_like_path(name)
+            and all(c.isalnum() or c in "._-" for c in name))
+
+
 def find_model(name: str, base: Path, dirs: Sequence[Path]) -> Path:
-    """One rule for every model a show names (its file, /model/select): a path is relative to `base`
-    (the show file's folder); a bare name is a model folder NAME/ or a NAME.onnx in the first of
-    `dirs` that has one. Raises UserError saying where it looked."""
+    """One rule for every model a show names (its file, the command line): a path is relative to `base`
+    (the show file's folder); a bare name is looked up as find_named_model does. Raises UserError."""
     if looks_like_path(name):
         return Path(name) if Path(name).is_absolute() else (base / name).resolve()
+    return find_named_model(name, dirs, also=f"; or a path relative to {base}")
+
+
+def find_named_model(name: str, dirs: Sequence[Path], also: str = "") -> Path:
+    """A bare name: a model folder NAME/ or a NAME.onnx in the first of `dirs` that has one. Raises UserError
+    saying where it looked (for the local log: it names the machine's folders)."""
     for d in dirs:
         for cand in (d / name, d / f"{name}.onnx"):
             if (cand / "model.onnx").is_file() or cand.is_file():
                 return cand
     raise UserError(f"no model named {name!r}", expected=f"a folder {name}/ with model.onnx, or {name}.onnx, in "
-                    + " or ".join(str(d) for d in dirs) + f"; or a path relative to {base}")
+                    + " or ".join(str(d) for d in dirs) + also)
 
 
 def resolve_model(path: str | Path) -> tuple[Path, ModelCard]:

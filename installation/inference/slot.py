@@ -26,7 +26,7 @@ from installation.core.errors import UserError
 from installation.core.params import ParamStore
 from installation.core.paths import data_dir
 from installation.core.timing import Stats
-from installation.inference.models import Model, find_model
+from installation.inference.models import Model, find_named_model, is_model_name
 from installation.vision.preprocess import Chain, ChainState
 
 log = logging.getLogger("installation.show")
@@ -43,14 +43,13 @@ class ModelSlot:
 
     def __init__(self, open_model: Callable[[Path], Model], store: ParamStore, stats: Stats, *,
                  config_values: dict[str, Any] | None = None, fail_after: int = 3, retry_s: float = 10.0,
-                 retry_max_s: float = 300.0, dirs: list[Path] | None = None, base: Path | None = None) -> None:
+                 retry_max_s: float = 300.0, dirs: list[Path] | None = None) -> None:
         self.open_model = open_model  # path -> a loaded model, sized to the show's source and backend
         self.store, self.stats = store, stats
         self.config_values = config_values or {}  # the show file's values for preprocessing win over a card's
         self.fail_after = fail_after
         self.retry_s, self.retry_max_s = retry_s, retry_max_s
-        self.dirs = dirs or [MODELS_DIR]  # where a bare name given to /model/select is looked up, in order
-        self.base = base or Path.cwd()  # what a relative path given to /model/select is relative to
+        self.dirs = dirs or [MODELS_DIR]  # where a name given to /model/select is looked up, in order
         self.model: Model | None = None
         self.chain: Chain | None = None  # the playing model's preprocessing
         self.stages: list[Model] = []  # chained models after the first, each fed the one before
@@ -162,17 +161,34 @@ class ModelSlot:
             self._posted.put(job)
 
     def _load_swap(self, name: str) -> None:
+        """A model by name, from a controller, a preset or a schedule: only a name among the show's model
+        folders. What the network sees (the HUD, /api/status, faults) says neither where the machine keeps its
+        files nor whether some other path exists; the full reason goes to the local log."""
+        if not is_model_name(name):
+            self.stats.count("model_select_refused")
+            log.warning("/model/select %r refused: a model is selected by its name, never by a path", name[:200])
+            self._post(lambda: self._swap_failed(name, "not a model name (a name from the show's model folders)"))
+            return
         try:
-            model = self.open_model(find_model(name, self.base, self.model_dirs()))
+            path = find_named_model(name, self.model_dirs())
+        except UserError as e:
+            log.warning("/model/select: %s", e.render())
+            missing = "no such model in the show's model folders"
+            self.stats.fault("model", f"swap to {name!r} failed: {missing}")
+            self._post(lambda: self._swap_failed(name, missing))
+            return
+        try:
+            model = self.open_model(path)
         except Exception as e:  # a failed swap keeps the model that was running
-            msg = _say(e)
+            log.error("swap to %r failed: %s", name, _say(e))
+            msg = "it could not be loaded (the show's log says why)"
             self.stats.fault("model", f"swap to {name!r} failed: {msg}")
             self._post(lambda: self._swap_failed(name, msg))
             return
         self._post(lambda: self._begin_fade(model))
 
     def _swap_failed(self, name: str, msg: str) -> None:
-        self.error, self._loading, self._selected = f"swap to {name!r} failed: {msg}", "", ""
+        self.error, self._loading, self._selected = f"swap to {name[:64]!r} failed: {msg}", "", ""
         if self.store.target("model/select") == name:
             # cleared, so selecting the same name again is a change and retries the load
             self.store.set("model/select", "", source="model")

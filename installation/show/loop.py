@@ -94,8 +94,7 @@ class Show(Pipeline, Surface):
         h = cfg.health
         self.slot = ModelSlot(self.open_model, self.store, self.stats, fail_after=h.model_fail_after,
                               retry_s=h.model_retry_s, retry_max_s=h.model_retry_max_s,
-                              config_values={**cfg.params, **opts.extra_params}, dirs=model_dirs(cfg),
-                              base=Path(cfg.path).parent if cfg.path is not None else None)
+                              config_values={**cfg.params, **opts.extra_params}, dirs=model_dirs(cfg))
         self.segmenter: Any = None
         self.still = StillnessGate()  # skips inference while the room is still (stillness.py)
         self.source: Any = None

@@ -77,7 +77,7 @@ def test_a_model_swap_crossfades_from_red_through_a_blend_to_blue(tmp_path: Path
     port = free_udp_port()
     show = osc_show(tmp_path, red, port)
     seconds, fade = 8.0, 3.0
-    labels, stats, _ = play_and_select(tmp_path, show, port, str(blue), seconds, 1.5,
+    labels, stats, _ = play_and_select(tmp_path, show, port, blue.name, seconds, 1.5,
                                          ["--set", f"model/crossfade={fade}"])
     seq = runs([c for c in labels if c != "?"])
     assert seq == "rmb", f"expected red, then mixed, then blue; got {seq!r} ({''.join(labels)})"
