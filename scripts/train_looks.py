@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
 """Train, resume and export the shipped looks, each from one themed set of licensed photographs.
 
-    python scripts/fetch_photos.py                 # the photographs and their licences (runs/photos)
-    python scripts/train_looks.py train water      # runs/looks/water; again to resume from its checkpoint
+    python scripts/fetch_photos.py --out /work/look-runs/photos   # the photographs and their licences
+    python scripts/train_looks.py train water      # /work/look-runs/water: goes on from its newest checkpoint
     python scripts/train_looks.py export water     # models/default (the main look) with the full card
+
+Runs live outside the checkout (--runs, or $LOOK_RUNS, default /work/look-runs), so a run of hours goes on
+in the next session from where it stopped: `train LOOK` resumes from RUNS/LOOK/latest.pt, which the trainer
+rewrites atomically every few minutes of wall time (TrainConfig.save_every) and at every epoch's end, so a
+killed run loses minutes at most. A checkpoint whose run differs from the look as written here (chain,
+width, recipe, photographs) is refused with what differs; without one the run starts over, saying so.
 
 Every look is trained the Learning to See way, from target pictures alone: each input is made on the
 fly from a random zoom (100-130 %), crop and flip of a photograph by the look's own chain, the chain
 the show then runs on the camera. The decoder upsamples by bilinear resize + 3x3 conv (no
-checkerboard). A checkpoint is written every epoch, so a stopped run goes on with `train LOOK` again.
+checkerboard).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +78,11 @@ THREADS = 1
 HOLDOUT = "grace_hopper"  # the portrait the card's spike figure is measured on (see installation.training.quality)
 
 
+def runs_root() -> Path:
+    """Where long runs keep their checkpoints: outside the checkout, so they outlive a fresh work tree."""
+    return Path(os.environ.get("LOOK_RUNS", "/work/look-runs"))
+
+
 def chain_toml(spec: list[dict[str, Any]]) -> str:
     lines = []
     for step in spec:
@@ -81,29 +93,88 @@ def chain_toml(spec: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def run(cmd: list[str], threads: int = 0) -> None:
+def run(cmd: list[str], threads: int = 0) -> int:
     print("+ " + shlex.join(cmd), flush=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
-    subprocess.run(cmd, check=True, cwd=ROOT, env=env)
+    return subprocess.run(cmd, cwd=ROOT, env=env).returncode
 
 
-def train(look: str, photos: Path, runs: Path, threads: int) -> None:
+def settings(look: str) -> dict[str, Any]:
+    """The TrainConfig fields a look's run is made with (beside its chain and photographs)."""
+    spec = LOOKS[look]
+    from installation.training.train_cli import RECIPES
+
+    return {**RECIPES[spec.get("recipe", "pix2pix")], "width": spec["width"], "d_width": D_WIDTH,
+            "repeat": spec["repeat"], "upsample": UPSAMPLE, "size": 256}
+
+
+def differences(look: str, ckpt: dict[str, Any]) -> list[str]:
+    """What of the look as written here differs from the run its checkpoint holds: 'key: run X, look Y'."""
+    from installation.vision.preprocess import Chain
+
+    spec = LOOKS[look]
+    from installation.training.train import TrainConfig
+
+    cfg = asdict(TrainConfig.from_dict(ckpt["config"]))  # a key the run predates has its default
+    out = [f"{k}: run {cfg[k]!r}, look {v!r}" for k, v in settings(look).items() if k != "size" and cfg[k] != v]
+    if ckpt["size"] != 256:
+        out.append(f"size: run {ckpt['size']}, look 256")
+    wanted = Chain.from_spec(spec["chain"], 256).to_spec()
+    if ckpt["chain"] != wanted:
+        out.append(f"chain: run {ckpt['chain']}, look {wanted}")
+    if Path(cfg.get("dataset", "")).name != spec["set"]:
+        out.append(f"photographs: run {cfg.get('dataset')!r}, look the set {spec['set']!r}")
+    return out
+
+
+def train(look: str, photos: Path, runs: Path, threads: int) -> int:
+    """Go on with the look's run in RUNS/LOOK from its newest checkpoint, or start it; 2 when the checkpoint's
+    run is not the look's as written here (another chain, width, recipe or set of photographs)."""
+    from installation.core.errors import UserError
+    from installation.training.checkpoint import load_checkpoint
+
     spec = LOOKS[look]
     run_dir = runs / look
     latest = run_dir / "latest.pt"
+    data = photos / "sets" / spec["set"]
+    if not data.is_dir():
+        print(f"train_looks: no photographs at {data}; first: python scripts/fetch_photos.py --out {photos}",
+              file=sys.stderr)
+        return 2
     py = [sys.executable, "-m", "installation.training.cli"]  # the same commands as `installation`
     if latest.is_file():
+        try:
+            ckpt = load_checkpoint(latest)
+        except UserError as e:
+            print(f"train_looks: {e}", file=sys.stderr)
+            return 2
+        diff = differences(look, ckpt)
+        if diff:
+            print(f"train_looks: {latest}: this run is not the {look} look as scripts/train_looks.py now makes it ("
+                  + "; ".join(diff) + "): refused, so as not to mix two runs. Move the folder away to start over, "
+                  "or give another --runs", file=sys.stderr)
+            return 2
+        done = f"epoch {ckpt['epoch']} step {ckpt.get('step', 0)}, {ckpt.get('global_step', 0)} steps, " \
+               f"{ckpt.get('seconds', 0) / 3600:.2f} h"
+        print(f"train_looks: {look}: resuming {latest} ({done} so far)", flush=True)
         # --epochs: a run resumed before its learning rate starts to fall (half-way) may be lengthened, and
-        # is then the same run as a fresh one of that length (same crops, same dropout: the RNG is saved)
-        run([*py, "train", "--resume", str(latest), "--epochs", str(spec["epochs"]), "--no-progress"], threads)
-        return
+        # is then the same run as a fresh one of that length (same crops, same dropout: the RNG is saved).
+        # The photographs are named again: the trainer checks they are the ones the run learnt from.
+        return run([*py, "train", str(data), "--resume", str(latest), "--epochs", str(spec["epochs"]),
+                    "--no-progress"], threads)
+    if run_dir.exists():
+        print(f"train_looks: {look}: no checkpoint in {run_dir}: starting the run over", flush=True)
+    else:
+        print(f"train_looks: {look}: no run folder {run_dir} (first run, or it was removed): starting the run",
+              flush=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     chain_file = run_dir / "chain.toml"
     chain_file.write_text(chain_toml(spec["chain"]))
-    run([*py, "train", str(photos / "sets" / spec["set"]), "--from-targets", "--chain-file", str(chain_file),
-         "--out", str(run_dir), "--epochs", str(spec["epochs"]), "--width", str(spec["width"]), "--size", "256",
-         "--set", f"d_width={D_WIDTH}", "--set", f"repeat={spec['repeat']}", "--set", f"upsample={UPSAMPLE}",
-         "--no-progress"], threads)
+    cfg = settings(look)
+    sets = [f"{k}={v}" for k, v in cfg.items() if k not in ("width", "size")]
+    return run([*py, "train", str(data), "--from-targets", "--chain-file", str(chain_file), "--out", str(run_dir),
+                "--epochs", str(spec["epochs"]), "--width", str(cfg["width"]), "--size", "256",
+                *[a for kv in sets for a in ("--set", kv)], "--no-progress"], threads)
 
 
 def bench(model_dir: Path, threads: int = 2, n: int = 200) -> float:
@@ -134,7 +205,8 @@ def export(look: str, photos: Path, runs: Path, models: Path) -> None:
     out = models / spec.get("folder", look)
     run_dir = runs / look
     py = [sys.executable, "-m", "installation.training.cli"]
-    run([*py, "export", str(run_dir / "latest.pt"), "--out", str(out), "--name", look])
+    if run([*py, "export", str(run_dir / "latest.pt"), "--out", str(out), "--name", look]):
+        raise SystemExit(2)
     record = json.loads((photos / "sets" / f"{spec['set']}.json").read_text())
     ms = bench(out)
     spikes = {name: round(v, 2) for name, v in model_spike_figure(out).items()}
@@ -166,9 +238,24 @@ def export(look: str, photos: Path, runs: Path, models: Path) -> None:
         card.provenance["final_losses"] = {k: v for k, v in final.items() if k != "spike"}
         card.provenance["final_sample_spike_figure"] = final["spike"]
     _lengthened(card.provenance, run_dir / "latest.pt")
+    _totals(card.provenance, run_dir / "latest.pt")
     card.save(out)
     size_mb = (out / "model.onnx").stat().st_size / 1e6
     print(f"{look}: {out} ({size_mb:.1f} MB), {ms:.2f} ms a 256x256 frame on 2 CPU threads, spike figure {spikes}")
+
+
+def _totals(prov: dict[str, Any], checkpoint: Path) -> None:
+    """The whole run, over every process that trained it (sessions end, runs resume): epochs, steps, wall time."""
+    import torch
+
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    runs = ckpt.get("runs", [])
+    prov["training_steps"] = ckpt.get("global_step", 0)
+    prov["training_runs"] = len(runs)
+    prov["training_hours"] = round(ckpt.get("seconds", 0.0) / 3600, 2)
+    if runs:
+        prov["training_sessions"] = [{k: r[k] for k in ("started", "ended", "steps", "seconds") if k in r}
+                                     for r in runs]
 
 
 def _lengthened(prov: dict[str, Any], checkpoint: Path) -> None:
@@ -192,18 +279,25 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("action", choices=("train", "export", "chain"))
     ap.add_argument("looks", nargs="*", default=list(LOOKS), help=f"of {', '.join(LOOKS)} (default: all)")
-    ap.add_argument("--photos", type=Path, default=Path("runs/photos"), help="scripts/fetch_photos.py's folder")
-    ap.add_argument("--runs", type=Path, default=Path("runs/looks"))
+    ap.add_argument("--runs", type=Path, default=None,
+                    help="the looks' run folders, one per look, outside the checkout so they outlive it "
+                         "(default $LOOK_RUNS, else /work/look-runs)")
+    ap.add_argument("--photos", type=Path, default=None,
+                    help="scripts/fetch_photos.py's folder (default RUNS/photos)")
     ap.add_argument("--models", type=Path, default=Path("models"))
     ap.add_argument("--threads", type=int, default=THREADS, help="CPU threads for training (OMP_NUM_THREADS)")
     args = ap.parse_args()
+    runs = args.runs or runs_root()
+    photos = args.photos or runs / "photos"
     for look in args.looks:
         if look not in LOOKS:
             ap.error(f"unknown look {look!r}; known: {', '.join(LOOKS)}")
         if args.action == "train":
-            train(look, args.photos, args.runs, args.threads)
+            rc = train(look, photos, runs, args.threads)
+            if rc:
+                return rc
         elif args.action == "export":
-            export(look, args.photos, args.runs, args.models)
+            export(look, photos, runs, args.models)
         else:
             with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
                 f.write(chain_toml(LOOKS[look]["chain"]))

@@ -19,6 +19,7 @@ from installation.training.networks import define_G
 
 CHECKPOINT_FORMAT = "installation-pix2pix"
 CHECKPOINT_VERSION = 1
+PICTURE_EXT = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """A checkpoint of this trainer, checked. Raises UserError naming the file and what was expected."""
@@ -63,6 +64,34 @@ def load_weights(net: nn.Module, state: dict[str, torch.Tensor], file: str | Pat
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()][1:4]
         raise UserError("the weights don't fit the architecture: " + " ".join(lines)[:400], file=file,
                         expected=f"the weights of {what}") from None
+
+
+def dataset_fingerprint(folder: str | Path) -> list[list[Any]]:
+    """What a run learns from, as [relative path, bytes] of every picture under its dataset folder: a resumed
+    run checks it still learns from the same pictures (a moved folder with the same files passes)."""
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    return [[p.relative_to(root).as_posix(), p.stat().st_size] for p in sorted(root.rglob("*"))
+            if p.suffix.lower() in PICTURE_EXT and p.is_file()]
+
+
+def same_data(ckpt: dict[str, Any], fingerprint: list[list[Any]], file: str | Path, folder: str | Path) -> None:
+    """Refuse to go on with other pictures than the checkpoint's run learnt from (a UserError saying what differs)."""
+    before = {name: size for name, size in ckpt.get("dataset_fingerprint") or []}
+    if not before:
+        return  # a checkpoint from before fingerprints: nothing to compare
+    now = {name: size for name, size in fingerprint}
+    gone = sorted(set(before) - set(now))
+    new = sorted(set(now) - set(before))
+    changed = sorted(n for n in set(before) & set(now) if before[n] != now[n])
+    if gone or new or changed:
+        parts = [f"{what}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+                 for what, names in (("missing", gone), ("not in the run", new), ("changed", changed)) if names]
+        raise UserError(f"the dataset {folder} is not the one this run learnt from ({'; '.join(parts)})",
+                        file=file, key="dataset",
+                        expected=f"the {len(before)} pictures of {(ckpt.get('dataset') or {}).get('path', '?')}, "
+                                 "or a new run (another --out)")
 
 
 def save_atomic(obj: Any, path: Path) -> None:

@@ -37,14 +37,16 @@ from installation.core.errors import UserError
 from installation.training.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
+    dataset_fingerprint,
     load_checkpoint,
     load_weights,
+    same_data,
     save_atomic,
     versions,
 )
 from installation.training.distributed import any_rank, leave, setup_distributed, unwrap
 from installation.training.evaluate import sample_grid, sample_spike, val_l1
-from installation.training.networks import UPSAMPLES, count_parameters, default_depth, define_D, define_G
+from installation.training.networks import NORMS, UPSAMPLES, count_parameters, default_depth, define_D, define_G
 from installation.training.rundata import open_run_data
 
 log = logging.getLogger("installation.train")
@@ -68,7 +70,9 @@ class TrainConfig:
     upsample: str = "bilinear"  # decoder x2: "bilinear"/"nearest" resize + 3x3 conv (no checkerboard), or
     #                             "transpose" (pix2pix's transposed convs; resumed and imported runs keep theirs)
     d_width: int = 64  # discriminator base width (pix2pix's ndf)
-    d_layers: int = 3  # PatchGAN depth: 3 judges 70x70 patches
+    d_layers: int = 3  # PatchGAN depth: 3 judges 70x70 patches, 2 34x34, 1 16x16
+    norm: str = "batch"  # "batch" or "instance" (per picture: no running statistics for small batches)
+    gan_weight: float = 1.0  # the adversarial term's weight beside l1_weight
     # optimisation
     epochs: int = 200
     batch_size: int = 4  # pix2pix uses 1; a few more give batch norm running statistics close to the
@@ -76,6 +80,7 @@ class TrainConfig:
     lr: float = 2e-4
     beta1: float = 0.5
     l1_weight: float = 100.0
+    recipe: str = ""  # the --recipe the run was made with (train_cli.RECIPES), for the record
     decay: float = 0.5  # fraction of the epochs over which the learning rate falls linearly to 0 (pix2pix: half)
     # running
     seed: int = 0
@@ -83,6 +88,7 @@ class TrainConfig:
     amp: bool = True  # float16 autocast + GradScaler on CUDA; the CPU trains in float32
     workers: int = 0  # DataLoader worker processes (0: load in the training process)
     samples: int = 4  # rows in each epoch's sample grid
+    save_every: float = 300.0  # also checkpoint mid-epoch after this many seconds of wall time (0: epoch ends only)
     progress: bool = True  # tqdm bars
 
     @classmethod
@@ -145,11 +151,13 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP checks they agree)
         self.arch = resume["arch"] if resume else {
             "kind": "unet", "in_channels": 3, "out_channels": 3, "width": cfg.width,
-            "depth": self._depth(), "norm": "batch", "dropout": cfg.dropout, "upsample": cfg.upsample}
+            "depth": self._depth(), "norm": cfg.norm, "dropout": cfg.dropout, "upsample": cfg.upsample}
         if self.arch.get("upsample", "transpose") not in UPSAMPLES:
             raise UserError(f"upsample {self.arch['upsample']!r}", key="upsample", expected=" or ".join(UPSAMPLES))
+        if self.arch.get("norm", "batch") not in NORMS:
+            raise UserError(f"norm {self.arch['norm']!r}", key="norm", expected=" or ".join(NORMS))
         self.disc = resume["disc"] if resume else {"in_channels": 6, "width": cfg.d_width, "layers": cfg.d_layers,
-                                                   "norm": "batch"}
+                                                   "norm": cfg.norm}
         self.G = define_G(**self.arch).to(self.device)
         self.D = define_D(**self.disc).to(self.device)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
@@ -158,7 +166,11 @@ class Trainer:
         self.epoch, self.step, self.global_step, self.seconds = 0, 0, 0, 0.0
         self.history: list[dict[str, Any]] = []
         self.sums: dict[str, float] = dict.fromkeys((*LOSS_KEYS, "n"), 0.0)
+        self.fingerprint = dataset_fingerprint(self.dataset_meta.get("path", ""))
+        self.runs: list[dict[str, Any]] = []  # one entry per process that trained this run: its share
+        self._clock = time.monotonic()  # wall time is added to self.seconds from here at each save
         if resume:
+            same_data(resume, self.fingerprint, resume.get("_path", "checkpoint"), self.dataset_meta.get("path", ""))
             self._restore(resume)
         else:
             torch.manual_seed(cfg.seed + self.dist.rank)  # dropout differs between ranks
@@ -193,6 +205,7 @@ class Trainer:
         self.epoch, self.step = ckpt["epoch"], ckpt.get("step", 0)
         self.global_step, self.seconds = ckpt.get("global_step", 0), ckpt.get("seconds", 0.0)
         self.history = list(ckpt.get("losses", []))
+        self.runs = list(ckpt.get("runs", []))
         self.sums = dict(ckpt.get("sums") or self.sums)
         rng = ckpt.get("rng", {})
         if self.dist.rank == 0 and "torch" in rng:
@@ -213,6 +226,8 @@ class Trainer:
             "command": self.command, "world_size": self.dist.world,
             "epoch": self.epoch, "step": self.step, "global_step": self.global_step,
             "seconds": self.seconds, "sums": dict(self.sums), "losses": self.history,
+            "runs": [{k: v for k, v in r.items() if not k.startswith("_")} for r in self.runs],
+            "dataset_fingerprint": self.fingerprint,
             "G": G.state_dict(), "D": D.state_dict(), "opt_G": self.opt_G.state_dict(),
             "opt_D": self.opt_D.state_dict(), "scaler": self.scaler.state_dict() if self.amp else None,
             "rng": {"torch": torch.get_rng_state(),
@@ -225,8 +240,29 @@ class Trainer:
         return self.out / "latest.pt"
 
     def save(self) -> None:
+        """Checkpoint every step done, with the wall time spent on them (this run's share and the total)."""
+        now = time.monotonic()
+        self.seconds += now - self._clock
+        self._clock = now
+        if self.runs:
+            run = self.runs[-1]
+            run.update(steps=self.global_step - run["from_step"], seconds=round(now - run["_t0"], 1),
+                       ended=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
         if self.dist.main:
             save_atomic(self.checkpoint(), self.latest)
+        self._saved = now
+
+    def _start_run(self) -> None:
+        now = time.monotonic()
+        self._clock = self._saved = now
+        self.runs.append({"started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+                          "from_step": self.global_step, "from_epoch": self.epoch, "steps": 0, "seconds": 0.0,
+                          "_t0": now})
+
+    def _save_due(self) -> bool:
+        """A mid-epoch checkpoint is due (every save_every seconds of wall time, decided by rank 0 for all)."""
+        due = bool(self.cfg.save_every) and time.monotonic() - self._saved >= self.cfg.save_every
+        return any_rank(due and self.dist.main, self.dist, self.device)
 
     def _report(self, seconds: float) -> dict[str, Any]:
         sums = torch.tensor([self.sums[k] for k in (*LOSS_KEYS, "n")], dtype=torch.float64)
@@ -289,7 +325,7 @@ class Trainer:
             pred = unwrap(self.D)(torch.cat([real_A, fake_B], 1))
             loss_G_GAN = self.gan_loss(pred, torch.ones_like(pred))
             loss_G_L1 = self.l1(fake_B.float(), real_B)
-            loss_G = loss_G_GAN + self.cfg.l1_weight * loss_G_L1
+            loss_G = self.cfg.gan_weight * loss_G_GAN + self.cfg.l1_weight * loss_G_L1
         self.scaler.scale(loss_G).backward()
         self.scaler.step(self.opt_G)
         self.scaler.update()
@@ -307,6 +343,7 @@ class Trainer:
                      self.device, " amp" if self.amp else "", self.dist.world)
         from tqdm import tqdm
 
+        self._start_run()
         with Stop() as stop:
             while self.epoch < cfg.epochs:
                 for opt in (self.opt_G, self.opt_D):
@@ -330,12 +367,12 @@ class Trainer:
                     if self.on_step:
                         self.on_step(self)
                     if any_rank(stop.requested, self.dist, self.device):
-                        self.seconds += time.monotonic() - t0
                         self.save()
                         raise Interrupted(self.latest, self.epoch, self.step)
+                    if self._save_due():
+                        self.save()
                 bar.close()
                 elapsed = time.monotonic() - t0
-                self.seconds += elapsed
                 row = self._report(elapsed)
                 self.history.append(row)
                 self.epoch, self.step = self.epoch + 1, 0

@@ -48,10 +48,15 @@ def chain_spec(args: argparse.Namespace) -> Any:
 
 # ---- train -------------------------------------------------------------------------------------
 
+# Named sets of TrainConfig fields (`--recipe NAME`), applied before --set.
+RECIPES: dict[str, dict[str, Any]] = {
+    "pix2pix": {"l1_weight": 100.0, "gan_weight": 1.0, "d_layers": 3, "norm": "batch"},  # the defaults
+}
+
 # The train options that a checkpoint fixes, and the TrainConfig field each sets.
 _FIXED_BY_CHECKPOINT = {"width": "width", "size": "size", "from_targets": "from_targets", "chain": "chain",
                         "chain_file": "chain", "batch_size": "batch_size", "lr": "lr", "seed": "seed",
-                        "overrides": "--set"}
+                        "recipe": "recipe", "overrides": "--set"}
 
 
 def add_train_arguments(t: argparse.ArgumentParser) -> None:
@@ -74,6 +79,8 @@ def add_train_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     t.add_argument("--device", default=None, choices=("auto", "cuda", "cpu"), help="default auto")
     t.add_argument("--workers", type=int, default=None, help="DataLoader worker processes (default 0)")
+    t.add_argument("--recipe", default=None, choices=sorted(RECIPES), metavar="NAME",
+                   help=f"a named set of settings, before any --set: {', '.join(RECIPES)} (default pix2pix)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="any other TrainConfig field, e.g. --set d_width=32 --set decay=0 (repeatable)")
     t.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
@@ -103,6 +110,10 @@ def train_config(args: argparse.Namespace, base: Any = None) -> Any:
 
     cfg = base or TrainConfig()
     by_name = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    if getattr(args, "recipe", None):
+        for key, value in RECIPES[args.recipe].items():
+            setattr(cfg, key, value)
+        cfg.recipe = args.recipe
     for item in args.overrides:
         key, sep, raw = item.partition("=")
         key = key.strip().replace("-", "_")
