@@ -87,6 +87,16 @@ def test_unit_quotes_paths_with_spaces_and_percent() -> None:
     assert 'supervise "/srv/my shows/100%% wall.toml"' in text
 
 
+def test_unit_raises_the_open_file_limit() -> None:
+    """systemd's default soft limit (1024) let about 1,030 idle connections to the panel end a show."""
+    from installation.control.webguard import WANT_FILES
+
+    text = unit_text("x", Path("/srv/show.toml"), ["/opt/venv/bin/installation"])
+    lines = [line for line in text.splitlines() if line.startswith("LimitNOFILE=")]
+    assert lines == [f"LimitNOFILE={WANT_FILES}"], lines
+    assert text.index("[Service]") < text.index("LimitNOFILE=") < text.index("[Install]")
+
+
 def systemd_verify(unit: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     tool = shutil.which("systemd-analyze")
     if tool is None:

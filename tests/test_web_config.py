@@ -17,6 +17,10 @@ from tests.scenarios.conftest import run_cli
     ('token = "a b"', "web.token: a token is 8 to 128 letters"),
     ("thumbnail = 3", "web.thumbnail"),
     ("colour = 1", "web.colour"),
+    ('origins = ["10.0.0.5:8000"]', "web.origins: '10.0.0.5:8000' is not an origin like"),
+    ('origins = ["http://10.0.0.5:99999"]', "is not an origin like"),
+    ('origins = ["http://10.0.0.5:8000/panel"]', "no path"),
+    ('origins = "http://10.0.0.5:8000"', "web.origins"),
 ])
 def test_web_mistakes_name_file_key_and_expectation(tmp_path: Path, web: str, said: str) -> None:
     show = small_show(tmp_path, osc="", tail=f"[web]\n{web}")
@@ -26,7 +30,8 @@ def test_web_mistakes_name_file_key_and_expectation(tmp_path: Path, web: str, sa
 
 
 def test_web_port_flag_and_check(tmp_path: Path) -> None:
-    show = small_show(tmp_path, osc='host = "0.0.0.0"', tail='[web]\nport = 9191\ntoken = "backstage-pass"')
+    show = small_show(tmp_path, osc='host = "0.0.0.0"', tail='[web]\nport = 9191\ntoken = "backstage-pass"\n'
+                                                           'origins = ["http://10.0.0.5:8000", "https://panel.lan"]')
     res = run_cli(["rehearse", show, "--headless", "--frames", "1", "--web-port", "70000"], tmp_path)
     assert res.returncode == 2 and "--web-port 70000" in res.stderr and "Traceback" not in res.stderr
     res = run_cli(["check", show], tmp_path)

@@ -11,6 +11,12 @@ request comes, so nothing is mirrored. What changes the tree's shape while a sho
 disk: the models a show can select (RANGE of /model/select) and the presets saved (RANGE of
 /preset/recall); `changes()` turns two trees into the PATH_ADDED / PATH_REMOVED / PATH_CHANGED notices a
 listening client gets.
+
+Write-only methods (the triggers and /sync: ACCESS 2) carry VALUE [null]: the spec's JSON for the values
+of I and N ("nil, a placeholder where necessary"), and what a client that tells a method from a container
+by its VALUE (python-oscquery) needs to read the tree; ?VALUE on them answers 204, as the spec says for a
+value that can't be read. /status/* are read-only (ACCESS 1) and carry a value from the start (0 until
+the first figures come).
 """
 
 from __future__ import annotations
@@ -41,13 +47,15 @@ STATUS = [
     ("reconnects", "i", "times the source was lost and opened again"),
     ("memory_mb", "f", "resident memory of the show's process, MiB"),
     ("preset", "i", "the preset last saved or recalled (0: none)"),
+    ("governor", "s", "what the frame-budget governor gave up to keep the source's rate, and why"),
 ]
 
 # Protocol addresses: not parameters, but part of what a controller can use.
 PROTOCOL_NODES: list[dict[str, Any]] = [
-    {"FULL_PATH": "/sync", "TYPE": "N", "ACCESS": ACCESS_WRITE,
+    {"FULL_PATH": "/sync", "TYPE": "N", "ACCESS": ACCESS_WRITE, "VALUE": [None],
      "DESCRIPTION": "send every current value back (to the feedback targets and the sender)"},
-    *({"FULL_PATH": f"/status/{name}", "TYPE": t, "ACCESS": ACCESS_READ, "DESCRIPTION": d} for name, t, d in STATUS),
+    *({"FULL_PATH": f"/status/{name}", "TYPE": t, "ACCESS": ACCESS_READ, "VALUE": [{"f": 0.0, "i": 0}.get(t, "")],
+       "DESCRIPTION": d} for name, t, d in STATUS),
 ]
 
 
@@ -76,8 +84,7 @@ def node_for(p: Param, value: Any = None, vals: Sequence[Any] | None = None) -> 
         n["RANGE"] = [{**(n.get("RANGE") or [{}])[0], "VALS": list(vals)}]
     if p.unit:
         n["UNIT"] = [p.unit]
-    if p.kind != "trigger":
-        n["VALUE"] = [wire_value(p, p.default if value is None else value)]
+    n["VALUE"] = [None if p.kind == "trigger" else wire_value(p, p.default if value is None else value)]
     return n
 
 
@@ -133,15 +140,16 @@ def answer(root: dict[str, Any], path: str, query: str) -> tuple[int, Any]:
         return 404, {"error": f"no such OSC address: {path}"}
     if not attr:
         return 200, node
-    if attr not in node:
-        return 204, None  # the spec: an attribute this node doesn't have
+    if attr not in node or (attr == "VALUE" and not node.get("ACCESS", ACCESS_RW) & ACCESS_READ):
+        return 204, None  # the spec: an attribute this node doesn't have, a value that can't be read
     return 200, {attr: node[attr]}
 
 
 def host_info(name: str, osc_host: str, osc_port: int, ws_port: int) -> dict[str, Any]:
+    """osc_port 0: no OSC over UDP ([osc] udp off): no OSC_* field names a port that isn't there."""
     host = primary_ip() if osc_host in ("", "0.0.0.0", "::") else osc_host
-    return {"NAME": name, "OSC_IP": host, "OSC_PORT": osc_port, "OSC_TRANSPORT": "UDP", "WS_IP": host,
-            "WS_PORT": ws_port, "EXTENSIONS": dict(EXTENSIONS)}
+    udp = {"OSC_IP": host, "OSC_PORT": osc_port, "OSC_TRANSPORT": "UDP"} if osc_port else {}
+    return {"NAME": name, **udp, "WS_IP": host, "WS_PORT": ws_port, "EXTENSIONS": dict(EXTENSIONS)}
 
 
 def primary_ip() -> str:
@@ -177,7 +185,8 @@ DOC = [
     "One web server (aiohttp, on a thread of its own, never the render thread) answers on two ports: "
     "OSCQuery on `[osc] oscquery_port` (9002, `--oscquery-port`) and the panel on `[web] port` "
     "(9080, `--web-port`; 0 turns either off). Both listen on `[osc] host`, follow `[osc] allow` "
-    "(403 for others) and are off with `--no-osc` or `[osc] enabled = false`.", "",
+    "(others are closed when they connect) and are off with `--no-osc` or `[osc] enabled = false`; "
+    "`docs/security.md` has their limits and the Host and Origin rules.", "",
     "- **The tree** (Vidvox's OSCQueryProposal): `GET /` is every address with `FULL_PATH`, `CONTENTS`, "
     "`TYPE` (`f`, `i`, `T` for a bool, `s` for a choice or text, `I` for a trigger), `ACCESS`, `VALUE`, "
     "`RANGE` (`MIN`/`MAX`, or `VALS`), `DESCRIPTION`, `UNIT` and `CLIPMODE`; `GET /mix/amount?VALUE` is one "
@@ -185,6 +194,14 @@ DOC = [
     "`GET /?HOST_INFO` names the OSC port, `WS_IP`/`WS_PORT` and the extensions (`LISTEN`, `PATH_CHANGED`, "
     "`PATH_ADDED`, `PATH_REMOVED`: true). `RANGE` of `/model/select` lists the models in the show's folders "
     "and `RANGE` of `/preset/recall` the saved presets, so they change while the show plays.",
+    "- **Write-only and trigger methods** (`/preset/save`, `/preset/recall`, `/preset/next`, `/preset/prev`, "
+    "`/seg/relearn`, `/show/grab`, `/sync`) have `ACCESS` 2 (set, never read), `TYPE` `I` (a trigger), `i` "
+    "(one that takes a slot) or `N` (`/sync`), and `VALUE` `[null]`: the spec's JSON for the value of `I` "
+    "and `N`, a placeholder where one is needed. A method without `VALUE` reads as a container to clients "
+    "that tell the two apart by it (python-oscquery 0.4 refused the whole tree), and a made-up value such "
+    "as 0 would claim what the method doesn't hold; `GET /preset/save?VALUE` answers 204, as the spec says "
+    "for a value that can't be read. `/status/*` are read-only (`ACCESS` 1) and carry a value from the "
+    "start (0 until the first figures).",
     "- **The WebSocket** (the OSCQuery port, `ws://HOST:9002/`, and the panel's `/ws`): send "
     "`{\"COMMAND\": \"LISTEN\", \"DATA\": \"/mix/amount\"}` to hear an address (a container, `/` "
     "included, means everything under it) and `IGNORE` to stop. Every change, whatever made it (OSC, a "
@@ -194,7 +211,9 @@ DOC = [
     "(`PATH_ADDED`, `PATH_REMOVED` likewise).",
     "- **Values over the WebSocket** are binary OSC packets and take the same path as UDP (judged, "
     "coalesced per frame, counted, the same write rule), but strictly: a number outside its `RANGE`, a "
-    "wrong type, an unknown address, an address pattern, malformed JSON or OSC and unknown commands are "
+    "type other than the tree's `TYPE` (a number for `f` and `i`, `T`/`F` for `T`, a string for `s`: "
+    "`\"5\"` or `T` for a float is refused), JSON nested too deep, more than 128 `LISTEN` paths, an "
+    "unknown address, an address pattern, malformed JSON or OSC and unknown commands are "
     "refused with `{\"COMMAND\": \"ERROR\", \"DATA\": \"why\"}` on the socket (at most 20 a second), "
     "counted (`web_refused` in `--stats`) and change nothing. A bare `/sync` sends this client its listened "
     "values. One client's messages are read at most 400 a second; a client that stops reading (a send "
@@ -215,7 +234,10 @@ DOC = [
     "room leaves the machine). Its figures are `/api/status`, from the same counters as the stats JSON and "
     "the heartbeat.",
     "- **Access**: looking is open to the allowed network. With `[web] token = \"...\"` (8 to 128 letters, "
-    "digits, `._~-`), changing values needs the token once: open `http://HOST:9080/?token=...` (it is kept "
-    "in a cookie) or give `?token=` on the WebSocket's URL; without it a client may listen, not change. "
+    "digits, `._~-`), changing values needs the token: open `http://HOST:9080/?token=...` once (it is kept "
+    "in a cookie), give `?token=` on the WebSocket's URL or send `Authorization: Bearer ...`; without it a "
+    "client may listen, not change. A WebSocket opened by a page from another origin (another site, or this "
+    "machine at another port) is refused unless `[web] origins` names it, and so is a request whose `Host` "
+    "is not this machine. "
     "`/preset/save` and `/show/grab` follow `[osc] allow_writes` on the web too.", "",
 ]

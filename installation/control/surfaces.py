@@ -63,7 +63,7 @@ def attach_controls(show: ShowHandle) -> None:
 
         web = WebControl(show, control, presets, WebSettings(
             host=settings.host, port=web_port, oscquery_port=settings.oscquery_port, token=cfg.web.token,
-            thumbnail=cfg.web.thumbnail, name=cfg.name))
+            thumbnail=cfg.web.thumbnail, name=cfg.name, origins=list(cfg.web.origins)))
         show.add(web, web.hud)
         if web.server.ports.get("web"):
             from installation.control.oscquery import primary_ip

@@ -8,8 +8,14 @@ the render thread. Two ports, one server:
                                                (info, tree, status, thumbnail.jpg), /ws the same WebSocket
 
 Two ports because both want the root: an OSCQuery client reads the tree at /, a phone wants the panel
-there. Every request passes the show's allow-list first (access.Gate, as OSC does); with a [web] token,
-writing needs the token once (?token=..., then a cookie) while viewing stays open on the allowed network.
+there. Every connection passes the show's allow-list and the connection limits when it is accepted, every
+request the Host rule, every WebSocket and write the Origin rule (webguard.py, docs/security.md); with a
+[web] token, writing needs the token (?token=... once, then a cookie; or `Authorization: Bearer ...`)
+while viewing stays open on the allowed network.
+
+The tree is built once and kept: again only when values changed (at most once a frame: the main thread
+hands the changed names over once a frame), the status figures came (once a second) or models and
+presets on disk changed; LISTEN and GET read the kept one.
 
 What the server knows of the show comes in through WebControl (webcontrol.py) from the main thread:
 changed addresses, the status figures, the thumbnail, the models and presets on disk. Values are read
@@ -34,6 +40,7 @@ from aiohttp import web
 
 from installation.control import oscquery
 from installation.control.oscwire import build_dgram
+from installation.control.webguard import SAFE_METHODS, Doorman, Rules
 from installation.control.websession import Session, serve
 from installation.control.webthread import ServingThread
 from installation.core.params import Param, ParamStore
@@ -44,6 +51,7 @@ STATIC = Path(__file__).parent / "static"
 COOKIE = "installation_token"
 THUMB_WIDTH = 320
 THUMB_KEEP_S = 5.0  # thumbnails are made while someone asked for one this recently
+MAX_WEBSOCKETS = 128  # WebSocket clients at once (panels and OSCQuery clients)
 
 
 @dataclass
@@ -54,6 +62,7 @@ class WebSettings:
     token: str = ""
     thumbnail: bool = True
     name: str = "installation"
+    origins: list[str] = field(default_factory=list)  # other pages that may steer the show ([web] origins)
 
 
 @dataclass
@@ -75,7 +84,8 @@ class WebServer(ServingThread):
     say otherwise; `call()` is how another thread gets something done there."""
 
     def __init__(self, settings: WebSettings, store: ParamStore, hooks: Hooks) -> None:
-        super().__init__(settings.host)
+        super().__init__(settings.host, Doorman(hooks.allowed, self._refused_connection))
+        self.rules = Rules(settings.host, settings.origins, lambda: self.ports.values())
         self.settings = settings
         self.store = store
         self.registry = store.registry
@@ -86,6 +96,8 @@ class WebServer(ServingThread):
         self.status: dict[str, Any] = {}
         self.status_osc: dict[str, Any] = {}
         self.vals: dict[str, list[Any]] = {}
+        self._kept: dict[str, Any] | None = None
+        self._under: dict[str, list[str]] = {}  # LISTEN path -> the methods at or below it, for this shape
         self._shape = oscquery.shape(self.tree())
         self.thumb: bytes | None = None
         self.thumb_wanted_until = 0.0  # monotonic; read by the main thread
@@ -102,11 +114,29 @@ class WebServer(ServingThread):
     # ---- the apps ------------------------------------------------------------------------------------
     @web.middleware
     async def _gate(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
-        if not self.hooks.allowed(request.remote or ""):
-            return web.json_response({"error": "this sender is not on the show's allow-list ([osc] allow)"},
-                                     status=403)
+        """The sender passed the allow-list at accept (webguard.Doorman); here the Host and Origin rules."""
+        if not self.rules.host_ok(request.headers.get("Host")):
+            self.refused_request("host", f"Host {request.headers.get('Host', '')[:80]!r}")
+            return self._json({"error": "this Host is not this machine: use its address or name"}, 403)
+        steering = request.method not in SAFE_METHODS or request.headers.get("Upgrade", "").lower() == "websocket"
+        if steering and not self.rules.origin_ok(request.headers.get("Origin"), request.headers.get("Host")):
+            self.refused_request("origin", f"Origin {request.headers.get('Origin', '')[:80]!r}")
+            return self._json({"error": "a page from another origin may not steer the show (see [web] origins)"},
+                              403)
         result: web.StreamResponse = await handler(request)
         return result
+
+    def refused_request(self, reason: str, detail: str) -> None:
+        first = not self.counters[f"refused {reason}"]
+        self.counters[f"refused {reason}"] += 1
+        self.hooks.count("web_refused")
+        if first:  # once per reason: a page that keeps trying must not fill the log
+            log.warning("web: refused a request (%s); further ones are counted in /api/status", detail)
+
+    def _refused_connection(self, reason: str) -> None:
+        self.counters[f"refused {reason}"] += 1
+        if reason != "sender not allowed":  # the allow-list counts those itself (osc_refused_senders)
+            self.hooks.count("web_connections_refused")
 
     def _oscquery_app(self) -> web.Application:
         app = web.Application(middlewares=[self._gate])
@@ -127,7 +157,10 @@ class WebServer(ServingThread):
 
     # ---- OSCQuery ------------------------------------------------------------------------------------
     def tree(self) -> dict[str, Any]:
-        return oscquery.tree(self.registry, self.store.targets(), vals=self.vals, status=self.status_osc)
+        """The kept tree, built again only after changed() / set_status() / set_vals()."""
+        if self._kept is None:
+            self._kept = oscquery.tree(self.registry, self.store.targets(), vals=self.vals, status=self.status_osc)
+        return self._kept
 
     async def _oscquery(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
@@ -148,10 +181,12 @@ class WebServer(ServingThread):
         """The methods at or below an OSC path (LISTEN on a container listens to all of it)."""
         if path in self.by_address:
             return [path]
-        node = oscquery.find(self.tree(), path)
-        if node is None:
-            return []
-        return [p for p, attrs in oscquery.shape(node).items() if "TYPE" in attrs]
+        if path not in self._under:
+            node = oscquery.find(self.tree(), path)
+            if node is None:
+                return []
+            self._under[path] = [p for p, attrs in oscquery.shape(node).items() if "TYPE" in attrs]
+        return self._under[path]
 
     def param(self, address: str) -> Param | None:
         return self.by_address.get(address)
@@ -169,13 +204,20 @@ class WebServer(ServingThread):
 
     # ---- the WebSocket -------------------------------------------------------------------------------
     def can_write(self, request: web.Request) -> bool:
+        """The token, from wherever a client can carry it: ?token= (the WebSocket's URL), the panel's cookie,
+        or an `Authorization: Bearer` header. Compared in constant time."""
         token = self.settings.token
         if not token:
             return True
-        given = request.query.get("token") or request.cookies.get(COOKIE) or ""
+        bearer = request.headers.get("Authorization", "")
+        given = (request.query.get("token") or request.cookies.get(COOKIE)
+                 or (bearer[7:].strip() if bearer[:7].lower() == "bearer " else ""))
         return hmac.compare_digest(given.encode(), token.encode())
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        if len(self.sessions) >= MAX_WEBSOCKETS:
+            self.refused_request("too many websockets", f"{MAX_WEBSOCKETS} WebSocket clients already")
+            return self._json({"error": f"the show serves {MAX_WEBSOCKETS} WebSocket clients at most"}, 503)
         return await serve(self, request, self.can_write(request), self._opened, self._closed)
 
     def _opened(self, s: Session) -> None:
@@ -191,6 +233,11 @@ class WebServer(ServingThread):
         self.counters["clients dropped"] += 1
         self.hooks.count("web_clients_dropped")
         log.warning("web client %s dropped: %s", s.peer, why)
+
+    def changed(self, names: list[str]) -> None:
+        """The main thread's changes of one frame: the kept tree is stale, listeners hear the new values."""
+        self._kept = None
+        self.push(names)
 
     def push(self, names: list[str]) -> None:
         """Changed parameters: their values as OSC (the type the tree says) to every client listening."""
@@ -217,12 +264,15 @@ class WebServer(ServingThread):
     # ---- what the main thread hands over -------------------------------------------------------------
     def set_status(self, status: dict[str, Any], osc: dict[str, Any], dgrams: list[bytes]) -> None:
         self.status, self.status_osc = status, osc
+        self._kept = None
         self.push_dgrams(dgrams)
 
     def set_vals(self, vals: dict[str, list[Any]]) -> None:
         """The values some parameters take changed (models or presets on disk): the tree's new shape, told
         to every client as PATH_* notices."""
         self.vals = vals
+        self._kept = None
+        self._under = {}
         shape = oscquery.shape(self.tree())
         notices = oscquery.changes(self._shape, shape)
         self._shape = shape
@@ -280,4 +330,5 @@ class WebServer(ServingThread):
         return web.Response(body=self.thumb, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     def summary(self) -> dict[str, Any]:
-        return {"clients": len(self.sessions), "ports": dict(self.ports), **dict(self.counters)}
+        return {"clients": len(self.sessions), "ports": dict(self.ports), "tcp": self.doorman.summary(),
+                **dict(self.counters)}

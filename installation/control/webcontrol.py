@@ -99,9 +99,10 @@ class WebControl:
             show.tap_outputs(lambda stage: ThumbnailTap(stage, self._thumb_due, self._thumb))
 
     def _changed(self, addresses: list[str]) -> None:
-        """Main thread (OscControl.update): the addresses whose values changed this frame."""
-        if self.server.sessions:  # a racy read: at worst one frame's changes wait for the next
-            self.server.call(self.server.push, [a.lstrip("/") for a in addresses])
+        """Main thread (OscControl.update): the addresses whose values changed this frame, handed over once
+        a frame (the server's kept tree goes stale, its listeners hear them)."""
+        if addresses:
+            self.server.call(self.server.changed, [a.lstrip("/") for a in addresses])
 
     def update(self, show: Any) -> None:
         now = time.monotonic()

@@ -5,9 +5,11 @@ In: text frames are OSCQuery commands as JSON ({"COMMAND": "LISTEN", "DATA": "/m
 binary frames are OSC packets setting values. A packet is judged here, strictly (a number outside its
 range is refused, where OSC over UDP clamps it, since a client that knows the RANGE has no excuse), and
 then handed whole to the same intake as a UDP datagram (control/osc.py): coalescing, counting, the inbox,
-the store. Anything refused gets {"COMMAND": "ERROR", "DATA": why} on this socket, is counted, and
-changes nothing. A client that floods is read more slowly (at most READ_PER_S messages a second): the
-socket's own flow control holds it back, not the show.
+the store. Values follow the tree's TYPE (TYPE_RULE: a number for f and i, T or F for T, a string for s,
+nothing or a number for a trigger): a string "5" or a T for a float is refused. Anything refused gets
+{"COMMAND": "ERROR", "DATA": why} on this socket, is counted, and changes nothing: JSON nested too deep
+for the parser too. A client holds at most MAX_LISTEN LISTEN paths. A client that floods is read more
+slowly (at most READ_PER_S messages a second): the socket's own flow control holds it back, not the show.
 
 Out: values as binary OSC messages, latest per address (a client that is slow gets fewer values, never a
 queue), PATH_* notices and errors as JSON. A send that can't finish within SEND_TIMEOUT_S (the client
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from installation.control import oscquery
 from installation.control.oscwire import PATTERN_CHARS, Malformed, judge, walk_packet
 from installation.core.params import Param, ParamError
 
@@ -39,6 +42,10 @@ HEARTBEAT_S = 5.0  # a ping this often; no pong within half of it and the client
 READ_PER_S = 400  # messages a second one client may send; more wait (TCP holds the sender back)
 ERRORS_PER_S = 20  # error replies a second to one client; the rest are only counted
 MAX_MESSAGE = 64 * 1024
+MAX_LISTEN = 128  # LISTEN paths one client may hold (a container counts once: "/" is everything)
+NUMBER = (int, float)
+TYPE_RULE = {"f": (NUMBER, "a number"), "i": (NUMBER, "a number"), "T": ((bool,), "T or F"),
+             "s": ((str,), "a string")}
 
 
 class Refused(Exception):
@@ -60,6 +67,7 @@ class Session:
         self.peer = request.remote or "?"
         self.can_write = can_write
         self.listening: set[str] = set()
+        self.paths: set[str] = set()  # what LISTEN named (the limit counts these)
         self.values: dict[str, bytes] = {}  # address -> the newest OSC message waiting to go out
         self.texts: deque[str] = deque(maxlen=256)
         self._wake = asyncio.Event()
@@ -146,6 +154,9 @@ class Session:
         except ValueError as e:
             raise Refused("malformed", "(web)", f"not JSON ({e}); expected {{\"COMMAND\": \"LISTEN\", "
                                                 "\"DATA\": \"/mix/amount\"}") from None
+        except RecursionError:
+            raise Refused("malformed", "(web)", "JSON nested too deep; expected {\"COMMAND\": \"LISTEN\", "
+                                                "\"DATA\": \"/mix/amount\"}") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("COMMAND"), str):
             raise Refused("malformed", "(web)", 'expected a JSON object with "COMMAND" and "DATA"')
         cmd, data = doc["COMMAND"].upper(), doc.get("DATA")
@@ -159,8 +170,13 @@ class Session:
         if not addresses:
             raise Refused("unknown address", data[:80], f"{cmd} {data[:80]}: no such OSC address")
         if cmd == "LISTEN":
+            if data not in self.paths and len(self.paths) >= MAX_LISTEN:
+                raise Refused("too many listens", data[:80], f"LISTEN {data[:80]}: a client listens to "
+                                                             f"{MAX_LISTEN} paths at most (\"/\" is everything)")
+            self.paths.add(data)
             self.listening.update(addresses)
         else:
+            self.paths.discard(data)
             self.listening.difference_update(addresses)
             for a in addresses:
                 self.values.pop(a, None)
@@ -195,6 +211,7 @@ class Session:
         p = self.server.param(address)
         if p is None:
             raise Refused("unknown address", address[:80], f"{address[:80]}: no such parameter")
+        self.check_type(p, args)
         if p.kind in ("float", "int") and len(args) == 1 and isinstance(args[0], (int, float)) \
                 and not isinstance(args[0], bool):
             assert p.lo is not None and p.hi is not None
@@ -208,6 +225,21 @@ class Session:
         if refusal:
             raise Refused("write refused", p.address, f"{p.address}: {refusal}")
         return p
+
+
+    @staticmethod
+    def check_type(p: Param, args: list[Any]) -> None:
+        """The tree's TYPE is the rule: what a client that read it must send."""
+        t = oscquery.osc_type(p)
+        if p.kind == "trigger":
+            ok = not args or (len(args) == 1 and isinstance(args[0], NUMBER) and not isinstance(args[0], bool))
+            if not ok:
+                raise Refused("bad value", p.address, f"{p.address} takes nothing or one number (TYPE {t})")
+            return
+        kinds, words = TYPE_RULE[t]
+        if len(args) != 1 or not isinstance(args[0], kinds) or (bool not in kinds and isinstance(args[0], bool)):
+            got = ", ".join(type(a).__name__ for a in args) or "nothing"
+            raise Refused("bad value", p.address, f"{p.address} expects {words} (TYPE {t}), got {got}")
 
 
 async def serve(server: WebServer, request: web.Request, can_write: bool,

@@ -1,6 +1,11 @@
 """aiohttp applications served from an asyncio loop on a thread of their own, never the render thread: each
 on its port, a port another program holds retried every RETRY_S with the reason kept for the HUD. The web
-server (web.py) is one; `call()` is how another thread gets something done on the loop."""
+server (web.py) is one; `call()` is how another thread gets something done on the loop.
+
+Every listening socket is handed the Doorman's protocol factory (webguard.py): a connection is judged when
+it is accepted, before aiohttp reads a byte of it. Idle and half-sent connections end at KEEPALIVE_S. A
+descriptor shortage at accept (asyncio pauses accepting for a second) is counted and said once, never a
+traceback a second."""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+from installation.control.webguard import KEEPALIVE_S, LINGER_S, Doorman
+
 log = logging.getLogger("installation.web")
 
 RETRY_S = 2.0
@@ -21,12 +28,15 @@ PORT_TAKEN = (98, 48, 10048)  # EADDRINUSE on Linux, macOS, Windows
 class ServingThread:
     """The loop, its thread and the listening ports (`ports`: what -> port, once bound; `error`: why not)."""
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, doorman: Doorman) -> None:
         self.host = host
+        self.doorman = doorman
         self.ports: dict[str, int] = {}
         self.error = ""
         self._loop = asyncio.new_event_loop()
+        self._loop.set_exception_handler(self._loop_fault)
         self._runners: list[web.AppRunner] = []
+        self._servers: list[asyncio.Server] = []
         self._started = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -51,6 +61,13 @@ class ServingThread:
             self._thread.join(timeout=5.0)
 
     # ---- the loop's thread ---------------------------------------------------------------------------
+    def _loop_fault(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if "out of system resource" in str(context.get("message", "")):
+            self.doorman.short("accept() found no descriptor left")
+            self.doorman.refused("descriptors short")
+            return
+        loop.default_exception_handler(context)
+
     def _run(self, apps: list[tuple[str, int, web.Application]]) -> None:
         asyncio.set_event_loop(self._loop)
         self._loop.run_until_complete(self._start(apps))
@@ -63,7 +80,8 @@ class ServingThread:
     async def _start(self, apps: list[tuple[str, int, web.Application]]) -> None:
         for what, port, app in apps:
             if port:
-                runner = web.AppRunner(app, access_log=None, handle_signals=False)
+                runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=KEEPALIVE_S,
+                                       lingering_time=LINGER_S)
                 await runner.setup()
                 self._runners.append(runner)
                 if not await self._bind(what, runner, port):
@@ -71,8 +89,8 @@ class ServingThread:
 
     async def _bind(self, what: str, runner: web.AppRunner, port: int) -> bool:
         try:
-            site = web.TCPSite(runner, self.host, port, reuse_address=True)
-            await site.start()
+            server = await self._loop.create_server(self.doorman.factory(runner.server), self.host, port,
+                                                    reuse_address=True)
         except OSError as e:
             first = not self.error
             taken = e.errno in PORT_TAKEN
@@ -81,6 +99,7 @@ class ServingThread:
             if first:
                 log.error("%s", self.error)
             return False
+        self._servers.append(server)
         self.ports[what] = port
         if self.error.startswith(what):
             log.info("%s listening on port %d at last", what, port)
@@ -92,5 +111,7 @@ class ServingThread:
             await asyncio.sleep(RETRY_S)
 
     async def _cleanup(self) -> None:
+        for server in self._servers:
+            server.close()
         for runner in self._runners:
             await runner.cleanup()

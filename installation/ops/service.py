@@ -49,6 +49,8 @@ Environment=DISPLAY=@DISPLAY@
 Environment=PYTHONUNBUFFERED=1
 Restart=always
 RestartSec=5
+# Room for the web server's connections (it refuses past its own limits, which follow this one).
+LimitNOFILE=16384
 # The supervisor stops the show with SIGTERM; this long, then SIGKILL.
 TimeoutStopSec=20
 

@@ -117,6 +117,26 @@ class WebConfig(_Strict):
 
     @field_validator("token")
     @classmethod
+    # other pages that may steer the show from a browser (an artist's own panel elsewhere), as origins:
+    # "http://10.0.0.5:8000"; the show's own pages always may (docs/security.md)
+    origins: list[str] = Field(default_factory=list)
+
+    @field_validator("origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        import urllib.parse
+
+        for item in v:
+            try:
+                parts = urllib.parse.urlsplit(item)
+                parts.port  # noqa: B018  (raises on a port that is no number or out of range)
+            except ValueError:
+                parts = None
+            if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
+                    or parts.path not in ("", "/") or parts.query or parts.fragment or parts.username):
+                raise ValueError(f"{item!r} is not an origin like \"http://10.0.0.5:8000\" (http or https, a host, "
+                                 "a port if not the default; no path)")
+        return v
     def _token(cls, v: str) -> str:
         import re
 

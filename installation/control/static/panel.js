@@ -211,7 +211,7 @@ function find(address) {
 }
 
 function values() {
-  for (const node of leaves(tree)) if (node.VALUE) apply(node.FULL_PATH, node.VALUE[0]);
+  for (const node of leaves(tree)) if (node.VALUE && node.ACCESS & 1) apply(node.FULL_PATH, node.VALUE[0]);
 }
 
 // the parts of the tree that follow the disk: the models to select, the presets saved
