@@ -69,7 +69,7 @@ if [[ ! -f models/segmenters/selfie_segmentation.tflite ]]; then
   if ((dry)); then
     echo "build_wheelhouse: (dry run) would fetch the segmentation models"
   else
-    "$python" scripts/fetch_segmenters.py
+    "$python" scripts/fetch_segmenters.py --force
   fi
 fi
 if [[ -d models ]]; then

@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
-"""Fetch the selfie segmentation models into models/segmenters/.
+"""Check the selfie segmentation models in models/segmenters/ (shipped with the package), or fetch them again.
 
-MediaPipe 0.10.30 and newer ship no model files, but the 0.10.21 wheel on PyPI carries the two selfie
-segmentation models. pip downloads that wheel (never installs it: it pins numpy<2 and protobuf<5) and
-the two .tflite files are copied out of it. Does nothing when both files are already there.
+The repository and the wheel carry both files (models/segmenters/NOTICE: origin, licence, hashes); nobody
+needs to fetch them. By default this script only checks that they are there with the recorded sha256.
+--download shows where they come from: pip downloads the mediapipe 0.10.21 wheel (MediaPipe 0.10.30 and
+newer ship no model files; the wheel is never installed: it pins numpy<2 and protobuf<5) and the two
+.tflite members are compared with the files here, byte for byte; --force writes them over the files here.
 
-    python scripts/fetch_segmenters.py [--force]
+    python scripts/fetch_segmenters.py [--download] [--force]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -22,7 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
 DEST = ROOT / "models" / "segmenters"
 WHEEL_VERSION = "0.10.21"
 MEMBER_DIR = "mediapipe/modules/selfie_segmentation/"
-MODELS = ("selfie_segmentation.tflite", "selfie_segmentation_landscape.tflite")
+SHA256 = {  # as models/segmenters/NOTICE records them
+    "selfie_segmentation.tflite": "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c",
+    "selfie_segmentation_landscape.tflite": "a77d03f4659b9f6b6c1f5106947bf40e99d7655094b6527f214ea7d451106edd",
+}
+MODELS = tuple(SHA256)
 
 # The wheel is chosen by these tags, not by the running interpreter, so the script works under any
 # Python and on any platform pip runs on (the .tflite files inside are the same in every wheel).
@@ -37,10 +44,6 @@ PIP_ARGS = (
 
 class FetchError(RuntimeError):
     pass
-
-
-def missing(dest: Path = DEST) -> list[str]:
-    return [m for m in MODELS if not (dest / m).is_file() or (dest / m).stat().st_size == 0]
 
 
 def download_wheel(tmp: Path) -> Path:
@@ -72,29 +75,55 @@ def extract(wheel: Path, dest: Path) -> None:
             part.replace(dest / model)
 
 
+def differing(dest: Path = DEST) -> list[str]:
+    """The models missing from dest or differing from the recorded hashes."""
+    return [m for m in MODELS if not (dest / m).is_file()
+            or hashlib.sha256((dest / m).read_bytes()).hexdigest() != SHA256[m]]
+
+
 def fetch(dest: Path = DEST, force: bool = False) -> list[Path]:
-    """Make sure both models are in dest; returns their paths. Raises FetchError."""
-    if force or missing(dest):
+    """Make sure both models are in dest, as recorded; returns their paths. Raises FetchError."""
+    if force or differing(dest):
         with tempfile.TemporaryDirectory(prefix="fetch_segmenters_") as tmp:
             extract(download_wheel(Path(tmp)), dest)
+    if bad := differing(dest):
+        raise FetchError(f"{', '.join(bad)} in {dest} differ from the sha256 recorded in NOTICE")
     return [dest / m for m in MODELS]
 
 
+def compare_with_wheel(dest: Path = DEST) -> list[str]:
+    """The models in dest that are not byte for byte the 0.10.21 wheel's members. Raises FetchError."""
+    with tempfile.TemporaryDirectory(prefix="fetch_segmenters_") as tmp:
+        extract(download_wheel(Path(tmp)), Path(tmp) / "wheel")
+        return [m for m in MODELS if not (dest / m).is_file()
+                or (dest / m).read_bytes() != (Path(tmp) / "wheel" / m).read_bytes()]
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--force", action="store_true", help="download again even when the files exist")
-    ap.add_argument("--dest", type=Path, default=DEST, help=f"target folder (default {DEST})")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("--download", action="store_true",
+                    help=f"download mediapipe=={WHEEL_VERSION} and compare the files with its members")
+    ap.add_argument("--force", action="store_true", help="write the wheel's members over the files here")
+    ap.add_argument("--dest", type=Path, default=DEST, help=f"the folder (default {DEST})")
     args = ap.parse_args(argv)
-    if not args.force and not missing(args.dest):
-        print(f"fetch_segmenters: models already in {args.dest}")
-        return 0
     try:
-        paths = fetch(args.dest, force=args.force)
+        if args.force:
+            fetch(args.dest, force=True)
+        elif args.download and (bad := compare_with_wheel(args.dest)):
+            print(f"fetch_segmenters: {', '.join(bad)} in {args.dest} are not the mediapipe {WHEEL_VERSION} "
+                  "wheel's (--force writes the wheel's)", file=sys.stderr)
+            return 1
     except (FetchError, OSError, zipfile.BadZipFile) as e:
         print(f"fetch_segmenters: error: {e}", file=sys.stderr)
         return 1
-    for p in paths:
-        print(f"fetch_segmenters: {p} ({p.stat().st_size} bytes)")
+    if bad := differing(args.dest):
+        print(f"fetch_segmenters: {', '.join(bad)} in {args.dest} missing or not as recorded (sha256 in NOTICE); "
+              "--force fetches them from the mediapipe wheel", file=sys.stderr)
+        return 1
+    for m in MODELS:
+        p = args.dest / m
+        print(f"fetch_segmenters: {p} ({p.stat().st_size} bytes, sha256 as recorded"
+              + (f", the mediapipe {WHEEL_VERSION} wheel's" if args.download or args.force else "") + ")")
     return 0
 
 

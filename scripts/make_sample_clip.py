@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Makes the sample clip (media/sample_person_1280x720.mp4) for `installation rehearse` on machines
 without a camera: the astronaut, cut out by the selfie segmenter, moving in front of a plain backdrop.
-Run scripts/fetch_segmenters.py first (scripts/setup.sh does)."""
+The selfie models ship in models/segmenters (scripts/fetch_segmenters.py checks them)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up everything the project needs on a Debian/Ubuntu machine: system libraries for headless GL
-# and a virtual screen, a virtual environment in .venv, the package, the segmentation models and the
+# and a virtual screen, a virtual environment in .venv, the package (the segmentation models ship with it) and the
 # sample clip. Safe to run again: each step is skipped when already done.
 #   scripts/setup.sh            runtime only
 #   scripts/setup.sh --dev      runtime + training (PyTorch, CPU build) + test tools
@@ -31,6 +31,6 @@ if [[ -n "$extras" ]] && ! .venv/bin/python -c "import torch" 2>/dev/null; then
 fi
 "${pip[@]}" -e ".${extras}"
 
-.venv/bin/python scripts/fetch_segmenters.py
+.venv/bin/python scripts/fetch_segmenters.py  # only checks: the selfie models ship in models/segmenters
 .venv/bin/python scripts/make_sample_clip.py
 echo "setup: done (.venv ready)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -161,3 +162,23 @@ def needs_ndi() -> None:
         runtime()
     except OSError as e:
         pytest.skip(f"NDI can't run here: {e}")
+
+
+def cpuinfo_facts() -> tuple[str, set[str]]:
+    """(model name, the flags among AVX2/AVX-512/VNNI) as /proc/cpuinfo says them, read here apart from
+    installation.core.cpu, so tests can judge the CPU records the runtime writes."""
+    text = Path("/proc/cpuinfo").read_text()
+    name = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
+    flags = re.search(r"^flags\s*:\s*(.*)$", text, re.M)
+    relevant = {"avx2", "avx512f", "avx512_vnni", "avx_vnni"}
+    return (name.group(1).strip() if name else ""), (set(flags.group(1).split()) & relevant if flags else set())
+
+
+def assert_names_this_cpu(record: dict) -> None:
+    """A CPU record (core/cpu.cpu_record, or bench's device) names this machine's CPU and its flags."""
+    name, flags = cpuinfo_facts()
+    said = record.get("name") or record.get("cpu")
+    assert name and name in said, (name, record)
+    assert set(record.get("flags", record.get("cpu_flags"))) == flags, (flags, record)
+    assert ("no VNNI" in said) == (not flags & {"avx512_vnni", "avx_vnni"}), said
+    assert ("no AVX-512" in said) == ("avx512f" not in flags), said

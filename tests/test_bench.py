@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_clip, make_model_folder, write_show
+from conftest import assert_names_this_cpu, make_clip, make_model_folder, write_show
 
 from installation.app import default_registry
 from installation.cli import main
@@ -36,7 +36,7 @@ content_size = 64
 """)
 
 
-def test_bench_writes_every_figure_and_a_plot(tmp_path):
+def test_bench_writes_every_figure_and_a_plot(tmp_path, capsys):
     show, clip = tiny_show(tmp_path), make_clip(tmp_path / "clip.mp4", frames=12)
     out, png = tmp_path / "b.json", tmp_path / "b.png"
     rc = main(["bench", str(show), "--frames", "8", "--warmup", "2", "--video", str(clip), "--size", "160x90",
@@ -63,7 +63,10 @@ def test_bench_writes_every_figure_and_a_plot(tmp_path):
     s = r["settings"]
     assert s["display_size"] == [160, 90] and s["content_size"] == 64 and s["source_size"] == [320, 180]
     assert s["frames"] == 8 and s["warmup"] == 2 and s["paced_fps"] == 120 and s["backend"] == "onnx"
-    assert r["device"]["cpu"] and r["device"]["cores"] >= 1 and r["device"]["gl_renderer"]
+    assert r["device"]["cores"] >= 1 and r["device"]["gl_renderer"]
+    assert_names_this_cpu(r["device"])  # the figures name the CPU and its flags (AVX-512, VNNI)
+    device_line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("device: "))
+    assert device_line.startswith(f"device: CPU {r['device']['cpu']}, {r['device']['cores']} cores"), device_line
     assert {"python", "numpy", "onnxruntime", "opencv", "moderngl", "torch", "gl"} <= set(r["versions"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert s["naive_session"] == "shared with the pipelined runs"

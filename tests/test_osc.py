@@ -166,7 +166,7 @@ def test_values_are_coerced_clamped_and_bad_ones_counted(show: Show) -> None:
     client.send_message("/pre/flip", 0)
     client.send_message("/pre/crop", "fit")  # a choice by name...
     client.send_message("/display/rotate", 2)  # ...or by index
-    client.send_message("/hud/show", "on")
+    client.send_message("/hud/show", True)
     client.send_message("/model/select", "no_such_model")  # a str parameter reaches the store like any other
     assert pump_until(show, lambda: store.target("model/select") == "no_such_model")
     assert store.target("pre/blur") == 7.5
@@ -187,15 +187,18 @@ def test_values_are_coerced_clamped_and_bad_ones_counted(show: Show) -> None:
     client.send_message("/pre/crop", 7)  # no such index
     client.send_message("/pre/nope", 1.0)
     client.send_message("/colour/brightness", b"\x00\x01")  # a blob
-    assert pump_until(show, lambda: c.counters.rejected >= 8)
+    client.send_message("/pre/blur", "5")  # the one type rule: text never stands for a number...
+    client.send_message("/pre/blur", True)  # ...nor T/F
+    client.send_message("/hud/show", "off")  # ...nor for a bool
+    assert pump_until(show, lambda: c.counters.rejected >= 11)
     counts = c.counters.snapshot()
-    assert counts["reasons"]["bad value"] == 7 and counts["reasons"]["unknown address"] == 1
-    assert counts["by_address"]["/pre/blur"] == 5 and counts["by_address"]["/pre/nope"] == 1
+    assert counts["reasons"]["bad value"] == 10 and counts["reasons"]["unknown address"] == 1
+    assert counts["by_address"]["/pre/blur"] == 7 and counts["by_address"]["/pre/nope"] == 1
     now = store.targets()
     assert {k: v for k, v in now.items() if k != "model/select"} == \
         {k: v for k, v in before.items() if k != "model/select"}
     hud = "\n".join(show.hud_text())
-    assert "dropped 8" in hud and "bad value 7" in hud
+    assert "dropped 11" in hud and "bad value 10" in hud
     assert_in_range(show)
 
 
@@ -635,3 +638,54 @@ def test_allow_list_rules_and_where_the_settings_come_from(tmp_path: Path) -> No
     cfg.osc.allow_writes = True
     s = oscwire.OscSettings.resolve(cfg, RunOptions(venue=True))
     assert s.writes and s.grabs
+
+
+# ---- UDP and the token ------------------------------------------------------------------------------------
+
+def _token_show(tmp_path: Path, udp: str, name: str) -> tuple[Path, int]:
+    qport = free_port(socket.SOCK_STREAM)
+    f = small_show(tmp_path, name=name, source=SYNTHETIC + "\nfps = 30", file=f"{name}.toml",
+                   osc=f'host = "127.0.0.1"\nport = 0\noscquery_port = {qport}\n{udp}',
+                   tail='[web]\nport = 0\ntoken = "sesame-1234"\n')
+    return f, qport
+
+
+@pytest.mark.parametrize("udp, on", [("", False), ("udp = false", False), ("udp = true", True)])
+def test_a_token_turns_udp_off_unless_the_show_says_so_and_host_info_follows(tmp_path: Path, udp: str,
+                                                                            on: bool) -> None:
+    import urllib.request
+
+    f, qport = _token_show(tmp_path, udp, "tok")
+    show = Show(load_show(f), RunOptions(headless=True, state=tmp_path / "state", web_port=0)).build()
+    try:
+        c = control(show)
+        info = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{qport}/?HOST_INFO", timeout=5).read())
+        if on:
+            assert c.server is not None and c.port > 0
+            assert info["OSC_PORT"] == c.port and info["OSC_TRANSPORT"] == "UDP"
+            SimpleUDPClient("127.0.0.1", c.port).send_message("/colour/brightness", 0.25)
+            assert pump_until(show, lambda: show.store.target("colour/brightness") == 0.25)
+        else:
+            assert c.server is None and c.port == 0, "no UDP socket is opened"
+            assert not {"OSC_PORT", "OSC_IP", "OSC_TRANSPORT"} & set(info), info
+            assert "osc: UDP off (values change over the web only)" in show.hud_text()
+    finally:
+        show.close()
+    r = subprocess.run([sys.executable, "-m", "installation.cli", "check", str(f)], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "token covers: changing values from the panel and OSCQuery's WebSocket" in r.stdout
+    assert "token does not cover: looking" in r.stdout
+    if on:
+        assert "! token does not cover UDP OSC, which is on ([osc] udp = true)" in r.stdout
+        assert "osc in: UDP 127.0.0.1:a free port" in r.stdout
+    else:
+        assert "osc in: UDP off" in r.stdout and "token: UDP OSC is off" in r.stdout
+
+
+def test_without_a_token_check_says_every_allowed_sender_may_change_values(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "installation.cli", "check", str(show_file(tmp_path))],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "token: none ([web] token unset): every allowed sender may change values" in r.stdout
+    assert "osc in: UDP 127.0.0.1" in r.stdout

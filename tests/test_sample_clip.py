@@ -120,7 +120,7 @@ def test_without_the_segmenter_it_fails_clearly(tmp_path):
     out = tmp_path / "clip.mp4"
     r = run_script("--out", out, "--models", tmp_path / "empty")
     assert r.returncode == 1
-    assert "selfie segment" in r.stderr and "fetch_segmenters.py" in r.stderr and "Traceback" not in r.stderr
+    assert "selfie segment" in r.stderr and "INSTALLATION_SEGMENTERS_DIR" in r.stderr and "Traceback" not in r.stderr
     assert not list(tmp_path.glob("*.mp4"))
 
 

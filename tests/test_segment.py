@@ -1,7 +1,7 @@
 """Segmentation with the real MediaPipe model, real keying and the real worker thread.
 
-The selfie model files are fetched once per session when missing (scripts/fetch_segmenters.py needs
-PyPI); a machine that can't fetch them fails here rather than skipping the model's tests.
+The selfie model files ship with the package (models/segmenters, package data in the wheel): missing, the
+model's tests fail here rather than skip.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from installation.vision.segment import (
 from installation.vision.segment_worker import SegmentWorker
 
 ROOT = Path(__file__).resolve().parent.parent
-FETCH = ROOT / "scripts" / "fetch_segmenters.py"
+CHECK = ROOT / "scripts" / "fetch_segmenters.py"  # checks the shipped files' hashes
 KEY_RGB = np.array([0, 177, 64], np.float32)  # the default key, chroma-key green
 
 
@@ -45,10 +45,8 @@ KEY_RGB = np.array([0, 177, 64], np.float32)  # the default key, chroma-key gree
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
     d = segment.DEFAULT_MODELS_DIR
-    if not all((d / name).is_file() for name in segment.SELFIE_MODELS.values()):
-        proc = subprocess.run([sys.executable, str(FETCH)], capture_output=True, text=True, timeout=300)
-        if proc.returncode != 0:
-            pytest.fail(f"fetching the selfie models failed:\n{proc.stdout}\n{proc.stderr}")
+    proc = subprocess.run([sys.executable, str(CHECK)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, f"the shipped selfie models are not as recorded:\n{proc.stdout}\n{proc.stderr}"
     return d
 
 
@@ -144,11 +142,13 @@ def test_selfie_auto_picks_the_model_by_aspect(models_dir):
         assert s.variant_for(1280, 720) == "square"
 
 
-def test_selfie_missing_model_names_the_fetch_script(tmp_path):
+def test_selfie_missing_model_says_where_it_ships_and_names_no_repository_file(tmp_path):
     with pytest.raises(SegmenterMissingError) as e:
         SelfieSegmenter(tmp_path)
     assert isinstance(e.value, UserError)
-    assert "scripts/fetch_segmenters.py" in str(e.value)
+    said = str(e.value)
+    assert "installation/models/segmenters" in said and "INSTALLATION_SEGMENTERS_DIR" in said
+    assert "scripts/" not in said, "a wheel user has no scripts/ folder"
     assert e.value.file is not None and e.value.file.endswith(".tflite")
 
 
@@ -330,7 +330,7 @@ def test_worker_with_a_missing_model_counts_failures_then_switches_mode(tmp_path
     try:
         worker.submit(1, frame, default_values(mode="selfie"))
         assert wait_until(lambda: worker.failures == 1)
-        assert "fetch_segmenters.py" in (worker.last_error or "")
+        assert "INSTALLATION_SEGMENTERS_DIR" in (worker.last_error or "")
         assert worker.latest() is None and worker.alive
         worker.submit(2, frame, default_values(mode="chroma"))  # switching mode rebuilds the segmenter
         got = worker.wait_for(2)
@@ -527,15 +527,20 @@ def test_cli_exit_code_for_an_empty_folder(tmp_path, monkeypatch):
 
 # ---- the fetch script ---------------------------------------------------------------------------
 
-def test_fetch_script_does_nothing_when_the_models_are_there(tmp_path):
+def test_fetch_script_checks_the_shipped_files_and_fetches_nothing(tmp_path, models_dir):
     dest = tmp_path / "seg"
     dest.mkdir()
     for name in segment.SELFIE_MODELS.values():
-        (dest / name).write_bytes(b"model")
-    proc = subprocess.run([sys.executable, str(FETCH), "--dest", str(dest)], cwd=tmp_path,
+        (dest / name).write_bytes((models_dir / name).read_bytes())
+    proc = subprocess.run([sys.executable, str(CHECK), "--dest", str(dest)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0 and "already" in proc.stdout
-    assert all((dest / n).read_bytes() == b"model" for n in segment.SELFIE_MODELS.values())
+    assert proc.returncode == 0 and proc.stdout.count("sha256 as recorded") == 2, proc.stdout + proc.stderr
+    # one file damaged: named, refused, and left as it is (no download without --force)
+    (dest / "selfie_segmentation.tflite").write_bytes(b"model")
+    proc = subprocess.run([sys.executable, str(CHECK), "--dest", str(dest)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "selfie_segmentation.tflite" in proc.stderr and "--force" in proc.stderr
+    assert (dest / "selfie_segmentation.tflite").read_bytes() == b"model"
 
 
 def test_fetch_script_fails_clearly_when_pip_fails(tmp_path):
@@ -544,7 +549,7 @@ def test_fetch_script_fails_clearly_when_pip_fails(tmp_path):
            "PIP_TIMEOUT": "2", "PIP_NO_CACHE_DIR": "1", "PIP_CONFIG_FILE": os.devnull,
            "PIP_FIND_LINKS": "", "PIP_EXTRA_INDEX_URL": ""}
     dest = tmp_path / "seg"
-    proc = subprocess.run([sys.executable, str(FETCH), "--dest", str(dest)], cwd=tmp_path, env=env,
+    proc = subprocess.run([sys.executable, str(CHECK), "--force", "--dest", str(dest)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "pip could not download mediapipe==0.10.21" in proc.stderr

@@ -122,7 +122,10 @@ class OscControl(OscReceive, OscSend):
         # who else hears of each frame's changes (the web server: control/webcontrol.py), as addresses
         self.taps: list[Callable[[list[str]], None]] = []
         self.server: RetryingServer | None = None
-        if settings.enabled:
+        if settings.enabled and not settings.udp:
+            log.info("OSC over UDP off ([osc] udp, or [web] token set): values change over the web and "
+                     "OSCQuery's WebSocket only; feedback still goes out")
+        if settings.enabled and settings.udp:
             self.server = RetryingServer("OSC", settings.port,
                                          lambda: _OscUDPServer((settings.host, settings.port), self), self.retry_s)
 
@@ -212,6 +215,8 @@ class OscControl(OscReceive, OscSend):
 
     def hud(self, show: ShowHandle) -> list[str]:
         lines = []
+        if self.settings.enabled and not self.settings.udp:
+            lines.append("osc: UDP off (values change over the web only)")
         if self.server is not None:
             c = self.counters.snapshot()
             head = f"osc :{self.port}  in {c['accepted']}"

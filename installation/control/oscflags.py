@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from installation.control.access import describe_allow, parse_allow
-from installation.control.oscwire import DEFAULT_PORT, FEEDBACK_PORT, OSCQUERY_PORT, WEB_PORT, parse_target
+from installation.control.oscwire import DEFAULT_PORT, FEEDBACK_PORT, OSCQUERY_PORT, WEB_PORT, parse_target, udp_on
 from installation.core.errors import UserError
 
 log = logging.getLogger("installation.osc")
@@ -94,7 +94,10 @@ def exposure_lines(cfg: Any) -> list[str]:
     def port(n: int) -> str:
         return str(n) if n else "a free port"
 
-    lines = [f"osc in: UDP {c.host}:{port(c.port)} on {where}",
+    udp = udp_on(cfg)
+    lines = [f"osc in: UDP {c.host}:{port(c.port)} on {where}" if udp else
+             "osc in: UDP off" + (" ([osc] udp = false)" if c.udp is False else " ([web] token is set and [osc] udp "
+                                  "is not: set udp = true to take UDP anyway)"),
              f"oscquery: HTTP {c.host}:{port(c.oscquery_port)}, the same interfaces" if c.oscquery_port
              else "oscquery: off",
              f"web (panel, status page): HTTP {c.host}:{cfg.web.port}, the same interfaces and senders"
@@ -108,6 +111,7 @@ def exposure_lines(cfg: Any) -> list[str]:
     else:
         lines.append(f"writes over OSC (/preset/save, /show/grab): {'allowed' if c.allow_writes else 'refused'} "
                      f"([osc] allow_writes = {str(c.allow_writes).lower()})")
+    lines.extend(token_lines(cfg, udp))
     mod = cfg.keys.modifier
     if not cfg.render.fullscreen:
         lines.append("keys: plain (the show plays in a window)")
@@ -115,4 +119,21 @@ def exposure_lines(cfg: Any) -> list[str]:
         lines.append('keys: plain, even fullscreen ([keys] modifier = "none")')
     else:
         lines.append(f"keys in a fullscreen `run`: only with {mod} (plain in `rehearse` and --window)")
+    return lines
+
+
+def token_lines(cfg: Any, udp: bool) -> list[str]:
+    """What [web] token covers and what it doesn't, said where the artist checks a show."""
+    if not cfg.web.token:
+        return ["token: none ([web] token unset): every allowed sender may change values, over UDP OSC, the "
+                "panel and OSCQuery alike"]
+    lines = ["token covers: changing values from the panel and OSCQuery's WebSocket (and writes over HTTP)",
+             "token does not cover: looking (the tree, the status page, the thumbnail stay open to allowed "
+             "senders), MIDI and keys (they are on this machine)"]
+    if udp:
+        lines.append("! token does not cover UDP OSC, which is on ([osc] udp = true): any sender on the "
+                     "allow-list changes everything without it; narrow [osc] allow to the controllers' "
+                     "addresses, or set udp = false")
+    else:
+        lines.append("token: UDP OSC is off, so no value changes without it (but from MIDI and keys)")
     return lines

@@ -71,6 +71,7 @@ class OscSettings:
     oscquery_port: int = OSCQUERY_PORT  # 0: off
     writes: bool = True  # /preset/save and the like
     grabs: bool = False  # /show/grab: pictures of visitors, only when the show says so
+    udp: bool = True  # OSC in over UDP; off, values change only over the web's channels (which carry a token)
 
     @classmethod
     def resolve(cls, cfg: Any, opts: Any) -> OscSettings:
@@ -84,7 +85,14 @@ class OscSettings:
                    feedback=[parse_target(t) for t in [*c.feedback, *getattr(opts, "osc_feedback", [])]],
                    feedback_to_sender=c.feedback_to_sender,
                    allow=parse_allow(getattr(opts, "osc_allow", None) or c.allow), oscquery_port=qport,
-                   writes=writes, grabs=c.allow_writes is True)
+                   writes=writes, grabs=c.allow_writes is True, udp=udp_on(cfg))
+
+
+def udp_on(cfg: Any) -> bool:
+    """[osc] udp, or where unset: on unless [web] token is set. A datagram can't carry the token, and its
+    sender's address is all there is to judge it by, so a show that asks for a token gets no UDP unless it
+    says so (docs/security.md)."""
+    return bool(cfg.osc.udp) if cfg.osc.udp is not None else not cfg.web.token
 
 
 class Malformed(Exception):
@@ -145,6 +153,8 @@ def judge(p: Param, args: list[Any] | tuple[Any, ...]) -> tuple[Any, bool] | Non
 
     Triggers fire on non-zero (a bare message fires too) and carry their raw argument; the ones with a slot
     argument are checked here so a bad slot is rejected at the door. Raises ParamError."""
+    for a in args[:1]:
+        p.check_wire(a)
     if p.kind == "trigger":
         if not args:
             return 1, False

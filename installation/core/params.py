@@ -95,6 +95,20 @@ class Param:
         x = min(max(x, self.lo), self.hi)
         return round(x) if k == "int" else float(x)
 
+    def check_wire(self, value: Any) -> None:
+        """The one type rule for a value from the network (OSC over UDP, the web's OSC): a number for a number
+        (never the text "5", never T/F), T/F or a number for a bool (a toggle sends 0/1), a name or an index
+        for a choice, text for text, nothing, T/F or a number for a trigger. Show files and --set go through
+        coerce() alone, which also reads text. Raises ParamError."""
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = {"float": number, "int": number, "bool": number or isinstance(value, bool),
+              "choice": isinstance(value, str) or (number and float(value).is_integer()),
+              "str": isinstance(value, str), "trigger": number or isinstance(value, bool)}[self.kind]
+        if not ok:
+            want = {"float": "a number", "int": "a number", "bool": "T, F or a number",
+                    "choice": "a choice's name or index", "str": "text", "trigger": "nothing, T, F or a number"}
+            raise ParamError(f"{self.address} expects {want[self.kind]}, got {type(value).__name__} {value!r:.40}")
+
     def describe_range(self) -> str:
         if self.kind in ("float", "int"):
             return f"{self.lo:g}..{self.hi:g}"

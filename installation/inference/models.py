@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from installation.core.cpu import cpu_cores, cpu_name  # noqa: F401  (cpu_name: quantize names the CPU by it)
 from installation.core.errors import UserError
 from installation.core.tomlout import preprocess_tables, toml_table
 from installation.core.tomlout import toml_value as _tv
@@ -381,23 +382,6 @@ class Model:
             x = self._buffers.x = np.empty((1, 3, h, w), np.float32)
         y = self.backend.run(to_tensor(img, self.card.value_range, out=x))
         return from_tensor(y, self.card.output_range)
-
-
-def cpu_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def cpu_name() -> str:
-    """The processor's name, for figures that say which machine made them."""
-    import platform
-
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # One worker on every core answers soonest where one inference fits in this share of the source's frame

@@ -32,7 +32,7 @@ _ANCHOR_DEPTH = 40  # photograph pixels below the bottom edge: a 6 degree lean l
 def cut_out_person(models_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(the portrait RGB uint8, its alpha float32 0..1) from the selfie segmenter.
 
-    Raises UserError when the segmenter's model files were never fetched."""
+    Raises UserError when the segmenter's model files are missing."""
     from skimage import data
 
     from installation.vision.segment import DEFAULT_MODELS_DIR, SelfieSegmenter
@@ -50,7 +50,7 @@ def cut_out_person(models_dir: Path | None = None) -> tuple[np.ndarray, np.ndarr
     person = _largest_region((confidence > 0.5).astype(np.uint8))
     if person is None:
         raise UserError("the selfie segmenter found nobody in the astronaut photograph",
-                        expected="a working selfie segmentation model (scripts/fetch_segmenters.py)")
+                        expected="a working selfie segmentation model (installation/models/segmenters)")
     person = _refine(photo, person)
     # GrabCut's edge follows the colours; pulling it in by a pixel keeps the photograph's own backdrop
     # out of the soft edge a lens would give it.

@@ -433,8 +433,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"{name:>11}: {r['fps']:7.1f} fps  latency p50 {lat['p50']:7.1f} p95 {lat['p95']:7.1f} "
               f"p99 {lat['p99']:7.1f} ms  dropped {r['dropped']['total']}  reused {r['frames_reused']}  "
               + "  ".join(f"{k} {v['p50']:.1f}" for k, v in r["stage_ms"].items()))
-    print(f"device: {report['device']['gpu'] or report['device']['cpu']}, {report['device']['cores']} cores, "
-          f"GL {report['device']['gl_renderer']}; providers: {', '.join(report['providers'])}"
+    dev = report["device"]
+    print(f"device: CPU {dev['cpu']}, {dev['cores']} cores" + (f"; GPU {dev['gpu']}" if dev["gpu"] else "")
+          + f"; GL {dev['gl_renderer']}; providers: {', '.join(report['providers'])}"
           + (f"; model {report['settings']['precision']}" if report['settings']['precision'] else ""))
     for line in (report["headline"], report["show_speed"]):
         if line:

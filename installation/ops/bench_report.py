@@ -11,11 +11,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from installation.inference.models import cpu_cores, cpu_name
+from installation.core.cpu import cpu_cores, cpu_flags, cpu_name
 
 
 def device_info() -> dict[str, Any]:
-    info: dict[str, Any] = {"cpu": cpu_name(), "cores": cpu_cores(), "machine": platform.machine(), "gpu": None}
+    """The machine a report came from: the CPU named with the flags that decide its speed (core/cpu.py),
+    its cores, and the GPU where torch sees one."""
+    info: dict[str, Any] = {"cpu": cpu_name(), "cpu_flags": cpu_flags(), "cores": cpu_cores(),
+                            "machine": platform.machine(), "gpu": None}
     try:
         import torch
 

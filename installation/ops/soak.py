@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import platform
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from installation.core.cpu import cpu_cores, cpu_name
 from installation.core.errors import UserError
 from installation.core.files import atomic_write
 from installation.show.health import rss_mb
@@ -75,15 +75,8 @@ def slope_mib_per_h(samples: list[tuple[float, float, int]]) -> float:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()}
+    return {"cpu": cpu_name(), "cores": cpu_cores(), "python": platform.python_version(),
+            "system": platform.platform()}
 
 
 def report(sampler: MemorySampler, args: argparse.Namespace, summary: dict[str, Any] | None) -> dict[str, Any]:

@@ -79,6 +79,8 @@ class OscConfig(_Strict):
     # /preset/save, /show/grab: None is on for `rehearse`, off for `run`; grabs need an explicit true
     allow_writes: bool | None = None
     oscquery_port: int = Field(9002, ge=0, le=65535)  # 0: off
+    # OSC over UDP, which can't carry [web] token: unset, on without a token and off with one (docs/security.md)
+    udp: bool | None = None
 
     @field_validator("allow")
     @classmethod

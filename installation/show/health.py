@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
+from installation.core.cpu import cpu_record
 from installation.core.files import atomic_write, rotating_log_handler
 from installation.core.timing import percentiles
 
@@ -103,6 +104,7 @@ def run_summary(show: Show) -> dict[str, Any]:
         "providers": slot.model.backend.providers if slot.model else [],
         "onnxruntime": onnxruntime.__version__,
         "gl_renderer": show.display.renderer_name if show.display else None,
+        "cpu": cpu_record(),  # the machine these figures came from: name, flags, cores
         "display_size": list(show.display.size) if show.display else None,
         "lockstep": show.opts.lockstep,
         "inference_workers": show.workers_in_use,

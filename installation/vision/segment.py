@@ -6,7 +6,7 @@ Every segmenter takes HxWx3 uint8 RGB and returns an HxW float32 mask in [0, 1],
 values come from the frame's Snapshot through `configure(values)`, so `segment(rgb)` stays one call.
 
 MediaPipe is imported inside SelfieSegmenter only: `import installation.segment` must stay fast and
-work where the model files were never fetched (chroma and background keying need neither).
+work where the model files are absent (chroma and background keying need neither).
 """
 
 from __future__ import annotations
@@ -35,6 +35,11 @@ SELFIE_MODELS = {
     "landscape": "selfie_segmentation_landscape.tflite",  # 144x256 input
 }
 MODES = ("none", "selfie", "chroma", "background")
+# The package ships both files (models/segmenters, package data in the wheel): missing, the installation is
+# damaged or INSTALLATION_SEGMENTERS_DIR names the wrong folder
+MISSING_MODEL = ("selfie segmentation model not found; the package ships selfie_segmentation.tflite and "
+                 "selfie_segmentation_landscape.tflite in installation/models/segmenters: reinstall it, or set "
+                 "INSTALLATION_SEGMENTERS_DIR to a folder that holds them")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 # "Chroma key green" (#00B140), the colour sold as green-screen paint and cloth. Pure sRGB green
@@ -102,7 +107,8 @@ def default_values(changes: Mapping[str, Any] | None = None, /, **overrides: Any
 
 
 class SegmenterMissingError(UserError):
-    """A segmentation model file that isn't there; the fix is to fetch it."""
+    """A segmentation model file that isn't there: the package ships it, so the installation is damaged or
+    INSTALLATION_SEGMENTERS_DIR names the wrong folder."""
 
 
 class Segmenter(Protocol):
@@ -164,9 +170,7 @@ class SelfieSegmenter:
     def _path(self, variant: str) -> Path:
         path = self.models_dir / SELFIE_MODELS[variant]
         if not path.is_file():
-            raise SegmenterMissingError(
-                "selfie segmentation model not found; fetch it with `python scripts/fetch_segmenters.py`"
-                " (scripts/setup.sh runs it)", file=path)
+            raise SegmenterMissingError(MISSING_MODEL, file=path)
         return path
 
     def _task(self, variant: str) -> Any:
