@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,9 @@ def listen_address(host: str, flag: str) -> None:
 
 
 def play(args: argparse.Namespace, rehearse: bool) -> int:
+    from installation.core.chatter import quiet_opencv
+
+    quiet_opencv()  # a camera that won't open is said by the source, once a retry, not by each OpenCV backend
     registry = default_registry()
     cfg = load_show(args.show, registry)
     opts = _options(args, registry)
@@ -186,6 +190,10 @@ def play(args: argparse.Namespace, rehearse: bool) -> int:
               + (f"; {rejected} pictures rejected (not the recording's size)" if rejected else ""))
     if opts.stats:
         print(f"stats written to {opts.stats}")
+    if not summary.get("source_frames_read"):  # a show that never saw its camera did not play
+        why = getattr(show.source, "last_error", "") or "no frame came"
+        print(f"error: {show.source.name} never delivered a frame ({why})", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -13,6 +13,7 @@ from installation.core.commands import dispatch
 COMMAND_MODULES = (
     "installation.app",
     "installation.ops.showcheck",
+    "installation.ops.shownew",
     "installation.ops.osc_map",
     "installation.vision.segment_cli",
     "installation.training.cli",

@@ -183,6 +183,50 @@ def test_empty_folder_is_a_user_error(tmp_path, capsys):
     assert "empty" in err and "no images or videos" in err
 
 
+def test_folders_of_takes_are_searched_with_their_subfolders(tmp_path, capfd):
+    takes = tmp_path / "takes"
+    (takes / "anna").mkdir(parents=True)
+    (takes / "bob" / "stills").mkdir(parents=True)
+    frames = green_screen_frames(8)
+    write_video(takes / "anna" / "take_001.mp4", frames[:4])
+    write_video(takes / "bob" / "take_001.mp4", frames[4:])
+    (takes / "bob" / "take_002.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 broken")
+    for i in (0, 7):
+        cv2.imwrite(str(takes / "bob" / "stills" / f"s{i}.png"), cv2.cvtColor(frames[i], cv2.COLOR_RGB2BGR))
+    out = tmp_path / "ds"
+    assert main(["dataset", "build", str(takes), "--out", str(out), "--size", "32", "--val", "0"]) == 0
+    captured = capfd.readouterr()
+    assert "3 videos and 2 pictures in 3 folders" in captured.out
+    assert "skipped" in captured.err and "take_002.mp4" in captured.err  # the broken take, by name
+    assert "only 10 pairs; training wants at least 16" in captured.err
+    info = read_dataset(out)
+    assert info.meta["sources"] == [str(takes / "anna" / "take_001.mp4"), str(takes / "bob" / "stills"),
+                                    str(takes / "bob" / "take_001.mp4"), str(takes / "bob" / "take_002.mp4")]
+    assert info.meta["skipped"] == [str(takes / "bob" / "take_002.mp4")]
+    names = sorted(p.name for p in (out / "train").iterdir())
+    assert names[0] == "00_anna_take_001_000000.png" and names[-1] == "02_bob_take_001_000003.png"
+    assert sum(n.startswith("01_bob_stills_") for n in names) == 2
+
+
+def test_empty_folder_of_folders_says_subfolders_were_searched(tmp_path, capsys):
+    (tmp_path / "takes" / "anna").mkdir(parents=True)
+    (tmp_path / "takes" / "anna" / "notes.txt").write_text("no footage")
+    assert main(["dataset", "build", str(tmp_path / "takes"), "--out", str(tmp_path / "ds")]) == 2
+    err = capsys.readouterr().err
+    assert "no images or videos in this folder or its 1 subfolder(s)" in err and "takes" in err
+
+
+def test_crop_fit_frames_the_whole_camera_picture(tmp_path):
+    clip = write_video(tmp_path / "walk.mp4", green_screen_frames(4, w=160, h=90))
+    out = tmp_path / "ds"
+    assert main(["dataset", "build", str(clip), "--out", str(out), "--size", "32", "--val", "0", "--chain",
+                 "plain", "--crop", "fit"]) == 0
+    info = read_dataset(out)
+    assert {"step": "crop", "crop": "fit"} in info.chain.to_spec()
+    _, b = split_pair(cv2.imread(str(sorted((out / "train").iterdir())[0])), "AB")
+    assert b[:6].max() == 0 and b[-6:].max() == 0 and b[10:22].mean() > 50  # letterbox bars, picture between
+
+
 def test_mask_chain_without_segmenter_is_a_user_error(tmp_path, capsys):
     coloured_pictures(tmp_path / "p", 1)
     assert main(["dataset", "build", str(tmp_path / "p"), "--out", str(tmp_path / "ds"),
@@ -227,18 +271,46 @@ def test_record_counts_down_then_records_each_take(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     takes = sorted(out.glob("take_*.mp4"))
     assert [t.name for t in takes] == ["take_001.mp4", "take_002.mp4"]
-    # 10 fps: frames 0-4 count down, 5-9 are take 1, 10-14 count down again, 15-19 are take 2
-    assert decoded_indices(takes[0]) == [5, 6, 7, 8, 9]
-    assert decoded_indices(takes[1]) == [15, 16, 17, 18, 19]
+    # A file standing in for the camera waits during the countdown (wall time): frames 0-4 are take 1,
+    # 5-9 take 2 (the frame that ended take 1 opens take 2), none is used up by a countdown.
+    assert decoded_indices(takes[0]) == [0, 1, 2, 3, 4]
+    assert decoded_indices(takes[1]) == [5, 6, 7, 8, 9]
     # and the takes feed the builder
     assert main(["dataset", "build", str(out), "--out", str(tmp_path / "ds"), "--size", "32", "--val", "0"]) == 0
     assert read_dataset(tmp_path / "ds").counts["frames_read"] == 10
 
 
+def test_record_into_a_folder_with_takes_goes_on_numbering(tmp_path, capfd):
+    clip = write_video(tmp_path / "camera.mp4", numbered_frames(30), fps=10)
+    out = tmp_path / "takes"
+    args = ["dataset", "record", "--camera", str(clip), "--out", str(out), "--takes", "2", "--seconds", "0.5",
+            "--countdown", "0", "--no-preview"]
+    assert main(args) == 0
+    first = {t.name: t.read_bytes() for t in out.glob("take_*.mp4")}
+    (out / "take_005.mp4").write_bytes(first["take_001.mp4"])  # a gap: numbering goes on after the last one
+    assert main([*args[:-5], "--takes", "1", "--seconds", "1.0", "--countdown", "0", "--no-preview"]) == 0
+    captured = capfd.readouterr()
+    assert sorted(t.name for t in out.glob("take_*.mp4")) == ["take_001.mp4", "take_002.mp4", "take_005.mp4",
+                                                              "take_006.mp4"]
+    assert {n: (out / n).read_bytes() for n in first} == first  # never overwritten
+    assert decoded_indices(out / "take_006.mp4") == list(range(10))
+    assert "going on from take_006.mp4" in captured.out
+    assert "\r" not in captured.err  # not a terminal: plain lines, no progress bar
+
+
+def test_record_without_a_camera_says_why_once(tmp_path, capfd):
+    rc = main(["dataset", "record", "--camera", "7", "--out", str(tmp_path / "t"), "--no-preview"])
+    err = capfd.readouterr().err
+    assert rc == 2
+    assert "no camera at 7" in err and err.count("no camera") == 1, err
+    assert "can't open camera by index" not in err  # OpenCV's own warnings are ours now, said once
+    assert not (tmp_path / "t").exists() or not list((tmp_path / "t").iterdir())
+
+
 def test_record_keeps_a_take_cut_short_by_the_end_of_the_source(tmp_path):
     clip = write_video(tmp_path / "short.mp4", numbered_frames(8), fps=10)
     takes = record(str(clip), tmp_path / "takes", takes=3, seconds=1.0, countdown=0.2)
-    assert len(takes) == 1 and takes[0].frames == 6  # frames 2..7, then the file ended
+    assert len(takes) == 1 and takes[0].frames == 8  # frames 0..7 (the countdown waits), then the file ended
 
 
 def test_recorder_shows_the_countdown():

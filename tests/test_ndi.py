@@ -207,7 +207,7 @@ def test_an_unknown_ndi_name_fails_check_and_never_stops_a_run(tmp_path: Path) -
     assert str(path) in r.stderr and "source.name" in r.stderr and "nobody-sends-this" in r.stderr
     assert "Traceback" not in r.stderr
     r = run("rehearse", str(path), "--headless", "--seconds", "3", "--stats", str(tmp_path / "s.json"))
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1 and "never delivered a frame" in r.stderr, r.stderr  # played to the end, then said so
     stats = json.loads((tmp_path / "s.json").read_text())
     assert stats["faults"].get("source", 0) >= 1 and stats["frames_presented"] == 0
     assert "no NDI source matching 'nobody-sends-this'" in stats["last_fault"]

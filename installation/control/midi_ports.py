@@ -13,6 +13,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from installation.core.chatter import quiet_native_stderr
+
 log = logging.getLogger("installation.midi")
 
 
@@ -89,7 +91,8 @@ def list_ports(probe: bool = False) -> tuple[list[str], str]:
     try:
         import mido
 
-        return list(mido.get_input_names()), ""
+        with quiet_native_stderr():  # ALSA's "cannot open /dev/snd/seq": said below in words, once
+            return list(mido.get_input_names()), ""
     except ImportError as e:
         return [], f"mido is not installed ({e})"
     except Exception as e:  # rtmidi's SystemError where there is no /dev/snd/seq

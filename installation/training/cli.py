@@ -32,6 +32,9 @@ def add_commands(sub: Any) -> None:
                    help="find the person by green screen (chroma) or the selfie model; frames without one are skipped")
     b.add_argument("--layout", choices=("AB", "BA"), default="AB",
                    help="AB: input left, target right (pix2pix); BA: target left")
+    b.add_argument("--crop", choices=("centre", "fit"), default=None,
+                   help="the camera picture's framing: centre, its central square (the chains' default), or fit, "
+                        "all of it letterboxed (a 16:9 show without black bars: docs/workshop.md)")
     b.add_argument("--val", type=float, default=0.1, help="fraction held out for validation (default 0.1)")
     b.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
     b.add_argument("--models", type=Path, default=None, metavar="DIR", help="folder of the selfie .tflite models")
@@ -92,12 +95,14 @@ def cmd_dataset_build(args: argparse.Namespace) -> int:
     from installation.training.dataset import BuildOptions, build_dataset
 
     opts = BuildOptions(size=args.size, every=args.every, segment=args.segment, layout=args.layout, val=args.val,
-                        seed=args.seed)
+                        seed=args.seed, crop=args.crop)
     info = build_dataset(args.inputs, args.out, chain_spec(args), opts, models_dir=args.models)
     c = info.counts
     print(f"dataset: {c['pairs']} pairs ({info.split['train']} train, {info.split['val']} val) in {info.folder}; "
           f"{c['frames_read']} frames read, {c['duplicates_skipped']} near-duplicates and "
           f"{c['no_person_skipped']} without a person skipped")
+    print(f"dataset: next: look at a few pairs in {info.folder / 'train'}, then "
+          f"installation train {info.folder} --out runs/NAME --width 16 --epochs 10")
     return 0
 
 
@@ -123,6 +128,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     h, w = res.card.size
     print(f"export: wrote {res.folder / 'model.onnx'} and model.toml ({w}x{h}, chain of "
           f"{len(res.card.chain.steps)} steps)")
+    print(f"export: next: installation quantize {res.folder} TAKES (an int8 twin for the CPU), then "
+          f"installation show new NAME --model {res.folder}")
     return 0
 
 
@@ -136,6 +143,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     print(f"quantize: wrote {res.folder / 'model.int8.onnx'}: {res.mean_diff:.2f} grey levels from model.onnx on "
           f"average over {res.checked_on} held-out pictures (worst {res.worst_diff:.2f}); "
           f"{res.ms_int8:.1f} against {res.ms_fp32:.1f} ms an inference here")
+    print(f"quantize: next: installation show new NAME --model {res.folder}")
     return 0
 
 

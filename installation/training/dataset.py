@@ -53,6 +53,9 @@ def read_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+MIN_PAIRS = 16  # below this, a few batches an epoch: the model learns the pictures, not the mapping
+
+
 def list_images(folder: Path) -> list[Path]:
     files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
@@ -67,10 +70,11 @@ class FrameSource:
     path: Path
     video: bool
     images: list[Path] = field(default_factory=list)
+    label: str = ""  # the name pairs carry: the path under the folder given, or the file's own stem
 
     @property
     def stem(self) -> str:
-        return "".join(c if c.isalnum() or c in "-_" else "_" for c in self.path.stem) or "src"
+        return "".join(c if c.isalnum() or c in "-_" else "_" for c in (self.label or self.path.stem)) or "src"
 
     def count(self, every: int) -> int | None:
         if not self.video:
@@ -90,8 +94,8 @@ class FrameSource:
         try:
             ok, bgr = cap.read() if cap.isOpened() else (False, None)
             if not ok or bgr is None:
-                raise UserError("cannot read this video (corrupt, empty or an unknown codec)", file=self.path,
-                                expected="a video file OpenCV can decode (mp4, mov, avi, ...)")
+                raise UnreadableVideo("cannot read this video (corrupt, empty or an unknown codec)", file=self.path,
+                                      expected="a video file OpenCV can decode (mp4, mov, avi, ...)")
             i = 0
             while ok and bgr is not None:
                 if i % every == 0:
@@ -102,28 +106,64 @@ class FrameSource:
             cap.release()
 
 
+class UnreadableVideo(UserError):
+    """A video OpenCV can't open or decode a first frame of: the builder skips it and says so."""
+
+
+def _label(path: Path, root: Path) -> str:
+    rel = path.relative_to(root).with_suffix("") if path != root else Path(root.name)
+    return "_".join(rel.parts)
+
+
+def _folder_sources(root: Path) -> list[FrameSource]:
+    """A folder and its subfolders, recursively, in sorted order: each video a source, and the pictures
+    of each folder one source (a folder of stills is one take)."""
+    files = sorted((f for f in root.rglob("*") if f.is_file() and not any(
+        part.startswith(".") for part in f.relative_to(root).parts)), key=lambda f: f.relative_to(root).parts)
+    sources: list[FrameSource] = []
+    pictures: dict[Path, list[Path]] = {}
+    for f in files:
+        suffix = f.suffix.lower()
+        if suffix in VIDEO_SUFFIXES:
+            sources.append(FrameSource(f, video=True, label=_label(f, root)))
+        elif suffix in IMAGE_SUFFIXES:
+            pictures.setdefault(f.parent, []).append(f)
+    for folder, images in pictures.items():
+        sources.append(FrameSource(folder, video=False, images=images, label=_label(folder, root)))
+    sources.sort(key=lambda s: s.path.relative_to(root).parts if s.path != root else ())
+    if not sources:
+        subfolders = sum(1 for d in root.rglob("*") if d.is_dir())
+        raise UserError(f"no images or videos in this folder or its {subfolders} subfolder(s)", file=root,
+                        expected=" ".join(IMAGE_SUFFIXES + VIDEO_SUFFIXES) + ", at any depth")
+    return sources
+
+
 def find_sources(inputs: Sequence[str | Path]) -> list[FrameSource]:
-    """Videos, image files and folders (of pictures and/or videos) -> the builder's sources."""
+    """Videos, image files and folders (of pictures and/or videos, searched with their subfolders, in
+    sorted order) -> the builder's sources."""
     sources: list[FrameSource] = []
     for raw in inputs:
         p = Path(raw)
         if not p.exists():
             raise UserError("no such file or folder", file=p, expected="a video, an image or a folder of them")
         if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.is_file())
-            videos = [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]
-            images = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
-            if not videos and not images:
-                raise UserError("no images or videos in this folder", file=p,
-                                expected=" ".join(IMAGE_SUFFIXES + VIDEO_SUFFIXES))
-            if images:
-                sources.append(FrameSource(p, video=False, images=images))
-            sources += [FrameSource(v, video=True) for v in videos]
+            sources += _folder_sources(p)
         elif p.suffix.lower() in IMAGE_SUFFIXES:
             sources.append(FrameSource(p, video=False, images=[p]))
         else:  # anything else is tried as a video; frames() says so if OpenCV can't decode it
             sources.append(FrameSource(p, video=True))
     return sources
+
+
+def describe_sources(sources: Sequence[FrameSource]) -> str:
+    """What was found, in words: "5 videos and 12 pictures in 3 folders"."""
+    videos = sum(s.video for s in sources)
+    pictures = sum(len(s.images) for s in sources if not s.video)
+    folders = len({s.path.parent if s.video else s.path for s in sources})
+    parts = [f"{videos} video{'s' * (videos != 1)}"] if videos or not pictures else []
+    if pictures:
+        parts.append(f"{pictures} picture{'s' * (pictures != 1)}")
+    return f"{' and '.join(parts)} in {folders} folder{'s' * (folders != 1)}"
 
 
 # ---- the pieces of a pair ----------------------------------------------------------------------
@@ -254,6 +294,16 @@ class BuildOptions:
     val: float = 0.1  # fraction held out for validation
     duplicate_threshold: float = 2.0  # mean grey-level difference of 32x32 thumbnails below which a frame repeats
     seed: int = 0  # the train/val split's shuffle
+    crop: str | None = None  # the chain's framing: "centre" (a square of the camera), "fit" (all of it); None: as is
+
+
+def with_crop(chain: Chain, crop: str) -> Chain:
+    """The chain with its crop step framing `crop` ("centre", "fit": letterbox, "none": stretch)."""
+    spec = chain.to_spec()
+    if not any(st["step"] == "crop" for st in spec):
+        raise ChainError("preprocess", "the chain has no crop step to set")
+    steps = [dict(st, crop=crop) if st["step"] == "crop" else st for st in spec]
+    return Chain.from_spec(steps, chain.size)
 
 
 def build_dataset(inputs: Sequence[str | Path], out: str | Path, chain_spec: Any = "edges",
@@ -272,12 +322,15 @@ def build_dataset(inputs: Sequence[str | Path], out: str | Path, chain_spec: Any
                         expected="--every >= 1, --size >= 16, 0 <= --val < 1")
     try:
         chain = Chain.from_spec(chain_spec, opts.size)
+        if opts.crop is not None:
+            chain = with_crop(chain, opts.crop)
     except ChainError as e:
         raise UserError(e.message, key=e.path) from None
     if needs_mask(chain) and opts.segment == "none":
         raise UserError("this chain uses the person mask, so it needs a segmenter", key="--segment",
                         expected="--segment chroma or --segment selfie")
     sources = find_sources(inputs)
+    print(f"dataset: {describe_sources(sources)}", flush=True)
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise UserError("the output folder is not empty", file=out, expected="a new or empty folder")
@@ -293,7 +346,7 @@ def build_dataset(inputs: Sequence[str | Path], out: str | Path, chain_spec: Any
 
 def _build(sources: list[FrameSource], out: Path, chain: Chain, opts: BuildOptions, models_dir: Path | None,
            command: str | None, progress: bool) -> DatasetInfo:
-    from tqdm import tqdm
+    from installation.core.progress import progress as progress_bar
 
     train_dir = out / "train"
     train_dir.mkdir(parents=True, exist_ok=True)
@@ -301,41 +354,47 @@ def _build(sources: list[FrameSource], out: Path, chain: Chain, opts: BuildOptio
     segmenter, treatment, values = _segmenter(opts.segment, models_dir)
     counts = {"frames_read": 0, "duplicates_skipped": 0, "no_person_skipped": 0, "pairs": 0}
     names: list[str] = []
+    skipped: list[str] = []
     try:
         for k, src in enumerate(sources):
             last: np.ndarray | None = None
-            bar = tqdm(src.frames(opts.every), total=src.count(opts.every), unit="frame",
-                       desc=f"dataset {src.path.name}", disable=not progress)
-            for n, rgb in bar:
-                counts["frames_read"] += 1
-                thumb = thumbnail(rgb)
-                if last is not None and float(np.abs(thumb - last).mean()) < opts.duplicate_threshold:
-                    counts["duplicates_skipped"] += 1
-                    continue
-                last = thumb
-                mask = None
-                if segmenter is not None:
-                    from installation.vision.segment import segment_frame
-
-                    treatment.reset()  # sampled frames are far apart: no temporal smoothing between them
-                    mask = segment_frame(segmenter, treatment, rgb, values)
-                    # The box only decides whether someone is there. Cropping to it would show the model
-                    # a zoomed person it never sees live, where the chain frames the whole camera picture.
-                    if person_box(mask) is None:
-                        counts["no_person_skipped"] += 1
+            bar = progress_bar(src.frames(opts.every), total=src.count(opts.every), unit="frame",
+                               desc=f"dataset {src.stem}", enabled=progress)
+            try:
+                for n, rgb in bar:
+                    counts["frames_read"] += 1
+                    thumb = thumbnail(rgb)
+                    if last is not None and float(np.abs(thumb - last).mean()) < opts.duplicate_threshold:
+                        counts["duplicates_skipped"] += 1
                         continue
-                a, b = make_pair(rgb, mask, chain)
-                name = f"{k:02d}_{src.stem}_{n:06d}.png"
-                path = train_dir / name
-                if not cv2.imwrite(str(path), cv2.cvtColor(join_pair(a, b, opts.layout), cv2.COLOR_RGB2BGR)):
-                    raise UserError("cannot write the pair", file=path)
-                names.append(name)
+                    last = thumb
+                    mask = None
+                    if segmenter is not None:
+                        from installation.vision.segment import segment_frame
+
+                        treatment.reset()  # sampled frames are far apart: no temporal smoothing between them
+                        mask = segment_frame(segmenter, treatment, rgb, values)
+                        # The box only decides whether someone is there. Cropping to it would show the model
+                        # a zoomed person it never sees live, where the chain frames the whole camera picture.
+                        if person_box(mask) is None:
+                            counts["no_person_skipped"] += 1
+                            continue
+                    a, b = make_pair(rgb, mask, chain)
+                    name = f"{k:02d}_{src.stem}_{n:06d}.png"
+                    path = train_dir / name
+                    if not cv2.imwrite(str(path), cv2.cvtColor(join_pair(a, b, opts.layout), cv2.COLOR_RGB2BGR)):
+                        raise UserError("cannot write the pair", file=path)
+                    names.append(name)
+            except UnreadableVideo as e:
+                print(f"dataset: skipped {src.path}: {e.message}", file=sys.stderr, flush=True)
+                skipped.append(str(src.path))
     finally:
         if segmenter is not None:
             segmenter.close()
     if not names:
         raise UserError(f"no pairs were made ({counts['frames_read']} frames read, "
-                        f"{counts['duplicates_skipped']} duplicates, {counts['no_person_skipped']} without a person)",
+                        f"{counts['duplicates_skipped']} duplicates, {counts['no_person_skipped']} without a person"
+                        + (f", {len(skipped)} unreadable video(s) skipped" if skipped else "") + ")",
                         file=", ".join(str(s.path) for s in sources),
                         expected="frames with a person in them (check --segment)")
 
@@ -349,13 +408,17 @@ def _build(sources: list[FrameSource], out: Path, chain: Chain, opts: BuildOptio
     for i in sorted(val_names):
         os.replace(train_dir / names[i], out / "val" / names[i])
     counts["pairs"] = len(names)
+    if len(names) < MIN_PAIRS:
+        print(f"dataset: only {len(names)} pairs; training wants at least {MIN_PAIRS} (more or longer takes, a "
+              "smaller --every), or --set repeat=N to show each pair N times an epoch", file=sys.stderr, flush=True)
     info = DatasetInfo(
         out, opts.layout, opts.size, chain,
         split={"val_fraction": opts.val, "seed": opts.seed, "train": len(names) - n_val, "val": n_val},
         counts=counts,
         meta={"created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
               "command": command or shlex.join(["installation", *sys.argv[1:]]),
-              "sources": [str(s.path) for s in sources], "segment": opts.segment, "every": opts.every})
+              "sources": [str(s.path) for s in sources], "segment": opts.segment, "every": opts.every,
+              **({"skipped": skipped} if skipped else {})})
     info.save()
     return info
 

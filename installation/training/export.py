@@ -85,6 +85,7 @@ def load_source(path: Path, arch: str | None = None, size: int | None = None, ch
         cfg = ckpt.get("config", {})
         prov = {"checkpoint": str(path), "dataset": (ckpt.get("dataset") or {}).get("path", ""),
                 "dataset_kind": (ckpt.get("dataset") or {}).get("kind", ""),
+                **({"segment": ckpt["dataset"]["segment"]} if (ckpt.get("dataset") or {}).get("segment") else {}),
                 "train_command": ckpt.get("command", ""), "epochs": ckpt["epoch"],
                 "training_seconds": round(float(ckpt.get("seconds", 0.0)), 1), "final_losses": final,
                 "arch": dict(ckpt["arch"]), "batch_size": cfg.get("batch_size", 0), "seed": cfg.get("seed", 0),

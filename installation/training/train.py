@@ -47,6 +47,7 @@ from installation.training.checkpoint import (
 from installation.training.distributed import any_rank, leave, setup_distributed, unwrap
 from installation.training.evaluate import sample_grid, sample_spike, val_l1
 from installation.training.networks import NORMS, UPSAMPLES, count_parameters, default_depth, define_D, define_G
+from installation.training.pace import Pace
 from installation.training.rundata import open_run_data
 
 log = logging.getLogger("installation.train")
@@ -341,8 +342,9 @@ class Trainer:
             log.info("training %s: G %s (%.2f M parameters), D %s, %d pairs, %s%s, %d process(es)",
                      self.out, self.arch, count_parameters(unwrap(self.G)) / 1e6, self.disc, len(self.data),
                      self.device, " amp" if self.amp else "", self.dist.world)
-        from tqdm import tqdm
+        from installation.core.progress import progress
 
+        pace = Pace(cfg.epochs, len(self.data))  # seconds a picture and the finish, said after every epoch
         self._start_run()
         with Stop() as stop:
             while self.epoch < cfg.epochs:
@@ -351,9 +353,9 @@ class Trainer:
                         g["lr"] = self.lr_at(self.epoch)
                 t0 = time.monotonic()
                 batches = self._batches(self.epoch, self.step)
-                bar = tqdm(batches, total=max(0, self.steps_per_epoch_for(self.epoch) - self.step), unit="step",
-                           desc=f"epoch {self.epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and self.dist.main),
-                           leave=False)
+                bar = progress(batches, total=max(0, self.steps_per_epoch_for(self.epoch) - self.step), unit="step",
+                               desc=f"epoch {self.epoch + 1}/{cfg.epochs}", enabled=cfg.progress and self.dist.main,
+                               leave=False)
                 for batch in bar:
                     losses = self.train_step(batch["A"].to(self.device, non_blocking=True),
                                              batch["B"].to(self.device, non_blocking=True))
@@ -383,8 +385,10 @@ class Trainer:
                     _write_png(self.out / "samples" / f"epoch_{self.epoch:04d}.png",
                                sample_grid(unwrap(self.G), self.fixed, self.device))
                     self.save()
+                    pace.add(time.monotonic() - t0)
                     log.info("epoch %d/%d  " + "  ".join(f"{k} {row[k]:.4f}" for k in (*LOSS_KEYS, "val_L1", "spike")
-                                                        if k in row) + "  %.1fs", self.epoch, cfg.epochs, elapsed)
+                                                        if k in row) + "  %.1fs; %s", self.epoch, cfg.epochs, elapsed,
+                             pace.line(self.epoch))
         if self.dist.main:
             plot_losses(self.history, self.out / "losses.png")
         return self.history

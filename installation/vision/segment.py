@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from installation.core.chatter import quiet_native_stderr
 from installation.core.errors import UserError
 from installation.core.params import Param
 from installation.core.paths import data_dir
@@ -148,6 +149,12 @@ def _lab_distance(lab: np.ndarray, ref: np.ndarray, lightness_weight: float) -> 
 
 # ---- segmenters ---------------------------------------------------------------------------------
 
+def mp_image(rgb: np.ndarray) -> Any:
+    import mediapipe as mp
+
+    return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+
+
 class SelfieSegmenter:
     """MediaPipe's selfie segmentation model through the Tasks ImageSegmenter.
 
@@ -185,7 +192,10 @@ class SelfieSegmenter:
                 output_confidence_masks=True,
                 output_category_mask=False,
             )
-            task = self._tasks[variant] = vision.ImageSegmenter.create_from_options(options)
+            with quiet_native_stderr():  # TFLite's and absl's notices on loading and first use
+                task = vision.ImageSegmenter.create_from_options(options)
+                task.segment(mp_image(np.zeros((16, 16, 3), np.uint8)))
+            self._tasks[variant] = task
         return task
 
     def configure(self, values: Mapping[str, Any]) -> None:
@@ -203,11 +213,9 @@ class SelfieSegmenter:
 
     def segment(self, rgb: np.ndarray) -> np.ndarray:
         _check_rgb(rgb)
-        import mediapipe as mp
-
         h, w = rgb.shape[:2]
         task = self._task(self.variant_for(w, h))
-        result = task.segment(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb)))
+        result = task.segment(mp_image(rgb))
         masks = result.confidence_masks
         if not masks:
             raise RuntimeError("the selfie model returned no confidence mask")

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from installation.core.errors import UserError
+from installation.core.progress import progress
 from installation.vision.segment import (
     DEFAULT_MODELS_DIR,
     IMAGE_SUFFIXES,
@@ -107,8 +108,6 @@ def _read_image(path: Path) -> np.ndarray:
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     every = int(getattr(args, "every", 1))
     if every < 1:
         raise UserError("--every must be 1 or more", key="--every")
@@ -124,7 +123,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     treatment = MaskTreatment()
     written = 0
     try:
-        for name, rgb in tqdm(frames, total=total, unit="frame", desc="segment"):
+        for name, rgb in progress(frames, total=total, unit="frame", desc="segment"):
             mask = segment_frame(segmenter, treatment, rgb, values)
             path = out / f"{name}.png"
             if not cv2.imwrite(str(path), (mask * 255.0 + 0.5).astype(np.uint8)):
