@@ -1,5 +1,6 @@
 """Files the runtime writes: whole or not at all (atomic writes: a temporary file beside the target, then
-a rename), and rotating log files (a show that runs for months can't fill a disk)."""
+a rename), and rotating log files (a show that runs for months can't fill a disk, nor a flood empty them:
+core/logguard.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+from installation.core.logguard import LogGuard
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -56,4 +59,5 @@ def rotating_log_handler(path: Path, max_bytes: int, backups: int) -> logging.ha
     handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(LogGuard())  # long lines cut, floods held back: an attack can't rotate the history away
     return handler
