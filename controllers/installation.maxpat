@@ -96,7 +96,7 @@
      "id": "obj-5",
      "maxclass": "newobj",
      "numinlets": 2,
-     "numoutlets": 68,
+     "numoutlets": 69,
      "patching_rect": [
       15,
       75,
@@ -171,9 +171,10 @@
       "",
       "",
       "",
+      "",
       ""
      ],
-     "text": "route /pre/flip /pre/crop /pre/blur /pre/median /pre/canny_low /pre/canny_high /pre/threshold /pre/adaptive_block /pre/adaptive_c /pre/posterize /pre/downscale /pre/mask_mode /pre/input_lerp /pre/feedback /post/output_lerp /seg/mode /seg/model /seg/threshold /seg/grow /seg/feather /seg/smooth /seg/scale /seg/every /seg/key_r /seg/key_g /seg/key_b /seg/tolerance /seg/softness /seg/key_lightness /seg/bg_tolerance /seg/bg_lightness /seg/bg_frames /mix/mode /mix/amount /mix/feedback /display/fit /display/rotate /display/mirror_x /display/mirror_y /display/tl_x /display/tl_y /display/tr_x /display/tr_y /display/br_x /display/br_y /display/bl_x /display/bl_y /display/gamma /colour/brightness /colour/contrast /colour/saturation /display/monitor /hud/show /show/blackout /show/freeze /model/crossfade /model/skip_still /preset/morph_s /status/fps /status/latency_ms /status/dropped /status/errors /status/heartbeat /status/frames /status/reconnects /status/memory_mb /status/preset"
+     "text": "route /pre/flip /pre/crop /pre/blur /pre/median /pre/canny_low /pre/canny_high /pre/threshold /pre/adaptive_block /pre/adaptive_c /pre/posterize /pre/downscale /pre/mask_mode /pre/input_lerp /pre/feedback /post/output_lerp /seg/mode /seg/model /seg/threshold /seg/grow /seg/feather /seg/smooth /seg/scale /seg/every /seg/key_r /seg/key_g /seg/key_b /seg/tolerance /seg/softness /seg/key_lightness /seg/bg_tolerance /seg/bg_lightness /seg/bg_frames /mix/mode /mix/amount /mix/feedback /display/fit /display/rotate /display/mirror_x /display/mirror_y /display/tl_x /display/tl_y /display/tr_x /display/tr_y /display/br_x /display/br_y /display/bl_x /display/bl_y /display/gamma /colour/brightness /colour/contrast /colour/saturation /display/monitor /hud/show /show/blackout /show/freeze /model/crossfade /model/skip_still /preset/morph_s /status/fps /status/latency_ms /status/dropped /status/errors /status/heartbeat /status/frames /status/reconnects /status/memory_mb /status/preset /status/governor"
     }
    },
    {
@@ -5097,6 +5098,41 @@
      "format": 6,
      "parameter_enable": 0
     }
+   },
+   {
+    "box": {
+     "id": "obj-274",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      915,
+      216,
+      130,
+      20
+     ],
+     "text": "/status/governor"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-275",
+     "maxclass": "flonum",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "patching_rect": [
+      1050,
+      216,
+      70,
+      22
+     ],
+     "outlettype": [
+      "",
+      "bang"
+     ],
+     "format": 6,
+     "parameter_enable": 0
+    }
    }
   ],
   "lines": [
@@ -8132,6 +8168,18 @@
      ],
      "destination": [
       "obj-273",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-5",
+      67
+     ],
+     "destination": [
+      "obj-275",
       0
      ]
     }

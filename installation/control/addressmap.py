@@ -70,16 +70,23 @@ def osc_map_markdown(registry: Registry) -> str:
            f"OSCQuery {OSCQUERY_PORT} (HTTP and WebSocket, Vidvox's JSON), the web panel and status page "
            f"{WEB_PORT} (HTTP).", "",
            "## How messages are read", "",
-           "- Every parameter is `/<group>/<name>` with one argument. Ints, floats and bools are accepted "
-           "for any number (and `\"0\"`, `\"on\"`, ... as text); numbers outside the range are clamped; "
-           "NaN and infinity are dropped.",
+           "- Every parameter is `/<group>/<name>` with one argument of its type, the one rule of OSC over UDP "
+           "and the web alike: a number (int or float) for a number, `T`/`F` or a number (0: off) for a bool, "
+           "a choice's name or index, text for text. A wrong type (the text `\"5\"` or `T` for a float, text "
+           "for a bool) is refused and counted as `bad value`; numbers outside the range are clamped; NaN and "
+           "infinity are dropped.",
            "- A choice takes its name or its index. Going out (feedback, `/sync`) a choice is its index, "
            "a bool 0 or 1.",
            "- A trigger fires on any non-zero value or on a message with no argument, and ignores 0, so a "
            "button's release (TouchOSC sends 1, then 0) does nothing. `/preset/save` and "
            "`/preset/recall` take the slot number 1..99.",
            "- Bundles are applied whole, in one frame, at once: future timetags are not waited for.",
-           "- Address patterns (`/seg/key_*`) set every parameter they match, but never fire a trigger.",
+           "- Address patterns set every parameter they match, but never fire a trigger: `*` any run of "
+           "characters, `?` one, `[abc]`, `[a-z]`, `[!abc]` one of a set or not, `{foo,bar}` one of the "
+           "words (`/seg/key_*`, `/{pre,mix}/*`). A part never spans a `/`. They are matched by the show's "
+           "own automaton in time linear in the address, never by a regular expression; a pattern longer "
+           "than 256 characters, with more than 64 choices of its `{...}`, with an unclosed `[` or `{`, or "
+           "past 4096 states is refused and counted as `pattern refused` (docs/security.md).",
            "- Every change, from any source, is mirrored on the same address to the feedback targets "
            "(`[osc] feedback`, `--osc-feedback HOST:PORT`, or the sender with `feedback_to_sender`), "
            "at most once per address per frame; a value a controller sent is not echoed back to it "
@@ -102,8 +109,16 @@ def osc_map_markdown(registry: Registry) -> str:
            "own, again every minute and, after a failure, with a back-off from 1 s to 60 s; a target whose "
            "sends fail is held for the same back-off. A target that becomes reachable gets every value at "
            "once. Failures are counted and shown in the HUD.",
+           "- UDP and the token: a datagram can't carry `[web] token`, so with a token OSC over UDP is off "
+           "unless `[osc] udp = true` (`udp` unset: on without a token, off with one; `false`: off). With UDP "
+           "off no port is opened and `?HOST_INFO` names none; values change over the panel and OSCQuery's "
+           "WebSocket, with the token, and feedback still goes out.",
+           "- Models by name: `/model/select` takes the name of a model in the show's model folders (its "
+           "model's folder, `models/` beside the show file, the installed models), at most 64 letters, digits "
+           "and `._-`, never a path; a path is refused as `bad value`. What a controller sees of a failed "
+           "swap names no folder of the machine; the log has the full reason.",
            "- `installation check SHOW` lists the ports and interfaces the show opens, who may send, whether "
-           "writes are allowed and what keys need.", "",
+           "writes are allowed, what keys need, and what a token covers and what it doesn't.", "",
            "## Presets, state, recording", "",
            "- `/preset/save N` stores the look (every persistent parameter except the `display` calibration "
            "and the HUD); `/preset/recall N` glides floats over `/preset/morph_s` seconds, the rest switch at "

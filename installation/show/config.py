@@ -116,9 +116,6 @@ class WebConfig(_Strict):
     # the status page's live thumbnail of the output (1-2 a second, small JPEG); false: no picture of the
     # room leaves the machine
     thumbnail: bool = True
-
-    @field_validator("token")
-    @classmethod
     # other pages that may steer the show from a browser (an artist's own panel elsewhere), as origins:
     # "http://10.0.0.5:8000"; the show's own pages always may (docs/security.md)
     origins: list[str] = Field(default_factory=list)
@@ -139,6 +136,9 @@ class WebConfig(_Strict):
                 raise ValueError(f"{item!r} is not an origin like \"http://10.0.0.5:8000\" (http or https, a host, "
                                  "a port if not the default; no path)")
         return v
+
+    @field_validator("token")
+    @classmethod
     def _token(cls, v: str) -> str:
         import re
 

@@ -8,7 +8,7 @@ from installation.core.params import Param
 PARAMS: list[Param] = [
     Param("show/blackout", "bool", False, description="black screen, the show keeps running", persist=False),
     Param("show/freeze", "bool", False, description="hold the current picture", persist=False),
-    Param("model/select", "str", "", description="load this model (a name in models/ or a path), crossfade to it",
+    Param("model/select", "str", "", description="load the model of this name (in the show's model folders), crossfade",
           persist=False),
     Param("model/crossfade", "float", 2.0, 0, 30, unit="s", description="how long a model swap crossfades"),
     Param("model/skip_still", "float", 0.5, 0, 20, unit="grey levels",
