@@ -23,6 +23,7 @@ from installation.core.cpu import cpu_cores, cpu_name  # noqa: F401  (cpu_name: 
 from installation.core.errors import UserError
 from installation.core.tomlout import preprocess_tables, toml_table
 from installation.core.tomlout import toml_value as _tv
+from installation.inference.twin import Verdict, cached_verdict, judge
 from installation.vision.preprocess import CARD_SCHEMA_VERSION, Chain, ChainError, from_tensor, to_tensor
 
 log = logging.getLogger("installation.models")
@@ -205,22 +206,24 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def pick_precision(onnx_path: Path, card: ModelCard, precision: str, on_cpu: bool) -> Path:
-    """The graph to open: the folder's int8 twin where `precision` asks for it ("int8"), or by "auto" where
-    ONNX Runtime runs on the CPU (a GPU keeps the float graph: TensorRT and CUDA make their own fp16).
-    A twin made from another model.onnx than the one beside it (re-exported since) is stale: "auto" falls
-    back to model.onnx with a warning, "int8" is refused. Raises UserError."""
+def pick_precision(onnx_path: Path, card: ModelCard, precision: str, on_cpu: bool) -> tuple[Path, Verdict | None]:
+    """The graph to open, and the verdict on the int8 twin where one was judged: the folder's twin where
+    `precision` asks for it ("int8"), or by "auto" where ONNX Runtime runs on the CPU (a GPU keeps the float
+    graph: TensorRT and CUDA make their own fp16). A twin made from another model.onnx than the one beside it
+    (re-exported since) is stale: "auto" falls back to model.onnx with a warning, "int8" is refused. A twin
+    is judged on this CPU (twin_verdict): beyond the bar "auto" plays model.onnx, "int8" plays the twin as the
+    show pins it, each with one warning. Raises UserError."""
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}", key="model.precision", expected=" or ".join(PRECISIONS))
     if precision == "fp32" or (precision == "auto" and not on_cpu):
-        return onnx_path
+        return onnx_path, None
     int8 = card.int8
     fix = f"installation quantize {onnx_path.parent}"
     if not int8:
         if precision == "int8":
             raise UserError("the model has no int8 version", file=onnx_path.parent, key="model.precision",
                             expected=f'"auto" or "fp32", or make one: {fix}')
-        return onnx_path
+        return onnx_path, None
     twin = onnx_path.parent / str(int8["file"])
     why = ("is missing" if not twin.is_file() else
            "was made from another model.onnx (re-exported since)" if file_sha256(onnx_path) != int8["from_sha256"]
@@ -230,18 +233,54 @@ def pick_precision(onnx_path: Path, card: ModelCard, precision: str, on_cpu: boo
             raise UserError(f"the int8 version {twin.name} {why}", file=onnx_path.parent, key="model.precision",
                             expected=f'"auto" or "fp32", or make it again: {fix}')
         log.warning("model %s: %s %s; running model.onnx (make it again: %s)", card.name, twin.name, why, fix)
-        return onnx_path
-    return twin
+        return onnx_path, None
+    verdict = twin_verdict(onnx_path, card, twin, pinned=precision == "int8")
+    if verdict.ok or precision == "int8":
+        return twin, verdict
+    return onnx_path, verdict
+
+
+_TOLD: set[tuple[str, str]] = set()  # (twin hash, verdict) already said in this process: a reload says nothing
+
+
+def twin_verdict(onnx_path: Path, card: ModelCard, twin: Path, pinned: bool = False) -> Verdict:
+    """The int8 twin compared with model.onnx on this CPU (inference/twin.py): the cached verdict for this
+    twin, CPU and ONNX Runtime, or judged now on a few pictures and cached. Said once in the log; `pinned`:
+    the show asks for int8 by name, and a twin beyond the bar plays all the same."""
+    import onnxruntime as ort
+
+    sha = file_sha256(twin)
+    v = cached_verdict(sha, ort.__version__)
+    if v is None:
+        fp32 = Model(onnx_path, card, OnnxBackend(onnx_path, card, "cpu"))
+        int8 = Model(onnx_path, card, OnnxBackend(twin, card, "cpu"), graph=twin)
+        v = judge(sha, ort.__version__, fp32.infer, int8.infer, card.chain, card.size)
+    if (sha, v.judged) not in _TOLD:
+        _TOLD.add((sha, v.judged))
+        if v.ok:
+            log.info("model %s: int8 twin %s: %s", card.name, twin.name, v.said())
+        else:
+            log.warning("model %s: int8 twin %s beyond the bar on this CPU: %s; %s", card.name, twin.name,
+                        v.said(), 'playing it all the same: the show sets precision = "int8"' if pinned else
+                        "playing model.onnx (fp32) instead")
+    return v
 
 
 def precision_line(model: Model) -> str:
-    """What `check` says of the graph a model runs."""
-    q = model.card.int8
+    """What `check` says of the graph a model runs, with the verdict on its int8 twin where one was judged."""
+    q, v = model.card.int8, model.verdict
+    made = (f"{q.get('ms_int8', '?')} against {q.get('ms_fp32', '?')} ms an inference when it was made"
+            + (f" on {q['timed_on']}" if q.get("timed_on") else ""))
     if model.precision == "int8":
-        return (f"int8 ({model.graph.name}: {q.get('mean_diff', '?')} grey levels from model.onnx on average, "
-                f"{q.get('ms_int8', '?')} against {q.get('ms_fp32', '?')} ms an inference when it was made)")
+        if v is None:
+            return (f"int8 ({model.graph.name}: {q.get('mean_diff', '?')} grey levels from model.onnx on average; "
+                    f"{made})")
+        beyond = "" if v.ok else "beyond the bar, played as the show sets precision = \"int8\": "
+        return f"int8 ({model.graph.name}: {beyond}{v.said()}; {made})"
     if not isinstance(model.backend, OnnxBackend) or model.backend.providers[0] != "CPUExecutionProvider":
         return f"{model.precision} ({model.graph.name}, on {model.backend.providers[0]})"
+    if v is not None:  # judged and refused
+        return f"{model.precision} ({model.graph.name}; the int8 twin {q['file']} is refused here: {v.said()})"
     hint = "" if q else f"; no int8 version (installation quantize {model.path.parent} makes one)"
     return f"{model.precision} ({model.graph.name}{hint})"
 
@@ -343,9 +382,10 @@ class Model:
     """
 
     def __init__(self, onnx_path: Path, card: ModelCard, backend: Backend, parallel: int = 1,
-                 graph: Path | None = None) -> None:
+                 graph: Path | None = None, verdict: Verdict | None = None) -> None:
         self.path = onnx_path  # the model as it is named (its model.onnx)
         self.graph = graph or onnx_path  # the file the backend opened: model.onnx or its int8 twin
+        self.verdict = verdict  # the int8 twin judged on this CPU (pick_precision), None where it was not
         self.card = card
         self.backend = backend
         self.parallel = parallel
@@ -361,6 +401,16 @@ class Model:
         if self.graph != self.path:
             return "int8"
         return str(self.card.provenance.get("precision", "fp32"))
+
+    @property
+    def precision_said(self) -> str:
+        """The precision for the HUD's model line, with a twin refused on this CPU (or pinned beyond the bar)."""
+        v = self.verdict
+        if v is None or v.ok:
+            return self.precision
+        if self.precision == "int8":
+            return f"int8 (beyond the bar here: {v.mean:.1f} levels)"
+        return f"{self.precision} (int8 refused here: {v.mean:.1f} levels)"
 
     def time_inference(self, runs: int = 5) -> float:
         """Milliseconds one inference takes here (median of `runs`, after two warm-up runs)."""
@@ -484,13 +534,13 @@ def load_model(path: str | Path, providers: list[str] | str | None = None,
         return Model(onnx_path, card, tb)
     on_cpu = choose_providers(providers)[0] == "CPUExecutionProvider"
     workers = workers if on_cpu else 1
-    graph = pick_precision(onnx_path, card, precision, on_cpu)
+    graph, verdict = pick_precision(onnx_path, card, precision, on_cpu)
     ob = OnnxBackend(graph, card, providers, cache_dir=cache_dir,
                      threads=default_threads(workers) if threads is None else threads)
     log.info("model %s: %dx%d via %s%s%s", card.name, card.size[1], card.size[0], ",".join(ob.providers),
              ", int8" if graph != onnx_path else "", f", {workers} workers" if workers > 1 else "")
     return Model(onnx_path, card, ob, parallel=workers if ob.providers[0] == "CPUExecutionProvider" else 1,
-                 graph=graph)
+                 graph=graph, verdict=verdict)
 
 
 def show_backend(setting: str, file: Path | None) -> str | None:

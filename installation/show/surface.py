@@ -89,7 +89,7 @@ class Surface:
         if slot.model is not None:
             m = slot.model
             lines.append(f"model {m.name} {m.card.size[1]}x{m.card.size[0]} "
-                         f"via {m.backend.providers[0].replace('ExecutionProvider', '')} {m.precision}")
+                         f"via {m.backend.providers[0].replace('ExecutionProvider', '')} {m.precision_said}")
         if slot.state in ("loading", "fading"):
             lines.append(f"model {slot.state} {slot.loading_name}")
         if slot.error:

@@ -39,13 +39,13 @@ from installation.inference.models import (
     file_sha256,
     read_card,
 )
+from installation.inference.twin import MAX_DIFF, compare  # one measure and bar: the show judges twins too
 from installation.training.dataset import find_sources
 from installation.vision.preprocess import Chain, to_tensor
 
 log = logging.getLogger("installation.quantize")
 
 INT8_FILE = "model.int8.onnx"
-MAX_DIFF = 3.0  # grey levels (0..255) of mean absolute difference from model.onnx's pictures
 WEIGHTS = "int8 holding 7 bits, per output channel"  # as the card records them
 ACTIVATIONS = "uint8, calibrated on the 99.999th percentile"
 
@@ -135,8 +135,7 @@ def quantize_model(folder: str | Path, inputs: Sequence[str | Path], count: int 
             raise UserError(f"ONNX Runtime can't quantize this graph: {type(e).__name__}: "
                             f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}", file=onnx_path) from None
         int8 = Model(onnx_path, card, OnnxBackend(out, card, "cpu"), graph=out)
-        diffs = [float(np.abs(fp32.infer(p).astype(np.int16) - int8.infer(p)).mean()) for p in check]
-        mean, worst = float(np.mean(diffs)), float(np.max(diffs))
+        mean, worst = compare(fp32.infer, int8.infer, check)
         if mean > max_diff:
             raise UserError(f"the int8 model's pictures are {mean:.2f} grey levels from model.onnx's on average "
                             f"(worst picture {worst:.2f}); the bar is {max_diff:g}, so nothing was written",
