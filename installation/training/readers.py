@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from installation.core.errors import UserError
+from installation.core.progress import progress as progress_bar
 from installation.training.dataset import (
     DatasetInfo,
     geometric_chain,
@@ -50,13 +51,11 @@ class PairReader:
 
     def __init__(self, info: DatasetInfo, split: str = "train", augment: bool = True, seed: int = 0,
                  progress: bool = False, repeat: int = 1) -> None:
-        from tqdm import tqdm
-
         self.info, self.augment, self.seed, self.epoch, self.repeat = info, augment, seed, 0, max(1, repeat)
         folder = info.folder / split
         self.files = list_images(folder) if folder.is_dir() else []
         s = info.size
-        for f in tqdm(self.files, desc=f"check {split}", unit="pair", disable=not progress):
+        for f in progress_bar(self.files, total=len(self.files), desc=f"check {split}", unit="pair", enabled=progress):
             img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
             if img is None:
                 raise UserError("cannot read this pair image", file=f, expected="a PNG or JPEG")
@@ -94,8 +93,6 @@ class TargetReader:
 
     def __init__(self, folder: str | Path, chain: Chain, augment: bool = True, seed: int = 0,
                  brightness: float = 0.25, progress: bool = False, repeat: int = 1) -> None:
-        from tqdm import tqdm
-
         folder = Path(folder)
         if not folder.is_dir():
             raise UserError("no such folder of target pictures", file=folder, expected="a folder of images")
@@ -110,7 +107,7 @@ class TargetReader:
         # Target pictures are few and the chain runs per sample: decode once, keep them in memory
         # (scaled so the short side is at most 2x the model's input, plenty for a 130 % zoom).
         self.images = []
-        for f in tqdm(self.files, desc="load targets", unit="image", disable=not progress):
+        for f in progress_bar(self.files, total=len(self.files), desc="load targets", unit="image", enabled=progress):
             img = read_image(f)
             h, w = img.shape[:2]
             if min(h, w) < self.size // 2:

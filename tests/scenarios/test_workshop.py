@@ -7,6 +7,7 @@ output goes to a pipe, as in a log: no carriage-return floods, no third-party li
 from __future__ import annotations
 
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import cv2
 import numpy as np
 
 from installation.core.chatter import is_chatter
-from tests.scenarios.conftest import frames_of, run_cli
+from tests.scenarios.conftest import INSTALLATION, cli_env, frames_of
 
 GREEN = (0, 177, 64)  # RGB: the chroma key's default colour
 W, H = 160, 90
@@ -35,17 +36,21 @@ def person_clip(path: Path, shirt: tuple[int, int, int], n: int = 20) -> Path:
     return path
 
 
-def quiet(out: str) -> None:
-    """What a log file would hold: plain lines, none of them third-party chatter."""
-    assert "\r" not in out, "a progress bar wrote carriage returns into a pipe"
-    noisy = [line for line in out.splitlines() if is_chatter(line) or "[ WARN" in line]
+def logged(args: list, tmp_path: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`installation ARGS` with stdout and stderr to pipes, as a log file gets them: bytes judged as they
+    came (text mode would turn each carriage return into a newline), then decoded."""
+    r = subprocess.run([INSTALLATION, *map(str, args)], capture_output=True, timeout=timeout,
+                       env=cli_env(tmp_path), cwd=tmp_path)
+    out, err = r.stdout.decode(), r.stderr.decode()
+    assert "\r" not in out + err, f"{args[:2]}: a progress bar wrote carriage returns into a pipe: {err[-400:]!r}"
+    noisy = [line for line in (out + err).splitlines() if is_chatter(line) or "[ WARN" in line]
     assert not noisy, noisy
+    return subprocess.CompletedProcess(r.args, r.returncode, out, err)
 
 
 def ok(args: list, tmp_path: Path, timeout: float = 120) -> str:
-    r = run_cli(args, tmp_path, timeout=timeout)
+    r = logged(args, tmp_path, timeout)
     assert r.returncode == 0, f"{args[:2]}: {r.stdout}\n{r.stderr}"
-    quiet(r.stdout + r.stderr)
     return r.stdout + r.stderr
 
 
@@ -123,7 +128,27 @@ def test_run_without_a_camera_fails(tmp_path: Path) -> None:
     show = tmp_path / "nocam.toml"
     show.write_text('name = "nocam"\n[source]\nkind = "camera"\ncamera = 9\n[render]\nwidth = 160\nheight = 90\n'
                     "content_size = 64\n[osc]\nenabled = false\n")
-    r = run_cli(["run", show, "--headless", "--seconds", "2", "--web-port", "0", "--oscquery-port", "0"], tmp_path)
+    r = logged(["run", show, "--headless", "--seconds", "2", "--web-port", "0", "--oscquery-port", "0"], tmp_path)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "camera 9 never delivered a frame" in r.stderr
-    quiet(r.stdout + r.stderr)
+
+
+def test_the_selfie_segmenter_and_check_say_nothing_of_their_libraries(tmp_path: Path) -> None:
+    """TensorFlow Lite, absl/glog and ALSA print to the process's stderr from C++; our commands keep it out
+    of their output (segment, dataset build with the selfie model, check of the person show)."""
+    import pytest
+    import skimage.data
+
+    from installation.vision.segment import DEFAULT_MODELS_DIR, SELFIE_MODELS
+
+    if not all((DEFAULT_MODELS_DIR / f).is_file() for f in SELFIE_MODELS.values()):
+        pytest.skip("selfie models not in place")
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    cv2.imwrite(str(pics / "astronaut.png"), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    ok(["segment", pics, "--out", "masks"], tmp_path)
+    assert (tmp_path / "masks" / "astronaut.png").is_file()
+    ok(["dataset", "build", pics, "--out", "ds", "--segment", "selfie", "--chain", "silhouette", "--size", "64",
+        "--val", "0"], tmp_path)
+    r = logged(["check", "person"], tmp_path)  # exit 1 where there is no camera; the output is what is judged
+    assert "midi ports:" in r.stdout and "ALSA lib" not in r.stderr
