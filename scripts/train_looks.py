@@ -198,6 +198,7 @@ def bench(model_dir: Path, threads: int = 2, n: int = 200) -> float:
 
 
 def export(look: str, photos: Path, runs: Path, models: Path) -> None:
+    from installation.core.cpu import cpu_name
     from installation.inference.models import read_card
     from installation.training.quality import model_spike_figure
 
@@ -226,8 +227,8 @@ def export(look: str, photos: Path, runs: Path, models: Path) -> None:
                      f"python scripts/train_looks.py export {look}",
         **card.provenance,
         "inference_ms_256_cpu_2_threads": round(ms, 2),
-        "inference_machine": f"{os.cpu_count()}-core CPU (shared, busy), ONNX Runtime CPUExecutionProvider, "
-                             "2 threads",
+        "inference_machine": f"{cpu_name()}, {os.cpu_count()} cores (shared, busy), ONNX Runtime "
+                             "CPUExecutionProvider, 2 threads",
         "spike_figure": spikes,
         "spike_figure_on": "held-back photographs no set uses: grace_hopper (matplotlib sample data), camera and "
                            "motorcycle_left (scikit-image); installation.training.quality.spike_figure",

@@ -103,3 +103,16 @@ def test_show_backend_auto_and_onnx_pass_torch_needs_cuda(tmp_path):
         with pytest.raises(UserError) as e:
             show_backend("torch", tmp_path / "s.toml")
         assert e.value.key == "model.backend" and "s.toml" in str(e.value)
+
+
+def test_the_cpu_record_names_this_cpu_and_its_8_bit_flags():
+    """One place says what CPU this is (core/cpu.py): bench, --stats, the int8 verdict and quantize's card
+    timings all name it so; here it is judged against /proc/cpuinfo read apart."""
+    from conftest import assert_names_this_cpu
+
+    from installation.core.cpu import cpu_cores, cpu_name, cpu_record
+    from installation.inference import models
+
+    record = cpu_record()
+    assert_names_this_cpu(record)
+    assert record["name"] == cpu_name() == models.cpu_name() and record["cores"] == cpu_cores() >= 1
