@@ -689,3 +689,35 @@ def test_without_a_token_check_says_every_allowed_sender_may_change_values(tmp_p
     assert r.returncode == 0, r.stderr
     assert "token: none ([web] token unset): every allowed sender may change values" in r.stdout
     assert "osc in: UDP 127.0.0.1" in r.stdout
+
+
+# ---- models by name ---------------------------------------------------------------------------------------
+
+def test_a_model_path_from_any_source_is_refused_by_the_slot_and_shown_nowhere_but_the_log(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from tests.scenarios.conftest import flat_model
+
+    model = flat_model(tmp_path / "models" / "grey", (128, 128, 128))
+    secret = flat_model(tmp_path / "private" / "secret", (255, 0, 0))  # real, loadable, outside the show's folders
+    cfg = load_show(small_show(tmp_path, name="slotpaths", model=model, source=SYNTHETIC + "\nfps = 30",
+                               osc='host = "127.0.0.1"\nport = 0\noscquery_port = 0'))
+    show = Show(cfg, RunOptions(headless=True, state=tmp_path / "state", web_port=0, realtime=True)).build()
+    try:
+        for value, refused in ((str(secret), 1), ("../private/secret", 2), ("secret.onnx", 3), ("nosuch", 3)):
+            show.store.set("model/select", value, source="preset")  # as a preset's recall sets it: no door
+            assert pump_until(show, lambda n=refused: show.store.target("model/select") == "" and
+                              bool(show.slot.error) and show.stats.counters["model_select_refused"] == n), \
+                show.slot.error
+            assert str(tmp_path) not in show.slot.error and "private" not in show.slot.error
+            if refused < 3 or value == "secret.onnx":
+                assert "swap to a path failed: a model is selected by its name" in show.slot.error
+            hud = "\n".join(show.hud_text())
+            assert str(tmp_path) not in hud
+        assert "no such model in the show's model folders" in show.slot.error
+        assert show.slot.model is not None and show.slot.model.name == "grey", "the playing model plays on"
+        assert show.stats.last_fault.endswith("no such model in the show's model folders")
+        logged = caplog.text
+        assert "never by a path" in logged, "the refusal is in the log"
+        assert f"in {tmp_path / 'models'}" in logged, "the full reason, with the machine's folders, is in the log"
+    finally:
+        show.close()

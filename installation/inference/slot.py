@@ -167,7 +167,8 @@ class ModelSlot:
         if not is_model_name(name):
             self.stats.count("model_select_refused")
             log.warning("/model/select %r refused: a model is selected by its name, never by a path", name[:200])
-            self._post(lambda: self._swap_failed(name, "not a model name (a name from the show's model folders)"))
+            self._post(lambda: self._swap_failed(name, "a model is selected by its name in the show's model "
+                                                       "folders, never by a path", shown="a path"))
             return
         try:
             path = find_named_model(name, self.model_dirs())
@@ -187,8 +188,10 @@ class ModelSlot:
             return
         self._post(lambda: self._begin_fade(model))
 
-    def _swap_failed(self, name: str, msg: str) -> None:
-        self.error, self._loading, self._selected = f"swap to {name[:64]!r} failed: {msg}", "", ""
+    def _swap_failed(self, name: str, msg: str, shown: str = "") -> None:
+        """`shown`: what the HUD and /api/status name instead of `name` (a path is not repeated to viewers)."""
+        self.error = f"swap to {shown or repr(name)} failed: {msg}"
+        self._loading, self._selected = "", ""
         if self.store.target("model/select") == name:
             # cleared, so selecting the same name again is a change and retries the load
             self.store.set("model/select", "", source="model")
