@@ -184,6 +184,7 @@ def play(args: argparse.Namespace, rehearse: bool) -> int:
     lat = summary["latency_ms"]
     print(f"{summary['frames_presented']} frames, {summary['fps_mean']:.1f} fps, latency p50 {lat['p50']} ms "
           f"p95 {lat['p95']} ms, dropped {summary['dropped_total']}, faults {sum(summary['faults'].values())}")
+    print(summary["health"]["governor"]["line"])  # what the governor gave up to keep the rate, and why
     if opts.record:
         rejected = summary["recorded_rejected"]
         print(f"recorded {summary['recorded_frames']} frames ({summary['recorded_seconds']:.1f} s) to {opts.record}"

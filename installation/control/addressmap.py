@@ -42,7 +42,7 @@ def address_rows(registry: Registry, values: dict[str, Any] | None = None) -> li
         default = values.get(p.name, p.default)
         rows.append({"address": p.address, "type": kind, "range": rng, "default": _fmt(default),
                      "unit": p.unit, "description": p.description})
-    kinds = {"N": "-", "f": "float out", "i": "int out"}
+    kinds = {"N": "-", "f": "float out", "i": "int out", "s": "string out"}
     for n in PROTOCOL_NODES:
         rows.append({"address": n["FULL_PATH"], "type": kinds.get(n["TYPE"], n["TYPE"]), "range": "", "default": "",
                      "unit": "", "description": n["DESCRIPTION"]})

@@ -82,7 +82,8 @@ class OscSend:
                build_dgram("/status/frames", int(h["frames_presented"])),
                build_dgram("/status/reconnects", int(h["reconnects"])),
                build_dgram("/status/memory_mb", float(h["rss_mb"])),
-               build_dgram("/status/preset", int(self.presets.current if self.presets else 0))]
+               build_dgram("/status/preset", int(self.presets.current if self.presets else 0)),
+               build_dgram("/status/governor", str(h["governor"]["line"]))]  # what it gave up, and why
         if math.isfinite(lat):
             out.insert(1, build_dgram("/status/latency_ms", float(lat)))
         return out

@@ -327,6 +327,7 @@ def bench(bc: BenchConfig) -> dict[str, Any]:
     if bc.precision is not None:
         cfg.model.precision = bc.precision  # type: ignore[assignment]
     cfg.render.width, cfg.render.height = bc.width, bc.height
+    cfg.governor.mode = "off"  # the runs compare loops doing the same work: nothing given up in any of them
     if bc.content_size:
         cfg.render.content_size = bc.content_size
     video = Path(bc.video) if bc.video else ensure_sample_clip()

@@ -232,6 +232,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     from installation.control.oscflags import exposure_lines
 
     print("\n".join(exposure_lines(cfg)))  # the ports, who may send, writes, keys: the show's exposure
+    from installation.core.cpu import cpu_name
+    from installation.core.state import state_dir
+    from installation.show.governor import check_lines
+
+    segmenting = start_values(cfg, registry, models[0] if models else None, {}).get("seg/mode") != "none"
+    print("\n".join(check_lines(cfg.governor, segmenting, state_dir(cfg.name, getattr(args, "state", None)),
+                                cpu_name())))  # what it may give up, and what it gave up here last time
     return report(cfg, registry, models, screens, getattr(args, "state", None))
 
 

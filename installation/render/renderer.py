@@ -199,6 +199,7 @@ class Renderer:
         self.has_model = False
         self.has_mask = False
         self.has_b = False
+        self._scaled: tuple[Any, Any] | None = None  # (renderbuffer, framebuffer) of a scaled present
 
     def _content_fbo(self) -> tuple[Any, Any]:
         s = self.content_size
@@ -269,8 +270,18 @@ class Renderer:
             self.content = self.composite(snap, crossfade)
         return self.content
 
-    def present(self, snap: Any, target: Any, size: tuple[int, int], content: Any) -> None:
-        """Draw `content` (a texture; None: mix the layers here) onto the screen target."""
+    def present(self, snap: Any, target: Any, size: tuple[int, int], content: Any, scale: float = 1.0) -> None:
+        """Draw `content` (a texture; None: mix the layers here) onto the screen target. With `scale` below 1
+        (the governor's render scale) the pass draws that share of the screen's resolution into a
+        framebuffer of its own and a blit scales it up: llvmpipe shades a pixel at a time, so the pass
+        costs about scale^2 of its full-size time, the blit a few ms (docs/performance.md)."""
+        if scale < 1.0 and blit_available():
+            small = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+            fbo = self._scaled_fbo(small)
+            self.present(snap, fbo, small, content)
+            blit(fbo, target, small, size)
+            target.use()
+            return
         target.use()
         self.ctx.viewport = (0, 0, *size)
         graded = any(float(snap[k]) != 1.0 for k in GRADE_PARAMS)
@@ -291,6 +302,15 @@ class Renderer:
             self.ctx.scissor = box
         self._draw_present(present_program(mixed, graded), snap, size, m, self._mix(snap) if mixed else {})
         self.ctx.scissor = None
+
+    def _scaled_fbo(self, size: tuple[int, int]) -> Any:
+        if self._scaled is None or self._scaled[0].size != size:
+            if self._scaled is not None:
+                self._scaled[1].release()
+                self._scaled[0].release()
+            rb = self.ctx.renderbuffer(size, 3)
+            self._scaled = (rb, self.ctx.framebuffer(color_attachments=[rb]))
+        return self._scaled[1]
 
     def present_monitor(self, snap: Any, size: tuple[int, int], graded: bool) -> None:
         """The tuning view: camera, model input, mask and output, a quarter of the screen each. Each tile is
@@ -350,29 +370,50 @@ class Renderer:
         return np.frombuffer(tex.read(), np.uint8).reshape(s, s, 3).copy()
 
 
-_GL_FINISH: Any = None
+_GL: Any = None
+GL_READ_FRAMEBUFFER, GL_DRAW_FRAMEBUFFER, GL_COLOR_BUFFER_BIT, GL_LINEAR = 0x8CA8, 0x8CA9, 0x4000, 0x2601
+
+
+def _gl() -> Any:
+    """libGL through ctypes, for the calls moderngl does not offer (None where there is none)."""
+    global _GL
+    if _GL is None:
+        import ctypes
+
+        _GL = False
+        for name in ("libGL.so.1", "libOpenGL.so.0"):
+            try:
+                lib = ctypes.CDLL(name)
+                lib.glFinish.restype = lib.glBlitFramebuffer.restype = lib.glBindFramebuffer.restype = None
+                _GL = lib
+                break
+            except (OSError, AttributeError):
+                continue
+    return _GL or None
 
 
 def finish(ctx: Any) -> None:
     """Wait until the GL work is done, letting other Python threads run meanwhile. moderngl's
     ctx.finish() holds the GIL while it waits, which stalled the inference thread for the whole
     rasterization (on llvmpipe) or GPU drain; glFinish through ctypes releases it."""
-    global _GL_FINISH
-    if _GL_FINISH is None:
-        import ctypes
-
-        _GL_FINISH = False
-        for name in ("libGL.so.1", "libOpenGL.so.0"):
-            try:
-                _GL_FINISH = ctypes.CDLL(name).glFinish  # glvnd: goes to this thread's current context
-                _GL_FINISH.restype = None
-                break
-            except (OSError, AttributeError):
-                continue
-    if _GL_FINISH:
-        _GL_FINISH()
+    gl = _gl()
+    if gl is not None:
+        gl.glFinish()  # glvnd: goes to this thread's current context
     else:
         ctx.finish()
+
+
+def blit_available() -> bool:
+    return _gl() is not None
+
+
+def blit(src: Any, dst: Any, src_size: tuple[int, int], dst_size: tuple[int, int]) -> None:
+    """Scale one framebuffer's colour into another with linear filtering (glBlitFramebuffer: moderngl's
+    copy_framebuffer copies without scaling)."""
+    gl = _gl()
+    gl.glBindFramebuffer(GL_READ_FRAMEBUFFER, src.glo)
+    gl.glBindFramebuffer(GL_DRAW_FRAMEBUFFER, dst.glo)
+    gl.glBlitFramebuffer(0, 0, *src_size, 0, 0, *dst_size, GL_COLOR_BUFFER_BIT, GL_LINEAR)
 
 
 def read_pixels(fbo: Any, size: tuple[int, int]) -> np.ndarray:

@@ -17,6 +17,7 @@ from installation.core.params import ParamError, Registry
 from installation.core.paths import data_dir
 from installation.media.outputs import OutputConfig, declare_outputs
 from installation.show.config_errors import explain
+from installation.show.governor import GovernorConfig
 from installation.show.health import HealthConfig
 from installation.show.midimap import MidiConfig, check_midi
 from installation.show.schedule import ScheduleConfig
@@ -178,11 +179,18 @@ class ShowConfig(_Strict):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)  # opening hours, attract look
     presets: dict[str, dict[str, Any]] = Field(default_factory=dict)  # [presets.N]: slots the show ships with
     health: HealthConfig = Field(default_factory=HealthConfig)  # heartbeat, model retry
+    # the frame-budget governor (show/governor.py): [governor] table, or governor = "off" / "auto"
+    governor: GovernorConfig = Field(default_factory=GovernorConfig)
     midi: MidiConfig | None = None  # MIDI in (installation/control/midi.py); no table: no MIDI
     output: list[OutputConfig] = Field(default_factory=list)  # [[output]]: NDI, virtual camera (outputs.py)
     params: dict[str, Any] = Field(default_factory=dict)  # live parameter defaults: "pre/blur" = 2, or [params.pre]
 
     path: Path | None = Field(None, exclude=True)  # where it was read from
+
+    @field_validator("governor", mode="before")
+    @classmethod
+    def _governor_word(cls, v: Any) -> Any:
+        return {"mode": v} if isinstance(v, str) else v  # governor = "off": short for [governor] mode = "off"
 
     def resolve_paths(self, base: Path) -> None:
         if self.source.video is not None and not self.source.video.is_absolute():

@@ -82,6 +82,7 @@ def counters(show: Show) -> dict[str, Any]:
         "model_retries": c["model_retries"],
         "segment_failures": getattr(show.segmenter, "failures", 0),
         "rss_mb": round(rss_mb(), 1),
+        "governor": show.governor.status(),  # what the frame-budget governor gave up, and why
     }
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -35,6 +36,7 @@ from installation.media.recorder import Recorder
 from installation.render import hud
 from installation.render.renderer import Renderer, finish
 from installation.show.config import ShowConfig
+from installation.show.governor import Governor
 from installation.show.handle import ShowHandle
 from installation.show.health import run_summary
 from installation.show.pipeline import Pipeline, Result
@@ -46,6 +48,9 @@ log = logging.getLogger("installation.show")
 
 HOLD_AFTER_S = 0.5  # headless: with no fresh frame for this long, present the last picture again...
 HOLD_FPS = 5.0  # ...at this rate (counted as frames_held, apart from fresh frames_presented)
+# a documented test load (docs/performance.md): milliseconds added to each drawn frame at full render
+# scale, times the render scale squared as the pass's own cost goes, so the governor's knob pays for it
+DRAW_COST_ENV = "INSTALLATION_DRAW_COST_MS"
 
 @dataclass
 class RunOptions:
@@ -119,6 +124,9 @@ class Show(Pipeline, Surface):
         self.snapshot: Snapshot = self.store.snapshot()
         self.overrides: dict[str, dict[str, Any]] = {}  # values laid over each snapshot, by owner (looks)
         self.backend: str | None = None  # [model] backend, None for "auto" (models.show_backend)
+        # the frame-budget governor: idle until build() knows the source's rate
+        self.governor = Governor(cfg.governor, None, segmenting=False, lockstep=opts.lockstep)
+        self._draw_cost_ms = float(os.environ.get(DRAW_COST_ENV, "0") or 0)
 
     # ---- build -------------------------------------------------------------------------------
     def build(self) -> Show:
@@ -138,6 +146,9 @@ class Show(Pipeline, Surface):
         from installation.vision.segment_worker import SegmentWorker
 
         self.segmenter = SegmentWorker(on_fault=lambda kind, msg, e: self.stats.fault(kind, msg, exc=e))
+        self.governor = Governor(self.cfg.governor, self.source_rate(), segmenting=self.snapshot["seg/mode"] != "none",
+                                 lockstep=self.opts.lockstep)
+        self.governor.resume(*self.governor_memory())  # where the last run on this CPU settled
         self.display = self.open_display()
         self.renderer = Renderer(self.display.ctx, cfg.render.content_size)
         self.display.on_key = self.on_key
@@ -169,6 +180,13 @@ class Show(Pipeline, Surface):
         setting = 1 if (self.opts.lockstep or self.cfg.model.then) else self.cfg.model.workers
         return load_for_rate(path, self.cfg.model.providers, setting, self.source_rate(), backend=self.backend,
                              precision=self.cfg.model.precision)
+
+    def governor_memory(self) -> tuple[Path | None, str]:
+        """Where the governor keeps its verdict (the state folder), and the CPU it is for."""
+        from installation.core.cpu import cpu_name
+        from installation.core.state import state_dir
+
+        return state_dir(self.cfg.name, self.opts.state), cpu_name()
 
     def source_rate(self) -> float | None:
         """Frames a second the source delivers; None when it is read as fast as the loop can."""
@@ -208,6 +226,7 @@ class Show(Pipeline, Surface):
             laid = {k: v for values in self.overrides.values() for k, v in values.items() if k in snap}
             snap = Snapshot({**snap, **laid}, snap.version, snap.t)
         self.snapshot = snap
+        self.governor.update(self.stats)
         return self.snapshot
 
 
@@ -236,10 +255,13 @@ class Show(Pipeline, Surface):
                 content = r.content_for(snap, self.slot.crossfade())
             else:
                 content = r.content
-            r.present(snap, d.fbo, d.size, content)
+            scale = self.governor.settings.render_scale
+            r.present(snap, d.fbo, d.size, content, scale=scale)
             if hud_on:
                 r.draw_hud(self._overlay, d.fbo, d.size)
             finish(d.ctx)  # 'present' means the GL work is done, not merely queued (GIL released)
+            if self._draw_cost_ms:
+                time.sleep(self._draw_cost_ms * scale * scale / 1000.0)
         t_done = time.monotonic()
         if result is None:
             st.count("frames_held")  # the last picture again: no fresh frame came (source down, or stalled)
@@ -313,6 +335,7 @@ class Show(Pipeline, Surface):
                 log.warning("closing %s: %s", type(c).__name__, e)
         if self.recorder is not None:
             self.recorder.close(t_stopped)
+        self.governor.save(*self.governor_memory())
         summary = run_summary(self)
         if self.opts.stats:
             Path(self.opts.stats).parent.mkdir(parents=True, exist_ok=True)

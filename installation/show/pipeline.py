@@ -245,7 +245,7 @@ class Pipeline:
         if worker is None or snap["seg/mode"] == "none":
             return False
         with self.stats.time("segment_submit"):
-            return bool(worker.submit(frame.index, frame.image, snap))
+            return bool(worker.submit(frame.index, frame.image, snap, every=self.governor.settings.seg_every))
 
     def mask_of(self, frame: Frame, submitted: bool, wait_s: float) -> np.ndarray | None:
         """The person mask for this frame: this frame's own when the segmenter finishes it within `wait_s`

@@ -105,6 +105,8 @@ class Surface:
             why = next((ln.strip() for ln in err.splitlines() if "error" in ln.lower()), "")
             if why:  # the compiler's first complaint: what to fix, and on which line
                 lines.append("!   " + why)
+        if self.governor.active or self.governor.settings.given_up():
+            lines.extend(self.governor.hud_lines())  # what it gave up to keep the rate, and why
         if st.last_fault:
             lines.append("! last fault: " + st.last_fault)
         for extra in self.hud_lines:

@@ -74,9 +74,10 @@ class SegmentWorker:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def submit(self, index: int, rgb: np.ndarray, snapshot: Mapping[str, Any]) -> bool:
-        """Offer a frame; True when it was handed to the worker (every seg/every-th call is)."""
-        every = _v(snapshot, P_EVERY)
+    def submit(self, index: int, rgb: np.ndarray, snapshot: Mapping[str, Any], every: int = 1) -> bool:
+        """Offer a frame; True when it was handed to the worker (every seg/every-th call is, or every
+        `every`-th where that is sparser: the show's governor asks for it when frames do not fit)."""
+        every = max(int(_v(snapshot, P_EVERY)), every)
         n = self._submits
         self._submits += 1
         if n % every and _v(snapshot, P_MODE) != "none":

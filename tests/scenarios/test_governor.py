@@ -1,0 +1,108 @@
+"""The governor on the real show: `installation rehearse` under a frame budget made tight on purpose
+(INSTALLATION_DRAW_COST_MS: a documented, deterministic cost added to each drawn frame, scaled with the
+render area as the present pass's own cost is), judged by what comes out: the stats JSON, the last lines
+of the command, the HUD, the recording and `check`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from installation.show.loop import DRAW_COST_ENV
+from tests.conftest import small_show
+from tests.scenarios.conftest import flat_model, frames_of, run_cli
+
+# 80 ms at full scale: ~12 fps against a 30 fps source; 45 ms at 0.75 (still late); 20 ms at 0.5 (fits)
+DRAW_COST_MS = "80"
+SOURCE_30 = 'kind = "synthetic"\nwidth = 160\nheight = 90\nfps = 30'
+
+
+@pytest.fixture
+def loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(DRAW_COST_ENV, DRAW_COST_MS)  # cli_env copies os.environ into the subprocess
+
+
+def rehearse(tmp_path: Path, show: Path, seconds: float = 9, *extra: object) -> tuple[dict, str]:
+    stats = tmp_path / "stats.json"
+    r = run_cli(["rehearse", show, "--headless", "--seconds", seconds, "--stats", stats, *extra], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(stats.read_text()), r.stdout
+
+
+def test_a_show_that_does_not_fit_gives_up_render_scale_and_says_why(tmp_path: Path, loaded: None) -> None:
+    model = flat_model(tmp_path / "flat", (200, 40, 160))
+    show = small_show(tmp_path, source=SOURCE_30, model=model)
+    out = tmp_path / "out.mp4"
+    s, stdout = rehearse(tmp_path, show, 9, "--record", out)
+    g = s["health"]["governor"]
+    assert g["mode"] == "auto" and g["settings"] == {"seg_every": 1, "render_scale": 0.5}
+    assert g["given_up"] == ["render scale 0.5"]
+    assert [h["step"] for h in g["history"]] == ["render scale 0.75", "render scale 0.5"]
+    assert g["why"].startswith("late: ") and "fps of 30" in g["why"]
+    # frames kept up once it had given enough up: it stopped there (no step back, nothing further to give
+    # up), and its last window presented far more frames than the one that made it start (a quarter of the
+    # injected cost; the machine's other load is not the test's to judge)
+    assert g["downs"] == 2 and g["ups"] == 0 and g["changes"] == 2
+    assert g["last_window"]["fps"] > 1.5 * g["history"][0]["fps"], g
+    assert "governor: gave up render scale 0.5; late: " in stdout
+    # the recording is the screen's size, the picture the model's colour: the scaled pass was blown up
+    pictures = frames_of(out)
+    assert pictures[-1].shape == (90, 160, 3)
+    centre = pictures[-1][45, 80][::-1].astype(int)  # BGR -> RGB
+    assert np.abs(centre - (200, 40, 160)).max() <= 12, centre
+
+
+def test_governor_off_plays_what_the_file_says(tmp_path: Path, loaded: None) -> None:
+    model = flat_model(tmp_path / "flat", (200, 40, 160))
+    show = small_show(tmp_path, source=SOURCE_30, model=model)
+    show.write_text('governor = "off"\n' + show.read_text())  # a top-level key: before the first table
+    s, stdout = rehearse(tmp_path, show, 5)
+    g = s["health"]["governor"]
+    assert g["mode"] == "off" and g["changes"] == 0 and g["given_up"] == []
+    assert g["settings"] == {"seg_every": 1, "render_scale": 1.0}
+    assert "governor: off in the show file" in stdout
+
+
+def test_pinned_knobs_stay_pinned_and_it_says_when_nothing_is_left(tmp_path: Path, loaded: None) -> None:
+    """Segmentation on (the chroma key: no model file needed), render scale pinned: segmentation is made
+    sparser, down to the show's declared limit, never off; then it says even that does not fit, in the
+    stats, the command's last lines, the HUD and `check`."""
+    model = flat_model(tmp_path / "flat", (200, 40, 160))
+    tail = '[params]\n"seg/mode" = "chroma"\n"mix/mode" = "person"\n[governor]\nrender_scale = 1.0\nseg_every_max = 2'
+    show = small_show(tmp_path, source=SOURCE_30, model=model, tail=tail)
+    s, stdout = rehearse(tmp_path, show, 8)
+    g = s["health"]["governor"]
+    assert g["settings"] == {"seg_every": 2, "render_scale": 1.0}
+    assert [h["step"] for h in g["history"]] == ["segmentation every 2 frames"]
+    assert g["cheapest_too_slow"]
+    assert s["segmented_frames"] > 0, "segmentation is never turned off"
+    assert "governor: even the cheapest settings do not fit: " in stdout
+    r = run_cli(["check", show], tmp_path)
+    assert ("governor: auto; when frames do not fit the source's rate it gives up, in order: "
+            "segmentation every 2 frames; pinned: ") not in r.stdout  # render scale 1.0 is no loss
+    assert "it gives up, in order: segmentation every 2 frames\n" in r.stdout, r.stdout
+    assert "this CPU): even the cheapest settings do not fit: " in r.stdout, r.stdout
+
+
+def test_the_hud_says_what_was_given_up(tmp_path: Path, loaded: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.scenarios.conftest import hud_after
+
+    monkeypatch.setenv("INSTALLATION_STATE_DIR", str(tmp_path / "state-root"))
+    model = flat_model(tmp_path / "flat", (200, 40, 160))
+    show = small_show(tmp_path, source=SOURCE_30, model=model)
+    lines = hud_after(show, 7.0)
+    said = [ln for ln in lines if ln.startswith("governor")]
+    assert said and said[0].startswith("governor: gave up render scale"), lines
+
+
+def test_a_video_recorded_under_lockstep_is_untouched(tmp_path: Path, loaded: None) -> None:
+    """--lockstep processes every frame whatever it costs: the governor stays out of it."""
+    model = flat_model(tmp_path / "flat", (200, 40, 160))
+    show = small_show(tmp_path, source=SOURCE_30, model=model)
+    s, stdout = rehearse(tmp_path, show, 4, "--lockstep")
+    g = s["health"]["governor"]
+    assert g["changes"] == 0 and g["why_idle"] == "--lockstep processes every frame"
+    assert "governor: --lockstep processes every frame" in stdout

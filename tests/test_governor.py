@@ -1,0 +1,225 @@
+"""The frame-budget governor's judgement on a deterministic load: a simulated machine whose frame cost
+follows the settings the governor chose, fed through the show's own Stats on a simulated clock (no
+figure of this CPU is involved), and the render scale's picture through real GL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from installation.core.errors import UserError
+from installation.core.timing import Stats
+from installation.show.governor import (
+    STEPS,
+    Governor,
+    GovernorConfig,
+    Settings,
+    allowed_steps,
+    check_lines,
+)
+
+RATE = 30.0
+
+
+def play(gov: Governor, cost_ms, seconds: float, t0: float = 0.0, stats: Stats | None = None,
+         wait_ms: float = 1000.0 / RATE) -> Stats:
+    """Present frames for `seconds` of simulated time: each frame takes cost_ms(settings, t) of the
+    critical path (no faster than the source's rate), its latency is that cost plus `wait_ms`."""
+    st = stats or Stats()
+    t = t0
+    while t < t0 + seconds:
+        c = cost_ms(gov.settings, t)
+        t += max(c, 1000.0 / RATE) / 1000.0
+        st.presented(t - (c + wait_ms) / 1000.0, t)
+        gov.update(st, t)
+    return st
+
+
+def draw_heavy(base: float, draw: float, seg: float = 0.0):
+    """A frame's cost: base work, a draw that scales with the render area, segmentation per segmented frame."""
+    return lambda s, t: base + draw * s.render_scale ** 2 + seg / s.seg_every
+
+
+def test_a_steady_overload_is_met_step_by_step_then_left_alone() -> None:
+    gov = Governor(GovernorConfig(), RATE, segmenting=True)
+    play(gov, draw_heavy(10.0, 40.0, 6.0), 60.0)  # 56 ms at full quality, 23.5 ms at the cheapest
+    s = gov.status()
+    # seg 2 (53 ms), render 0.75 (35.5: still late), seg 3 (34.5: still late), render 0.5 (22): fits
+    assert [h["step"] for h in s["history"]] == ["segmentation every 2 frames", "render scale 0.75",
+                                                "segmentation every 3 frames", "render scale 0.5"]
+    assert all(h["dir"] == "down" and h["why"].startswith("late: ") for h in s["history"])
+    assert gov.settings == Settings(seg_every=3, render_scale=0.5)
+    assert s["changes"] == 4 and s["ups"] == 0, "a load that stays must not be probed over and over"
+    assert not s["cheapest_too_slow"]
+    assert s["line"].startswith("governor: gave up segmentation every 3 frames, render scale 0.5; late: ")
+
+
+def test_only_as_much_is_given_up_as_the_load_needs() -> None:
+    gov = Governor(GovernorConfig(), RATE, segmenting=True)
+    play(gov, draw_heavy(12.0, 28.0), 30.0)  # 40 ms; at render 0.75 27.75 ms fits
+    assert gov.settings == Settings(seg_every=2, render_scale=0.75)
+    assert gov.changes == 2
+
+
+def test_a_fast_machine_gives_nothing_up() -> None:
+    gov = Governor(GovernorConfig(), RATE, segmenting=True)
+    play(gov, draw_heavy(5.0, 8.0, 3.0), 30.0)
+    assert gov.settings == Settings() and gov.changes == 0
+    assert gov.line().startswith("governor: nothing given up (30.0 fps of 30")
+
+
+def test_steps_are_taken_back_in_reverse_when_the_load_goes() -> None:
+    gov = Governor(GovernorConfig(), RATE, segmenting=True)
+    heavy = draw_heavy(10.0, 40.0, 6.0)
+    light = draw_heavy(2.0, 10.0, 2.0)  # another program stopped: 14 ms at full quality
+    st = play(gov, heavy, 20.0)
+    assert gov.settings == Settings(seg_every=3, render_scale=0.5)
+    play(gov, light, 60.0, t0=20.0, stats=st)
+    ups = [h["step"] for h in gov.history if h["dir"] == "up"]
+    assert ups == ["render scale 0.5", "segmentation every 3 frames", "render scale 0.75",
+                   "segmentation every 2 frames"]
+    assert gov.settings == Settings()
+    assert all(h["why"].startswith("room: ") for h in gov.history if h["dir"] == "up")
+
+
+def test_on_the_edge_it_settles_instead_of_see_sawing() -> None:
+    """Full quality is just too slow in frames a second (36 ms a frame) while its latency looks fine, so
+    each window at render 0.75 looks like room: each step back that turns out late doubles the wait
+    before the next try, so the changes thin out instead of repeating every few seconds."""
+    gov = Governor(GovernorConfig(), RATE, segmenting=False)
+
+    def edge(s: Settings, t: float) -> float:
+        return 20.0 + 16.0 * s.render_scale ** 2  # 36 ms at 1.0 (27.8 fps), 29 at 0.75
+
+    play(gov, edge, 300.0, wait_ms=8.0)
+    s = gov.status()
+    times = [h["t_s"] for h in s["history"]]
+    assert s["bounces"] >= 2, s["history"]
+    assert s["changes"] <= 16, f"{s['changes']} changes in 300 s: {times}"
+    assert sum(t > 150.0 for t in times) <= 4, f"the changes must thin out: {times}"
+    assert s["hold_windows"] >= 16
+
+
+def test_when_even_the_cheapest_settings_do_not_fit_it_says_so() -> None:
+    gov = Governor(GovernorConfig(render_scale_min=0.75), RATE, segmenting=True)
+    play(gov, lambda s, t: 60.0, 15.0)  # a slow model: no knob helps
+    assert gov.settings == Settings(seg_every=3, render_scale=0.75), "never below the declared floor"
+    assert gov.cheapest_too_slow
+    assert gov.line().startswith("governor: even the cheapest settings do not fit: 16.7 fps of 30")
+    assert gov.hud_lines()[0].startswith("! governor: even the cheapest")
+
+
+def test_pins_and_floors_narrow_the_steps() -> None:
+    assert allowed_steps(GovernorConfig(), segmenting=True) == list(STEPS)
+    assert allowed_steps(GovernorConfig(), segmenting=False) == [("render_scale", 0.75), ("render_scale", 0.5)]
+    assert allowed_steps(GovernorConfig(seg_every=1, render_scale_min=0.75), segmenting=True) == \
+        [("render_scale", 0.75)]
+    assert allowed_steps(GovernorConfig(seg_every_max=2, render_scale=1.0), segmenting=True) == [("seg_every", 2)]
+    pinned = Governor(GovernorConfig(seg_every=2, render_scale=0.75), RATE, segmenting=True)
+    assert pinned.settings == Settings(seg_every=2, render_scale=0.75), "pins apply from the first frame"
+    play(pinned, lambda s, t: 50.0, 10.0)
+    assert pinned.settings == Settings(seg_every=2, render_scale=0.75) and pinned.cheapest_too_slow
+
+
+def test_off_plays_what_the_file_says() -> None:
+    gov = Governor(GovernorConfig(mode="off", render_scale=0.75), RATE, segmenting=True)
+    play(gov, lambda s, t: 80.0, 10.0)
+    assert gov.settings == Settings(render_scale=0.75) and gov.changes == 0
+    assert gov.line() == "governor: off in the show file; pinned: render scale 0.75"
+    assert Governor(GovernorConfig(), None, True).line().startswith("governor: the source is read as fast")
+    assert Governor(GovernorConfig(), RATE, True, lockstep=True).status()["changes"] == 0
+
+
+def test_check_says_what_it_may_give_up_and_its_last_verdict(tmp_path: Path) -> None:
+    gov = Governor(GovernorConfig(), RATE, segmenting=False)
+    play(gov, lambda s, t: 60.0, 10.0)
+    gov.save(tmp_path, "Test CPU")
+    lines = check_lines(GovernorConfig(), False, tmp_path, "Test CPU")
+    assert lines[0] == ("governor: auto; when frames do not fit the source's rate it gives up, in order: "
+                        "render scale 0.75, then render scale 0.5")
+    assert "(this CPU)" not in lines[1] and ", this CPU): even the cheapest settings do not fit" in lines[1]
+    other = check_lines(GovernorConfig(mode="off"), False, tmp_path, "Another CPU")
+    assert other[0] == "governor: off (plays what the file says)"
+    assert "another CPU (Test CPU)" in other[1]
+
+
+def test_the_next_start_on_this_cpu_begins_where_the_last_settled(tmp_path: Path) -> None:
+    first = Governor(GovernorConfig(), RATE, segmenting=True)
+    play(first, draw_heavy(12.0, 28.0), 30.0)
+    first.save(tmp_path, "Test CPU")
+    again = Governor(GovernorConfig(), RATE, segmenting=True)
+    again.resume(tmp_path, "Test CPU")
+    assert again.settings == first.settings == Settings(seg_every=2, render_scale=0.75)
+    assert again.line().startswith("governor: gave up segmentation every 2 frames, render scale 0.75; where the "
+                                   "last run on this CPU settled: late: ")
+    play(again, draw_heavy(12.0, 28.0), 30.0)
+    assert again.changes == 0, "the same load: nothing to find again"
+    elsewhere = Governor(GovernorConfig(), RATE, segmenting=True)
+    elsewhere.resume(tmp_path, "Faster CPU")
+    assert elsewhere.settings == Settings(), "another machine starts from the show file"
+    pinned = Governor(GovernorConfig(render_scale=1.0), RATE, segmenting=True)
+    pinned.resume(tmp_path, "Test CPU")
+    assert pinned.settings == Settings(seg_every=2), "a pin wins over the memory"
+    light = Governor(GovernorConfig(), RATE, segmenting=True)
+    light.resume(tmp_path, "Test CPU")
+    play(light, draw_heavy(2.0, 8.0), 30.0)  # the machine is quiet today: the steps are taken back
+    assert light.settings == Settings()
+
+
+@pytest.mark.parametrize(("text", "key", "expected"), [
+    ('governor = "sometimes"', "governor.mode", "one of 'auto' or 'off'"),
+    ("[governor]\nrender_scale = 0.1", "governor.render_scale", "\"auto\", or from 0.25 to 1"),
+    ('[governor]\nseg_every = "often"', "governor.seg_every", "\"auto\", or from 1 to 30"),
+    ("[governor]\nseg_evry = 2", "governor.seg_evry", "one of: mode, seg_every, seg_every_max"),
+    ("[governor]\nrender_scale_min = 2", "governor.render_scale_min", "<= 1.0"),
+])
+def test_a_wrong_governor_setting_names_file_key_and_expectation(tmp_path: Path, text: str, key: str,
+                                                                   expected: str) -> None:
+    from installation.app import load_show
+
+    path = tmp_path / "show.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(UserError) as e:
+        load_show(path)
+    assert e.value.key == key and expected in (e.value.expected or ""), e.value.render()
+    assert str(path) in e.value.render()
+
+
+def test_governor_off_is_short_for_the_table(tmp_path: Path) -> None:
+    from installation.app import load_show
+
+    path = tmp_path / "show.toml"
+    path.write_text('governor = "off"\n')
+    assert load_show(path).governor == GovernorConfig(mode="off")
+
+
+def test_a_scaled_present_is_the_full_picture_scaled(tmp_path: Path) -> None:
+    """The render scale draws the present pass smaller and blits it up: the same picture, softer."""
+    from installation.app import default_registry
+    from installation.core.params import ParamStore
+    from installation.render.displays import HeadlessDisplay
+    from installation.render.renderer import Layers, Renderer, finish, read_pixels
+
+    store = ParamStore(default_registry())
+    store.set("mix/mode", "person", source="config", ramp_s=0.0)
+    snap = store.publish()
+    d = HeadlessDisplay((320, 180))
+    r = Renderer(d.ctx, 128)
+    yy, xx = np.mgrid[0:128, 0:128]
+    camera = np.stack([xx * 2, yy * 2, np.full_like(xx, 90)], -1).astype(np.uint8)  # smooth ramps
+    output = np.full((64, 64, 3), (200, 40, 160), np.uint8)
+    mask = (xx[::2, ::2] > 32).astype(np.float32)  # left quarter camera, the rest the model's colour
+    pictures = {}
+    for scale in (1.0, 0.5):
+        r.upload(Layers(camera=camera, output=output, mask=mask))
+        r.present(snap, d.fbo, d.size, r.content_for(snap), scale=scale)
+        finish(d.ctx)
+        pictures[scale] = read_pixels(d.fbo, d.size).astype(np.int16)
+    full, half = pictures[1.0], pictures[0.5]
+    assert half.shape == full.shape == (180, 320, 3)
+    assert np.abs(half[90, 200] - (200, 40, 160)).max() <= 2, "the model's colour where the mask is"
+    assert np.abs(half[:, :40] - full[:, :40]).max() <= 2, "the bars beside the content stay black"
+    assert np.abs(half - full).mean() < 4.0, "the same picture, scaled"
+    d.close()
