@@ -119,7 +119,7 @@ class WebServer(ServingThread):
             self.refused_request("host", f"Host {request.headers.get('Host', '')[:80]!r}")
             return self._json({"error": "this Host is not this machine: use its address or name"}, 403)
         steering = request.method not in SAFE_METHODS or request.headers.get("Upgrade", "").lower() == "websocket"
-        if steering and not self.rules.origin_ok(request.headers.get("Origin"), request.headers.get("Host")):
+        if steering and not self.rules.origin_ok(request.headers.get("Origin")):
             self.refused_request("origin", f"Origin {request.headers.get('Origin', '')[:80]!r}")
             return self._json({"error": "a page from another origin may not steer the show (see [web] origins)"},
                               403)

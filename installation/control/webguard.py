@@ -14,7 +14,7 @@ On every request (Rules, the servers' middleware): a Host that is not this machi
 of its addresses, loopback, the configured host or one named in [web] origins) is refused, since a page
 that rebinds its own name to this machine's address (DNS rebinding) would otherwise read the panel, the
 tree and the thumbnail as its own origin. A WebSocket handshake or a write (any method but GET, HEAD,
-OPTIONS) that carries an Origin must come from one of the show's own pages (the same host at one of the
+OPTIONS) that carries an Origin must come from one of the show's own pages (this machine at one of the
 server's ports) or a [web] origins entry: a page from elsewhere can't steer the show through a visitor's
 browser, nor ride the token's cookie from another port of this host. Clients that are not browsers send
 no Origin and are judged by the allow-list and the token alone.
@@ -235,9 +235,10 @@ class Rules:
             return name in self.addresses
         return False
 
-    def origin_ok(self, origin: str | None, host: str | None) -> bool:
-        """A browser's Origin is one of the show's own pages or a [web] origins entry (no Origin: not a
-        browser, judged by the allow-list and the token)."""
+    def origin_ok(self, origin: str | None) -> bool:
+        """A browser's Origin is one of the show's own pages (this machine, by a name the Host rule takes, at
+        one of the server's ports) or a [web] origins entry. No Origin: not a browser, judged by the
+        allow-list and the token."""
         if origin is None:
             return True
         key = origin_key(origin)
@@ -245,5 +246,4 @@ class Rules:
             return False
         if key in self.origins:
             return True
-        name, _ = split_host(host or "")
-        return key[0] == "http" and key[1] == name and key[2] in set(self.ports())
+        return key[0] == "http" and key[2] in set(self.ports()) and self.host_ok(key[1])

@@ -5,11 +5,12 @@ In: text frames are OSCQuery commands as JSON ({"COMMAND": "LISTEN", "DATA": "/m
 binary frames are OSC packets setting values. A packet is judged here, strictly (a number outside its
 range is refused, where OSC over UDP clamps it, since a client that knows the RANGE has no excuse), and
 then handed whole to the same intake as a UDP datagram (control/osc.py): coalescing, counting, the inbox,
-the store. Values follow the tree's TYPE (TYPE_RULE: a number for f and i, T or F for T, a string for s,
-nothing or a number for a trigger): a string "5" or a T for a float is refused. Anything refused gets
+the store. Values follow the one type rule of OSC (Param.check_wire, through judge): a string "5" or a T
+for a float is refused. Anything refused gets
 {"COMMAND": "ERROR", "DATA": why} on this socket, is counted, and changes nothing: JSON nested too deep
-for the parser too. A client holds at most MAX_LISTEN LISTEN paths. A client that floods is read more
-slowly (at most READ_PER_S messages a second): the socket's own flow control holds it back, not the show.
+for the parser too. A client may send at most LISTENS_PER_S LISTEN / IGNORE a second (the tree has about
+90 paths: a client listening to each method on its own fits). A client that floods is read more slowly
+(at most READ_PER_S messages a second): the socket's own flow control holds it back, not the show.
 
 Out: values as binary OSC messages, latest per address (a client that is slow gets fewer values, never a
 queue), PATH_* notices and errors as JSON. A send that can't finish within SEND_TIMEOUT_S (the client
@@ -28,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from installation.control import oscquery
 from installation.control.oscwire import PATTERN_CHARS, Malformed, judge, walk_packet
 from installation.core.params import Param, ParamError
 
@@ -42,10 +42,7 @@ HEARTBEAT_S = 5.0  # a ping this often; no pong within half of it and the client
 READ_PER_S = 400  # messages a second one client may send; more wait (TCP holds the sender back)
 ERRORS_PER_S = 20  # error replies a second to one client; the rest are only counted
 MAX_MESSAGE = 64 * 1024
-MAX_LISTEN = 128  # LISTEN paths one client may hold (a container counts once: "/" is everything)
-NUMBER = (int, float)
-TYPE_RULE = {"f": (NUMBER, "a number"), "i": (NUMBER, "a number"), "T": ((bool,), "T or F"),
-             "s": ((str,), "a string")}
+LISTENS_PER_S = 200  # LISTEN / IGNORE one client may send a second; more are refused
 
 
 class Refused(Exception):
@@ -55,6 +52,21 @@ class Refused(Exception):
         super().__init__(message)
         self.reason = reason
         self.address = address
+
+
+class PerSecond:
+    """How often something happened in this second of the monotonic clock."""
+
+    def __init__(self) -> None:
+        self.second, self.n = 0, 0
+
+    def count(self) -> int:
+        """Counts one more; returns how many came before it in this second."""
+        now = int(time.monotonic())
+        if now != self.second:
+            self.second, self.n = now, 0
+        self.n += 1
+        return self.n - 1
 
 
 class Session:
@@ -67,12 +79,12 @@ class Session:
         self.peer = request.remote or "?"
         self.can_write = can_write
         self.listening: set[str] = set()
-        self.paths: set[str] = set()  # what LISTEN named (the limit counts these)
+        self._listens = PerSecond()
         self.values: dict[str, bytes] = {}  # address -> the newest OSC message waiting to go out
         self.texts: deque[str] = deque(maxlen=256)
         self._wake = asyncio.Event()
-        self._budget = (0, 0)  # (second, messages read in it)
-        self._errors = (0, 0)
+        self._reads = PerSecond()
+        self._errors = PerSecond()
         self.closed = False
         self.dropped = False
 
@@ -87,12 +99,7 @@ class Session:
         self._wake.set()
 
     def error(self, message: str) -> None:
-        second, n = self._errors
-        now = int(time.monotonic())
-        if now != second:
-            second, n = now, 0
-        self._errors = (second, n + 1)
-        if n < ERRORS_PER_S:
+        if self._errors.count() < ERRORS_PER_S:
             self.notice({"COMMAND": "ERROR", "DATA": message})
 
     async def writer(self) -> None:
@@ -139,14 +146,10 @@ class Session:
                 self.error(str(e))
 
     async def _throttle(self) -> None:
-        second, n = self._budget
-        now = time.monotonic()
-        if int(now) != second:
-            second, n = int(now), 0
-        if n >= READ_PER_S:
-            await asyncio.sleep(second + 1 - now)
-            second, n = int(time.monotonic()), 0
-        self._budget = (second, n + 1)
+        if self._reads.count() >= READ_PER_S:
+            now = time.monotonic()
+            await asyncio.sleep(int(now) + 1 - now)
+            self._reads.count()  # the first of the next second
 
     def command(self, text: str) -> None:
         try:
@@ -166,17 +169,15 @@ class Session:
         if not isinstance(data, str) or not data.startswith("/"):
             raise Refused("malformed", "(web)", f"{cmd} needs an OSC address in DATA, like \"/mix/amount\"; "
                                                 f"got {json.dumps(data)[:60]}")
+        if self._listens.count() >= LISTENS_PER_S:
+            raise Refused("too many listens", data[:80], f"{cmd} {data[:80]}: at most {LISTENS_PER_S} LISTEN / "
+                                                         "IGNORE a second (\"/\" listens to everything)")
         addresses = self.server.addresses_under(data)
         if not addresses:
             raise Refused("unknown address", data[:80], f"{cmd} {data[:80]}: no such OSC address")
         if cmd == "LISTEN":
-            if data not in self.paths and len(self.paths) >= MAX_LISTEN:
-                raise Refused("too many listens", data[:80], f"LISTEN {data[:80]}: a client listens to "
-                                                             f"{MAX_LISTEN} paths at most (\"/\" is everything)")
-            self.paths.add(data)
             self.listening.update(addresses)
         else:
-            self.paths.discard(data)
             self.listening.difference_update(addresses)
             for a in addresses:
                 self.values.pop(a, None)
@@ -211,7 +212,6 @@ class Session:
         p = self.server.param(address)
         if p is None:
             raise Refused("unknown address", address[:80], f"{address[:80]}: no such parameter")
-        self.check_type(p, args)
         if p.kind in ("float", "int") and len(args) == 1 and isinstance(args[0], (int, float)) \
                 and not isinstance(args[0], bool):
             assert p.lo is not None and p.hi is not None
@@ -225,21 +225,6 @@ class Session:
         if refusal:
             raise Refused("write refused", p.address, f"{p.address}: {refusal}")
         return p
-
-
-    @staticmethod
-    def check_type(p: Param, args: list[Any]) -> None:
-        """The tree's TYPE is the rule: what a client that read it must send."""
-        t = oscquery.osc_type(p)
-        if p.kind == "trigger":
-            ok = not args or (len(args) == 1 and isinstance(args[0], NUMBER) and not isinstance(args[0], bool))
-            if not ok:
-                raise Refused("bad value", p.address, f"{p.address} takes nothing or one number (TYPE {t})")
-            return
-        kinds, words = TYPE_RULE[t]
-        if len(args) != 1 or not isinstance(args[0], kinds) or (bool not in kinds and isinstance(args[0], bool)):
-            got = ", ".join(type(a).__name__ for a in args) or "nothing"
-            raise Refused("bad value", p.address, f"{p.address} expects {words} (TYPE {t}), got {got}")
 
 
 async def serve(server: WebServer, request: web.Request, can_write: bool,

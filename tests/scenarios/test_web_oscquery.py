@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import resource
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from installation.control.oscwire import build_dgram
 from tests.conftest import SYNTHETIC, small_show
-from tests.scenarios.conftest import free_tcp_port, free_udp_port, osc_send, start_cli, wait_presenting
+from tests.scenarios.conftest import INSTALLATION, cli_env, free_tcp_port, free_udp_port, osc_send, wait_presenting
 
 TOKEN = "stage-door-42"
 
@@ -47,16 +50,21 @@ def closed_at_accept(port: int, source: str) -> bool:
 
 
 @contextmanager
-def playing(tmp_path: Path, web: str = "", seconds: float = 40, osc: str = "") -> Iterator[dict[str, Any]]:
-    """`installation rehearse` with OSC, OSCQuery and the web on free ports; yields the ports and, once the
+def playing(tmp_path: Path, web: str = "", seconds: float = 40, osc: str = "",
+            nofile: int | None = None) -> Iterator[dict[str, Any]]:
+    """`installation rehearse` with OSC, OSCQuery and the web on free ports (`nofile`: under that open-file
+    limit, so a flood needs fewer sockets); yields the ports and its state folder ("state") and, once the
     show stopped (SIGTERM at the end of the block), its stats and log under "stats" and "log"."""
     ports = {"osc": free_udp_port(), "oscquery": free_tcp_port(), "web": free_tcp_port()}
     show = small_show(tmp_path, name="webq", source=SYNTHETIC + "\nfps = 30",
                       osc=f'host = "127.0.0.1"\nport = {ports["osc"]}\noscquery_port = {ports["oscquery"]}\n{osc}',
                       tail=f"[web]\nport = {ports['web']}\n{web}")
     stats = tmp_path / "stats.json"
-    proc = start_cli(["rehearse", show, "--headless", "--seconds", seconds, "--stats", stats], tmp_path)
-    out: dict[str, Any] = dict(ports)
+    limit = None if nofile is None else partial(resource.setrlimit, resource.RLIMIT_NOFILE, (nofile, nofile))
+    proc = subprocess.Popen([INSTALLATION, "rehearse", str(show), "--headless", "--seconds", str(seconds),
+                             "--stats", str(stats)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=cli_env(tmp_path), cwd=tmp_path, preexec_fn=limit)
+    out: dict[str, Any] = dict(ports, state=tmp_path / "state-root" / "webq")
     try:
         wait_presenting(tmp_path, show, proc)
         yield out
@@ -93,7 +101,8 @@ def recv_text(ws: ClientConnection, timeout: float = 5.0, command: str = "ERROR"
 
 
 def test_oscquery_tree_listen_ignore_path_changed_and_bad_input(tmp_path: Path) -> None:
-    with playing(tmp_path, web=f'token = "{TOKEN}"', osc='allow = ["127.0.0.1/32"]') as run:
+    # udp = true: a token turns OSC over UDP off unless the show keeps it (docs/security.md)
+    with playing(tmp_path, web=f'token = "{TOKEN}"', osc='allow = ["127.0.0.1/32"]\nudp = true') as run:
         q = run["oscquery"]
         # the tree and its attributes, as the spec has them
         code, root = get(q, "/")
