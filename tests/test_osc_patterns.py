@@ -4,6 +4,7 @@ python-osc's regular expressions backtrack for minutes."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 
@@ -100,3 +101,42 @@ def test_patterns_beyond_the_bounds_are_refused(pattern: str, why: str) -> None:
     for _ in range(2):  # the second time from the cache, refused the same way
         with pytest.raises(PatternRefused, match=why):
             m.match(pattern)
+
+
+def _random_pattern(rng: random.Random) -> str:
+    """An ordinary pattern a person might send: a real address with a few parts made wild."""
+    address = rng.choice(ADDRESSES)
+    out = ""
+    i = braces = 0
+    while i < len(address):
+        c = address[i]
+        r = rng.random()
+        if c == "/" or r < 0.75:
+            out += c
+        elif r < 0.82:
+            out += "?"
+        elif r < 0.88:
+            out += "*"
+            i += rng.randrange(0, 4)
+        elif r < 0.94:
+            lo, hi = sorted((c, rng.choice("abcdefghijklmnopqrstuvwxyz_")))
+            out += rng.choice([f"[{lo}-{hi}]", f"[!{lo}-{hi}]", f"[{c}xy]", f"[!{c}]"])
+        elif braces < 2:  # 3 x 3 choices: a person's pattern, far below the bound
+            braces += 1
+            out += "{" + ",".join([c, rng.choice("aeiou"), c + rng.choice("rst")]) + "}"
+        else:
+            out += c
+        i += 1
+    return out
+
+
+def test_random_ordinary_patterns_match_what_python_osc_matches() -> None:
+    rng = random.Random(23)
+    m = Matcher(ADDRESSES)
+    d = Dispatcher()
+    for a in ADDRESSES:
+        d.map(a, print, a)
+    for _ in range(400):
+        pattern = _random_pattern(rng)
+        theirs = {h.args[0] for h in d.handlers_for_address(pattern) if h.args}
+        assert set(m.match(pattern)) == theirs, pattern
