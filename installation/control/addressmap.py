@@ -98,8 +98,8 @@ def osc_map_markdown(registry: Registry) -> str:
            "10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 169.254.0.0/16, fc00::/7, fe80::/10). "
            "`[osc] allow = [\"192.168.1.20\", \"10.0.0.0/24\"]` replaces that list, `--osc-allow IP[/NET]` "
            "(repeatable) replaces the show's, and `allow = [\"any\"]` opens it to anyone. The same rule guards "
-           "OSCQuery and the web panel (403 for others). A refused sender is counted (`osc_refused_senders` in "
-           "`--stats`), named once in the log and listed in the HUD.",
+           "OSCQuery and the web panel (their connections are closed at accept). A refused sender is counted "
+           "(`osc_refused_senders` in `--stats`), named once in the log and listed in the HUD.",
            "- Writes: `/preset/save` (and any later `/state/...`) changes what is stored and `/show/grab` writes "
            "pictures of visitors to disk: both are refused unless the show allows them. `[osc] allow_writes` "
            "unset: `/preset/save` works in `installation rehearse` and is refused in `installation run`; "
