@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from installation.core.errors import UserError
 from installation.core.tomlout import toml_table
 from installation.inference.models import file_sha256, load_model
 from installation.inference.twin import MAX_DIFF, VERDICTS
@@ -113,6 +114,20 @@ def test_a_good_twin_plays_and_its_verdict_is_judged_once(tmp_path, cache) -> No
     assert (pinned.precision, pinned.graph.name) == ("int8", "model.int8.onnx") and not pinned.verdict.ok
     assert pinned.precision_said.startswith("int8 (beyond the bar here: ")
     assert len(list(cache.glob("*.json"))) == 2
+
+
+def test_a_twin_that_cannot_run_here_leaves_model_onnx_playing(tmp_path, cache, caplog) -> None:
+    model = with_twin(tmp_path / "models" / "broken")
+    (model / "model.int8.onnx").write_bytes(b"not a graph")  # damaged in a copy; the card still names it
+    with caplog.at_level(logging.WARNING, logger="installation.models"):
+        m = load_model(model, "cpu")
+    assert (m.precision, m.graph.name, m.verdict) == ("fp32", "model.onnx", None)
+    (line,) = [r.getMessage() for r in caplog.records if "model.int8.onnx" in r.getMessage()]
+    assert "can't be run here" in line and "running model.onnx" in line and "installation quantize" in line
+    with pytest.raises(UserError) as e:
+        load_model(model, "cpu", precision="int8")
+    assert e.value.key == "model.precision" and "can't be run here" in e.value.message
+    assert not list(cache.glob("*.json")), "nothing judged, nothing kept"
 
 
 @pytest.mark.parametrize("look", ["default", "leaves", "bloom"])

@@ -234,7 +234,17 @@ def pick_precision(onnx_path: Path, card: ModelCard, precision: str, on_cpu: boo
                             expected=f'"auto" or "fp32", or make it again: {fix}')
         log.warning("model %s: %s %s; running model.onnx (make it again: %s)", card.name, twin.name, why, fix)
         return onnx_path, None
-    verdict = twin_verdict(onnx_path, card, twin, pinned=precision == "int8")
+    try:
+        verdict = twin_verdict(onnx_path, card, twin, pinned=precision == "int8")
+    except Exception as e:  # a damaged twin (not a graph, other shapes) must not keep the show from model.onnx
+        first = (str(e).strip().splitlines() or [""])[0]
+        said = e.message if isinstance(e, UserError) else f"{type(e).__name__}: {first}"
+        if precision == "int8":
+            raise UserError(f"the int8 version {twin.name} can't be run here: {said}", file=twin,
+                            key="model.precision", expected=f'"auto" or "fp32", or make it again: {fix}') from None
+        log.warning("model %s: %s can't be run here (%s); running model.onnx (make it again: %s)", card.name,
+                    twin.name, said, fix)
+        return onnx_path, None
     if verdict.ok or precision == "int8":
         return twin, verdict
     return onnx_path, verdict
