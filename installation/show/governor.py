@@ -5,16 +5,17 @@ JSON, OSC /status, the web status page), its `hud_lines()` the HUD, and `check` 
 leaves in the state folder.
 
 What it reads: the presented frames and their capture->present latency (the show's Stats), once a window.
-A window is *late* when fewer than 95 % of the source's frames were presented or the latency's p95 passed
-two frame periods (the budget); it has *room* for the last step given up when at least 97 % were
-presented and the p95 times what that step saved (the p95 of the late window before it over the p95 of
-the window after it) stays under ROOM_P95 of the budget. Hysteresis: one step down after a late window;
-one step back only after `hold` windows in a row with room, and a step back that is late again within
-BOUNCE_WINDOWS doubles `hold` (up to HOLD_MAX_WINDOWS), so a show on the edge settles instead of
+A window is *late* when fewer than 95 % of the source's frames were presented or the latency's p95
+passed two frame periods (the budget); it has *room* for the last step given up when at least 97 % were
+presented and the p95 times what that step saved (the median latency of the late window before it over
+that of the window after it) stays under ROOM_P95 of the budget. Hysteresis: one step down after a late
+window; one step back only after `hold` windows in a row with room, and a step back that is late again
+within BOUNCE_WINDOWS doubles `hold` (up to HOLD_MAX_WINDOWS), so a show on the edge settles instead of
 see-sawing. Every change starts a fresh window: the effect of a step is measured before the next. Until
-the first window that is not late the windows are half as long, so a show finds its steps early; and a
-start on the same CPU at the same rate begins where the last run settled (the verdict it leaves in the
-state folder), its steps taken back like any other when there is room.
+the first window that is not late the windows last a third of a second and a window far behind takes two
+steps, so a show finds its steps in its first second or two; and a start on the same CPU at the same rate
+begins where the last run settled (the verdict it leaves in the state folder), its steps taken back like
+any other when there is room.
 
 The steps, cheapest loss of picture first (STEPS): segmentation every 2nd frame (the mask of the frame
 before is reused), the present pass at 3/4 of the screen's resolution (scaled up by a blit), every 3rd
@@ -38,9 +39,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 log = logging.getLogger("installation.governor")
 
 WINDOW_S = 1.0  # one judgement a second: 30 frames at 30 fps, enough for a p95
-# from the start until the first window that is not late, half-length windows: a show that does not fit
-# this machine finds its steps in its first two or three seconds, not five (a wrong step is taken back)
-FIRST_WINDOW_S = 0.5
+# from the start until the first window that is not late, windows of a third of a second, and two steps at
+# once when far behind: a show that does not fit this machine finds its steps in its first second or two,
+# before its late frames weigh on the run (a step taken on too few frames is taken back like any other)
+FIRST_WINDOW_S = 1 / 3
+FAR_FPS = 0.85  # presented below this share of the source's rate...
+FAR_P95 = 1.5  # ...or the p95 above this share of the budget: far behind, two steps
+WARMUP_S = 0.5  # the first frames (the shaders' first draws, the caches) are not judged
 LATE_FPS = 0.95  # presented below this share of the source's rate: late
 ROOM_FPS = 0.97  # at or above this share...
 ROOM_P95 = 0.8  # ...with the p95, times what the last step saved, under this share of the budget: room
@@ -48,7 +53,6 @@ BUDGET_FRAMES = 2.0  # the latency budget, capture -> present, in frame periods
 HOLD_WINDOWS = 4  # windows with room in a row before a step back
 HOLD_MAX_WINDOWS = 64
 BOUNCE_WINDOWS = 3  # late this soon after a step back: it did not fit, wait twice as long next time
-WARMUP_WINDOWS = 1  # the first window holds the model's and the shaders' first runs: not judged
 VERDICT_FILE = "governor.json"
 
 # (knob, level) in the order they are given up; taken back in reverse
@@ -130,6 +134,7 @@ class Window:
     fps: float
     p95_ms: float
     frames: int
+    p50_ms: float = float("nan")
 
     def words(self, rate: float) -> str:
         p95 = f"p95 {self.p95_ms:.0f} ms" if np.isfinite(self.p95_ms) else "no latency yet"
@@ -143,16 +148,17 @@ class Taken:
     knob: str
     level: float
     why: str
-    p95_before: float
-    p95_after: float = float("nan")  # the first judged window after it
+    p50_before: float
+    p50_after: float = float("nan")  # the first judged window after it
 
     def cost(self) -> float:
-        """How much longer the frames took with this step not given up: the late window's p95 over the
-        next one's (at least 1). A ratio, not a difference, so a step taken while another program loaded
-        the machine is not judged by that load's milliseconds once it has gone."""
-        if not (np.isfinite(self.p95_before) and np.isfinite(self.p95_after)) or self.p95_after <= 0:
+        """How much longer the frames took with this step not given up: the late window's median latency
+        over the next one's (at least 1). A ratio, not a difference, so a step taken while another program
+        loaded the machine is not judged by that load's milliseconds once it has gone; medians, so one
+        stalled frame in a short window does not make the step look dearer than it is."""
+        if not (np.isfinite(self.p50_before) and np.isfinite(self.p50_after)) or self.p50_after <= 0:
             return 1.0
-        return max(1.0, self.p95_before / self.p95_after)
+        return max(1.0, self.p50_before / self.p50_after)
 
 
 class Governor:
@@ -187,7 +193,7 @@ class Governor:
         self._last_up_window = -1000
         self._t_start: float | None = None
         self._warned = False
-        self._finding = True  # half-length windows until the first one that is not late
+        self._finding = True  # short windows, two steps when far behind, until one is not late
 
     # ---- each frame (main thread) ------------------------------------------------------------------
     def update(self, stats: Any, now: float | None = None) -> None:
@@ -200,34 +206,40 @@ class Governor:
             self._t0, self._n0, self._t_start = now, n, now
             return
         dt = now - self._t0
-        if dt < (FIRST_WINDOW_S if self._finding else WINDOW_S):
+        if dt < (WARMUP_S if not self._windows else FIRST_WINDOW_S if self._finding else WINDOW_S):
             return
         frames = n - self._n0
         lat = list(stats.latency_ms)[-frames:] if frames > 0 else []
-        w = Window(frames / dt, float(np.percentile(lat, 95)) if lat else float("nan"), frames)
+        p50, p95 = np.percentile(lat, (50, 95)) if lat else (float("nan"), float("nan"))
+        w = Window(frames / dt, float(p95), frames, float(p50))
         self._t0, self._n0 = now, n
         self._windows += 1
-        if self._windows <= WARMUP_WINDOWS:
-            return
+        if self._windows == 1:
+            return  # the warm-up
         self.last = w
         self.judge(w, now)
 
     def judge(self, w: Window, now: float) -> None:
         """One window's verdict: a step down, a step back, or nothing."""
         assert self.rate
-        if self.taken and not np.isfinite(self.taken[-1].p95_after):
-            self.taken[-1].p95_after = w.p95_ms  # what the last step bought
+        pending = [t for t in self.taken if not np.isfinite(t.p50_after)]
+        if pending and np.isfinite(w.p50_ms) and w.p50_ms > 0:  # what the last change bought, shared out
+            share = max(1.0, pending[0].p50_before / w.p50_ms) ** (1.0 / len(pending))  # between its steps
+            for t in pending:
+                t.p50_after = t.p50_before / share
         late = w.fps < LATE_FPS * self.rate or (np.isfinite(w.p95_ms) and w.p95_ms > self.budget_ms)
         again = self.taken[-1].cost() if self.taken else 1.0  # taking the last step back costs this
         room = (w.fps >= ROOM_FPS * self.rate and np.isfinite(w.p95_ms)
                 and w.p95_ms * again < ROOM_P95 * self.budget_ms)
-        self._finding = self._finding and late
+        finding, self._finding = self._finding, self._finding and late
         if late:
             self._room_run = 0
             if self._windows - self._last_up_window <= BOUNCE_WINDOWS:
                 self.bounces += 1
                 self.hold = min(self.hold * 2, HOLD_MAX_WINDOWS)  # that step back did not fit
-            self.step_down(w, now)
+            far = w.fps < FAR_FPS * self.rate or (np.isfinite(w.p95_ms) and w.p95_ms > FAR_P95 * self.budget_ms)
+            for _ in range(2 if finding and far else 1):
+                self.step_down(w, now)
         elif room:
             self.cheapest_too_slow = False
             self._room_run += 1
@@ -248,7 +260,7 @@ class Governor:
             self.cheapest_too_slow = True
             return
         knob, level = todo[0]
-        self.taken.append(Taken(knob, level, why, w.p95_ms))
+        self.taken.append(Taken(knob, level, why, w.p50_ms))
         self.downs += 1
         self._apply(now, "down", knob, level, why, w)
 
@@ -331,8 +343,8 @@ class Governor:
             folder.mkdir(parents=True, exist_ok=True)
             data = {"cpu": cpu, "rate": self.rate, "t": round(time.time()),
                     **{k: v for k, v in self.status().items() if k != "history"},
-                    "taken": [{"knob": t.knob, "level": t.level, "why": t.why, "p95_before": _finite(t.p95_before),
-                               "p95_after": _finite(t.p95_after)} for t in self.taken]}
+                    "taken": [{"knob": t.knob, "level": t.level, "why": t.why, "p50_before": _finite(t.p50_before),
+                               "p50_after": _finite(t.p50_after)} for t in self.taken]}
             (folder / VERDICT_FILE).write_text(json.dumps(data, indent=2) + "\n")
         except OSError as e:
             log.warning("governor: can't write its verdict in %s: %s", folder, e)
@@ -349,7 +361,8 @@ class Governor:
             if v.get("cpu") != cpu or v.get("rate") != self.rate:
                 return
             steps = [Taken(str(t["knob"]), float(t["level"]), f"where the last run on this CPU settled: {t['why']}",
-                           float(t["p95_before"] or "nan"), float(t["p95_after"] or "nan")) for t in v["taken"]]
+                           float(t.get("p50_before") or "nan"), float(t.get("p50_after") or "nan"))
+                     for t in v["taken"]]
         except (OSError, ValueError, KeyError, TypeError) as e:
             log.warning("governor: its last verdict %s is unreadable (%s): starting from the show file", path, e)
             return
