@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,6 +26,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from installation.control.oscwire import build_dgram
+from installation.control.web import MAX_WEBSOCKETS
 from installation.control.webguard import KEEPALIVE_S
 from tests.scenarios.conftest import free_tcp_port
 from tests.scenarios.test_web_oscquery import closed_at_accept, playing, recv_text
@@ -205,8 +206,22 @@ def test_frames_that_would_crash_or_slip_through_are_refused_on_the_socket(tmp_p
             deadline = time.monotonic() + 5
             while not isinstance(ws.recv(timeout=max(0.01, deadline - time.monotonic())), bytes):
                 pass
+        # WebSocket clients past MAX_WEBSOCKETS, from three senders (each within its share of connections)
+        opened, refused = 0, 0
+        with ExitStack() as clients:
+            for i in range(MAX_WEBSOCKETS + 2):
+                try:
+                    clients.enter_context(connect(f"ws://127.0.0.1:{run['web']}/ws", open_timeout=5,
+                                                  source_address=(f"127.0.0.{4 + i % 3}", 0)))
+                    opened += 1
+                except InvalidStatus as e:
+                    assert e.response.status_code == 503
+                    refused += 1
+            assert opened == MAX_WEBSOCKETS and refused == 2
+            assert status(run)["web"]["clients"] == MAX_WEBSOCKETS
         now = still_playing(run)
         web = now["web"]
+        assert web["refused too many websockets"] == 2, web
         assert web["refused malformed"] == 1 and web["refused bad value"] == 5, web
         assert web["refused too many listens"] > 0, web
         assert status(run)["blackout"] is False and not presets_written(run)
