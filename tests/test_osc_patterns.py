@@ -46,10 +46,12 @@ def test_a_part_never_spans_a_slash() -> None:
     assert m.match("/a*") == ("/ab",)
     assert m.match("/a[!x]b") == ()
     assert m.match("/a[/]b") == ()
+    assert m.match("/a[+-0]b") == (), "a range that spans '/' still takes one character of one part"
     assert m.match("/{a/b,zz}") == ("/a/b",)  # a literal choice may name a slash, as python-osc's does
 
 
 HOSTILE = ["/*/**********************q",  # the issue's datagram: 50 s of backtracking in python-osc
+           "/" + "[\0-\uffff]" * 50,  # wide ranges stay ranges: nothing expanded
            "/*/" + "*?" * 100 + "q",
            "/" + "[a-z]*" * 40 + "q",
            "/{" + ",".join("abcdefgh") + "}/{" + ",".join("abcdefgh") + "}" + "[a-z]" * 30]
@@ -94,6 +96,7 @@ def test_the_issue_pattern_does_not_hold_the_process() -> None:
     ("/pre/[abc", "without ]"),
     ("/pre/{abc", "without }"),
     ("/pre/abc]", "without its opening"),
+    ("/pre/[z-a]", "backwards"),
     ("/{" + ",".join("abcdefgh") + "}/{" + ",".join("abcdefgh") + "}" + "*?" * 40, "states"),
 ])
 def test_patterns_beyond_the_bounds_are_refused(pattern: str, why: str) -> None:

@@ -28,32 +28,39 @@ class PatternRefused(ValueError):
     """A pattern this matcher won't run (too long, too many alternatives, malformed): counted by the caller."""
 
 
-# A token: "*", or a frozenset of characters it accepts (negate=False) / refuses (negate=True).
-_Token = str | tuple[bool, frozenset[str]]
-_ANY: _Token = (True, frozenset("/"))
+# A token: "*", or a set: (negate, characters, ranges) accepting one character in it (or, negated, not in it).
+_Set = tuple[bool, frozenset[str], tuple[tuple[str, str], ...]]
+_Token = str | _Set
+_ANY: _Token = (True, frozenset("/"), ())
 
 
-def _char_set(pattern: str, i: int) -> tuple[tuple[bool, frozenset[str]], int]:
-    """The set starting after `[` at i: (negate, chars) and the index after its `]`."""
+def _literal(c: str) -> _Set:
+    return (False, frozenset(c), ())
+
+
+def _char_set(pattern: str, i: int) -> tuple[_Set, int]:
+    """The set starting after `[` at i, and the index after its `]`. Ranges stay ranges: `[\0-\uffff]`
+    costs nothing to hold."""
     negate = i < len(pattern) and pattern[i] == "!"
     i += negate
     chars: set[str] = set()
+    ranges: list[tuple[str, str]] = []
     start = i
     while i < len(pattern) and pattern[i] != "]":
         c = pattern[i]
         if c == "-" and i > start and i + 1 < len(pattern) and pattern[i + 1] != "]":
             lo, hi = pattern[i - 1], pattern[i + 1]
-            if ord(hi) - ord(lo) > 0x10000:
-                raise PatternRefused("a range in [...] too wide")
-            chars.update(chr(x) for x in range(ord(lo), ord(hi) + 1))
+            if lo > hi:
+                raise PatternRefused(f"a range [{lo}-{hi}] backwards")
+            ranges.append((lo, hi))
             i += 2
             continue
         chars.add(c)
         i += 1
     if i >= len(pattern):
         raise PatternRefused("[ without ]")
-    chars.discard("/")  # a set is one character of one part
-    return (negate, frozenset(chars)), i + 1
+    chars.discard("/")  # a set is one character of one part: never a '/' (ranges skip it when matching)
+    return (negate, frozenset(chars), tuple(ranges)), i + 1
 
 
 def _chains(pattern: str) -> list[list[_Token]]:
@@ -82,12 +89,12 @@ def _chains(pattern: str) -> list[list[_Token]]:
             words = pattern[i + 1:end].split(",")
             if len(chains) * len(words) > MAX_ALTERNATIVES:
                 raise PatternRefused(f"more than {MAX_ALTERNATIVES} alternatives")
-            chains = [[*ch, *((False, frozenset(x)) for x in w)] for ch in chains for w in words]
+            chains = [[*ch, *(_literal(x) for x in w)] for ch in chains for w in words]
             i = end + 1
         elif c in "]}":
             raise PatternRefused(f"{c} without its opening")
         else:
-            tok = (False, frozenset(c))
+            tok = _literal(c)
             for ch in chains:
                 ch.append(tok)
             i += 1
@@ -130,8 +137,9 @@ class Pattern:
                 if tok == "*":
                     ok = c != "/"
                 else:
-                    negate, chars = tok  # type: ignore[misc]
-                    ok = c != "/" and c not in chars if negate else c in chars
+                    negate, chars, ranges = tok  # type: ignore[misc]
+                    inside = c in chars or (c != "/" and any(lo <= c <= hi for lo, hi in ranges))
+                    ok = (not inside and c != "/") if negate else inside
                 if ok:
                     m |= bits
             self._accepts[c] = m
@@ -157,7 +165,7 @@ class Matcher:
 
     def __init__(self, addresses: Iterable[str]) -> None:
         self.addresses = tuple(addresses)
-        self._cache: OrderedDict[str, tuple[str, ...] | PatternRefused] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[str, ...] | str] = OrderedDict()  # matches, or why refused
 
     def match(self, pattern: str) -> tuple[str, ...]:
         """The addresses `pattern` matches, in the order given. Raises PatternRefused."""
@@ -169,12 +177,12 @@ class Matcher:
                 p = Pattern(pattern)
                 hit = tuple(a for a in self.addresses if p.matches(a))
             except PatternRefused as e:
-                hit = e  # refused again at no cost when a flood repeats it
+                hit = str(e)  # refused again at no cost when a flood repeats it
             self._cache[pattern] = hit
         if len(self._cache) > CACHE:
             self._cache.popitem(last=False)
-        if isinstance(hit, PatternRefused):
-            raise hit
+        if isinstance(hit, str):
+            raise PatternRefused(hit)
         return hit
 
 
