@@ -56,10 +56,14 @@ def read_image(path: Path) -> np.ndarray:
 MIN_PAIRS = 16  # below this, a few batches an epoch: the model learns the pictures, not the mapping
 
 
-def list_images(folder: Path) -> list[Path]:
-    files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+def list_images(folder: Path, recursive: bool = False) -> list[Path]:
+    """The folder's pictures in sorted order; with `recursive`, its subfolders' too (by relative path)."""
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    files = sorted((f for f in found if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES),
+                   key=lambda f: f.relative_to(folder).parts)
     if not files:
-        raise UserError("no images in this folder", file=folder, expected=" ".join(IMAGE_SUFFIXES))
+        raise UserError("no images in this folder" + (" or its subfolders" if recursive else ""), file=folder,
+                        expected=" ".join(IMAGE_SUFFIXES))
     return files
 
 

@@ -102,7 +102,7 @@ class TargetReader:
         self.chain, self.augment, self.seed, self.brightness, self.epoch = chain, augment, seed, brightness, 0
         self._input_chain, self._target_chain = chain.for_training(), geometric_chain(chain)
         self.repeat = max(1, repeat)  # each picture this many times an epoch, each time cropped anew
-        self.files = list_images(folder)
+        self.files = list_images(folder, recursive=True)  # a folder of folders of pictures too
         self.size = chain.size[0]
         # Target pictures are few and the chain runs per sample: decode once, keep them in memory
         # (scaled so the short side is at most 2x the model's input, plenty for a 130 % zoom).

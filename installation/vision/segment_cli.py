@@ -32,7 +32,9 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("segment", help="write a person mask (PNG) for each frame of a video, image or folder",
                        description="Write one PNG mask (white = person) per frame of a video, per image, or "
                                    "per image in a folder. Offline defaults: full resolution, no smoothing.")
-    p.add_argument("input", metavar="INPUT", help="a video file, an image file, or a folder of images")
+    p.add_argument("input", metavar="INPUT",
+                   help="a video file, an image file, or a folder of images (its subfolders too: the masks keep "
+                        "the pictures' paths under it)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder the masks are written to")
     p.add_argument("--mode", choices=MODES[1:], default="selfie", help="segmenter (default: selfie)")
     p.add_argument("--every", type=int, default=1, metavar="N",
@@ -67,12 +69,16 @@ def _frames(src: Path, every: int) -> tuple[Iterator[tuple[str, np.ndarray]], in
     """(name, RGB picture) pairs from a video, an image or a folder, and how many (None if unknown)."""
     if not src.exists():
         raise UserError("no such file or folder", file=src)
-    if src.is_dir():
-        files = sorted(f for f in src.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    if src.is_dir():  # with its subfolders, in sorted order; a mask keeps the picture's path under src
+        files = sorted((f for f in src.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES),
+                       key=lambda f: f.relative_to(src).parts)
         if not files:
-            raise UserError("no images in this folder", file=src, expected=" ".join(IMAGE_SUFFIXES))
+            raise UserError("no images in this folder or its subfolders", file=src, expected=" ".join(IMAGE_SUFFIXES))
+        folders = len({f.parent for f in files})
+        print(f"segment: {len(files)} picture{'s' * (len(files) != 1)} in {folders} folder{'s' * (folders != 1)}",
+              flush=True)
         picked = files[::every]
-        return (((f.stem, _read_image(f)) for f in picked), len(picked))
+        return (((f.relative_to(src).with_suffix("").as_posix(), _read_image(f)) for f in picked), len(picked))
     if src.suffix.lower() in IMAGE_SUFFIXES:
         return iter([(src.stem, _read_image(src))]), 1
     cap = cv2.VideoCapture(str(src))
@@ -126,6 +132,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         for name, rgb in progress(frames, total=total, unit="frame", desc="segment"):
             mask = segment_frame(segmenter, treatment, rgb, values)
             path = out / f"{name}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
             if not cv2.imwrite(str(path), (mask * 255.0 + 0.5).astype(np.uint8)):
                 raise UserError("cannot write the mask", file=path)
             written += 1
