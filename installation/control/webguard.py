@@ -76,6 +76,7 @@ class Doorman:
         self.total = limit_total(self.fd_limit)
         self.per_sender = min(PER_SENDER, max(4, self.total // 4))
         self.open: dict[str, int] = {}  # sender -> connections it holds
+        self.held = 0  # connections let in and not yet closed
         self.short_said = False
 
     def factory(self, make: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
@@ -94,7 +95,7 @@ class Doorman:
             return host, "descriptors short"
         if not self.allowed(host):
             return host, "sender not allowed"
-        if sum(self.open.values()) >= self.total:
+        if self.held >= self.total:
             return host, "too many connections"
         if self.open.get(host, 0) >= self.per_sender:
             return host, "too many connections from one sender"
@@ -109,8 +110,10 @@ class Doorman:
 
     def enter(self, host: str) -> None:
         self.open[host] = self.open.get(host, 0) + 1
+        self.held += 1
 
     def leave(self, host: str) -> None:
+        self.held -= 1
         n = self.open.get(host, 0) - 1
         if n > 0:
             self.open[host] = n
@@ -118,7 +121,7 @@ class Doorman:
             self.open.pop(host, None)
 
     def summary(self) -> dict[str, int]:
-        return {"open": sum(self.open.values()), "senders": len(self.open), "limit": self.total,
+        return {"open": self.held, "senders": len(self.open), "limit": self.total,
                 "per_sender": self.per_sender}
 
 
