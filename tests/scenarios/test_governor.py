@@ -106,3 +106,48 @@ def test_a_video_recorded_under_lockstep_is_untouched(tmp_path: Path, loaded: No
     g = s["health"]["governor"]
     assert g["changes"] == 0 and g["why_idle"] == "--lockstep processes every frame"
     assert "governor: --lockstep processes every frame" in stdout
+
+
+def test_the_status_page_and_osc_status_say_it_while_the_show_plays(tmp_path: Path, loaded: None) -> None:
+    """Over real sockets: /api/status carries the governor's figures, /status/governor its line."""
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    from pythonosc.osc_message import OscMessage, ParseError
+
+    from tests.scenarios.conftest import free_tcp_port, free_udp_port, start_cli
+
+    feedback = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    feedback.bind(("127.0.0.1", 0))
+    feedback.settimeout(0.5)
+    model = flat_model(tmp_path / "flat", (200, 40, 160))
+    show = small_show(tmp_path, source=SOURCE_30, model=model, osc='host = "127.0.0.1"\noscquery_port = 0')
+    web = free_tcp_port()
+    proc = start_cli(["rehearse", show, "--headless", "--seconds", 60, "--osc-port", free_udp_port(),
+                      "--web-port", web, "--osc-feedback", f"127.0.0.1:{feedback.getsockname()[1]}"], tmp_path)
+    try:
+        said, status = "", {}
+        t_end = time.monotonic() + 40
+        while time.monotonic() < t_end and not (said.startswith("governor: gave up render scale 0.5")
+                                                and status.get("governor", {}).get("given_up")):
+            try:
+                msg = OscMessage(feedback.recv(65536))
+                if msg.address == "/status/governor":
+                    said = str(msg.params[0])
+            except (TimeoutError, ParseError):
+                pass  # nothing yet, or a bundle
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{web}/api/status", timeout=2) as r:
+                    status = json.loads(r.read())
+            except OSError:
+                pass  # not listening yet
+        assert said.startswith("governor: gave up render scale 0.5; late: "), said
+        g = status["governor"]
+        assert g["given_up"] == ["render scale 0.5"] and g["settings"]["render_scale"] == 0.5, g
+        assert g["why"].startswith("late: ") and g["downs"] == 2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+        feedback.close()
