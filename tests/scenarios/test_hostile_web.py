@@ -261,6 +261,11 @@ def test_a_page_from_another_origin_cannot_set_blackout_in_a_real_browser(tmp_pa
             assert now["blackout"] is False and now["web"]["refused origin"] == 1, now["web"]
             # the same script from the show's own page opens and sets blackout: the Origin was the difference
             d.get(f"http://127.0.0.1:{run['web']}/status")  # type: ignore[attr-defined]
+            deadline = time.monotonic() + 5  # the status page shows the refusal
+            while "(refused 1)" not in d.find_element("id", "osc").text:  # type: ignore[attr-defined]
+                assert time.monotonic() < deadline, d.find_element("id", "osc").text  # type: ignore[attr-defined]
+                time.sleep(0.1)
+            d.save_screenshot(str(tmp_path / "status-after-a-foreign-page.png"))  # type: ignore[attr-defined]
             assert d.execute_async_script(PAGE_TRIES, url) == "open"  # type: ignore[attr-defined]
             deadline = time.monotonic() + 5
             while not status(run)["blackout"]:

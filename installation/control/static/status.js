@@ -51,7 +51,10 @@ function show(s) {
   $("why").textContent = s.schedule ? s.schedule.why : "";
   const web = s.web || {};
   $("clients").textContent = web.clients ?? "–";
-  $("osc").textContent = `web clients · OSC in ${s.osc ? s.osc.accepted : 0}, refused ${s.osc ? s.osc.rejected : 0}`;
+  // every refusal of the web server (connections, Host, Origin, what clients sent) in one figure
+  const webRefused = Object.entries(web).filter(([k]) => k.startsWith("refused")).reduce((n, [, v]) => n + v, 0);
+  $("osc").textContent = `web clients (refused ${webRefused}) · OSC in ${s.osc ? s.osc.accepted : 0}, ` +
+    `refused ${s.osc ? s.osc.rejected : 0}`;
   $("state").textContent = [s.blackout && "blackout", s.freeze && "frozen", s.preset && `preset ${s.preset}`]
     .filter(Boolean).join(" · ");
   const faults = Object.entries(s.faults || {});
