@@ -7,6 +7,7 @@ are turned down with `quiet_opencv`; our code says the one line that matters ins
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import sys
@@ -21,6 +22,10 @@ CHATTER = re.compile(
     r"|WARNING: Logging before InitGoogle\(\)"
     r"|[IW]\d{4} [\d:. ]+\d+ [\w.]+:\d+\]"
     r"|ALSA lib )")
+
+# ONNX Runtime's calibrator prints its progress with print(): lines that say nothing to whoever runs quantize.
+ORT_CALIBRATION = re.compile(r"^(Collecting tensor data and making histogram|Finding optimal threshold for each "
+                             r"tensor|Number of tensors :|Number of histogram bins :|Percentile :)")
 
 _lock = threading.Lock()  # fd 2 is one per process: one capture at a time
 
@@ -69,3 +74,17 @@ def quiet_opencv() -> None:
 
     with contextlib.suppress(AttributeError):
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+@contextlib.contextmanager
+def quiet_prints(drop: re.Pattern[str]) -> Iterator[None]:
+    """Python-level prints of a library call: lines matching `drop` dropped, the others printed after it."""
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield
+    finally:
+        kept = [line for line in buffer.getvalue().splitlines(keepends=True) if not drop.match(line)]
+        if kept:
+            sys.stdout.write("".join(kept))
+            sys.stdout.flush()

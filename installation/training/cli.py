@@ -134,14 +134,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
+    from installation.core.chatter import ORT_CALIBRATION, quiet_prints
     from installation.media.sample import ensure_sample_clip
     from installation.training.dataset import describe_sources, find_sources
     from installation.training.quantize import MAX_DIFF, quantize_model
 
     inputs = args.inputs or [ensure_sample_clip()]
     print(f"quantize: calibrating on {describe_sources(find_sources(inputs))}", flush=True)
-    res = quantize_model(args.model, inputs, count=max(8, args.pictures),
-                         max_diff=MAX_DIFF if args.max_diff is None else args.max_diff)
+    with quiet_prints(ORT_CALIBRATION):
+        res = quantize_model(args.model, inputs, count=max(8, args.pictures),
+                             max_diff=MAX_DIFF if args.max_diff is None else args.max_diff)
     print(f"quantize: wrote {res.folder / 'model.int8.onnx'}: {res.mean_diff:.2f} grey levels from model.onnx on "
           f"average over {res.checked_on} held-out pictures (worst {res.worst_diff:.2f}); "
           f"{res.ms_int8:.1f} against {res.ms_fp32:.1f} ms an inference here")

@@ -94,6 +94,8 @@ def test_the_workshop_as_written(tmp_path: Path) -> None:
     # 4. export, with the next step named
     out = ok(["export", "runs/me/latest.pt", "--out", "models/me"], tmp_path)
     assert "next: installation quantize models/me" in out
+    out = ok(["quantize", "models/me", takes, "--pictures", "16"], tmp_path)  # ONNX Runtime's calibrator is quiet
+    assert "calibrating on 3 videos in 2 folders" in out and (tmp_path / "models/me/model.int8.onnx").is_file()
 
     # 5. a show for the model, one command away; `check` says it is ready
     ok(["show", "new", "me", "--model", "models/me", "--camera", takes / "anna" / "take_001.mp4"], tmp_path)
