@@ -105,6 +105,11 @@ class Stats:
             self.t_last_present = now
             self._fps_window.append(now)
 
+    def present_times(self) -> list[float]:
+        """When the last frames were presented (monotonic s, oldest first; the show governor's frame rate)."""
+        with self._lock:
+            return list(self._fps_window)
+
     def fps(self) -> float:
         """Presented frames per second over the last couple of seconds."""
         with self._lock:

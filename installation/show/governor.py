@@ -135,6 +135,11 @@ class Window:
     p95_ms: float
     frames: int
     p50_ms: float = float("nan")
+    over: int = 0  # frames whose latency passed the budget
+
+    def over_budget(self) -> bool:
+        """The p95 passed the budget, and by more than one frame (one stall in a short window is not late)."""
+        return self.over >= 2 and self.over > 0.05 * self.frames
 
     def words(self, rate: float) -> str:
         p95 = f"p95 {self.p95_ms:.0f} ms" if np.isfinite(self.p95_ms) else "no latency yet"
@@ -193,6 +198,7 @@ class Governor:
         self._last_up_window = -1000
         self._t_start: float | None = None
         self._warned = False
+        self._anchor: float | None = None  # when the last frame judged was presented
         self._finding = True  # short windows, two steps when far behind, until one is not late
 
     # ---- each frame (main thread) ------------------------------------------------------------------
@@ -211,13 +217,25 @@ class Governor:
         frames = n - self._n0
         lat = list(stats.latency_ms)[-frames:] if frames > 0 else []
         p50, p95 = np.percentile(lat, (50, 95)) if lat else (float("nan"), float("nan"))
-        w = Window(frames / dt, float(p95), frames, float(p50))
+        over = sum(x > self.budget_ms for x in lat)
+        w = Window(self._rate_since(stats, now, frames), float(p95), frames, float(p50), over)
         self._t0, self._n0 = now, n
         self._windows += 1
         if self._windows == 1:
             return  # the warm-up
         self.last = w
         self.judge(w, now)
+
+    def _rate_since(self, stats: Any, now: float, frames: int) -> float:
+        """Frames a second since the last window, from the present times: the frames over the time from the
+        last present before the window to the last in it, so a steady 30 fps reads 30 whichever way a short
+        window's edges fall (9, 10 or 11 frames in a third of a second). A stall at the end is the next
+        window's first interval."""
+        times = stats.present_times()[-frames:] if frames > 0 else []
+        anchor, self._anchor = self._anchor, times[-1] if times else self._anchor
+        if anchor is None or not times or times[-1] <= anchor:
+            return frames / max(now - (self._t0 or now), 1e-9)
+        return len(times) / (times[-1] - anchor)
 
     def judge(self, w: Window, now: float) -> None:
         """One window's verdict: a step down, a step back, or nothing."""
@@ -227,7 +245,7 @@ class Governor:
             share = max(1.0, pending[0].p50_before / w.p50_ms) ** (1.0 / len(pending))  # between its steps
             for t in pending:
                 t.p50_after = t.p50_before / share
-        late = w.fps < LATE_FPS * self.rate or (np.isfinite(w.p95_ms) and w.p95_ms > self.budget_ms)
+        late = w.fps < LATE_FPS * self.rate or w.over_budget()
         again = self.taken[-1].cost() if self.taken else 1.0  # taking the last step back costs this
         room = (w.fps >= ROOM_FPS * self.rate and np.isfinite(w.p95_ms)
                 and w.p95_ms * again < ROOM_P95 * self.budget_ms)
@@ -237,7 +255,8 @@ class Governor:
             if self._windows - self._last_up_window <= BOUNCE_WINDOWS:
                 self.bounces += 1
                 self.hold = min(self.hold * 2, HOLD_MAX_WINDOWS)  # that step back did not fit
-            far = w.fps < FAR_FPS * self.rate or (np.isfinite(w.p95_ms) and w.p95_ms > FAR_P95 * self.budget_ms)
+            far = (w.fps < FAR_FPS * self.rate
+                   or (w.over_budget() and w.p95_ms > FAR_P95 * self.budget_ms))
             for _ in range(2 if finding and far else 1):
                 self.step_down(w, now)
         elif room:
