@@ -240,7 +240,7 @@ class Governor:
     def judge(self, w: Window, now: float) -> None:
         """One window's verdict: a step down, a step back, or nothing."""
         assert self.rate
-        pending = [t for t in self.taken if not np.isfinite(t.p50_after)]
+        pending = [t for t in self.taken if np.isfinite(t.p50_before) and not np.isfinite(t.p50_after)]
         if pending and np.isfinite(w.p50_ms) and w.p50_ms > 0:  # what the last change bought, shared out
             share = max(1.0, pending[0].p50_before / w.p50_ms) ** (1.0 / len(pending))  # between its steps
             for t in pending:
