@@ -132,6 +132,8 @@ class Session:
     async def reader(self) -> None:
         async for msg in self.ws:
             await self._throttle()
+            if self.closed:  # dropped, or the server stops: what the client sent before is not read
+                break
             try:
                 if msg.type == WSMsgType.TEXT:
                     self.command(msg.data)

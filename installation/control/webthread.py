@@ -22,6 +22,7 @@ from installation.control.webguard import KEEPALIVE_S, LINGER_S, Doorman
 log = logging.getLogger("installation.web")
 
 RETRY_S = 2.0
+SHUTDOWN_S = 0.5  # handlers still running this long after close() are cancelled: the show stops within 2 s
 PORT_TAKEN = (98, 48, 10048)  # EADDRINUSE on Linux, macOS, Windows
 
 
@@ -81,7 +82,7 @@ class ServingThread:
         for what, port, app in apps:
             if port:
                 runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=KEEPALIVE_S,
-                                       lingering_time=LINGER_S)
+                                       lingering_time=LINGER_S, shutdown_timeout=SHUTDOWN_S)
                 await runner.setup()
                 self._runners.append(runner)
                 if not await self._bind(what, runner, port):

@@ -206,6 +206,22 @@ def test_frames_that_would_crash_or_slip_through_are_refused_on_the_socket(tmp_p
             deadline = time.monotonic() + 5
             while not isinstance(ws.recv(timeout=max(0.01, deadline - time.monotonic())), bytes):
                 pass
+        # four clients listening to "/" and ignoring it again as fast as they can (each LISTEN rebuilt the
+        # whole tree once, and four such clients made /api/status time out): the show answers and plays on
+        stop = threading.Event()
+        floods = [threading.Thread(target=listen_flood, args=(run["web"], stop), daemon=True) for _ in range(4)]
+        for t in floods:
+            t.start()
+        try:
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            still_playing(run)
+            assert time.monotonic() - t0 < 3.0, "/api/status answered slowly under LISTEN floods"
+        finally:
+            stop.set()
+            for t in floods:
+                t.join(10)
+
         # WebSocket clients past MAX_WEBSOCKETS, from three senders (each within its share of connections)
         opened, refused = 0, 0
         with ExitStack() as clients:
@@ -226,6 +242,13 @@ def test_frames_that_would_crash_or_slip_through_are_refused_on_the_socket(tmp_p
         assert web["refused too many listens"] > 0, web
         assert status(run)["blackout"] is False and not presets_written(run)
     assert "RecursionError" not in run["log"]
+
+
+def listen_flood(port: int, stop: threading.Event) -> None:
+    with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+        while not stop.is_set():
+            for command in ("LISTEN", "IGNORE"):
+                ws.send(json.dumps({"COMMAND": command, "DATA": "/"}))
 
 
 PAGE_TRIES = """
