@@ -42,7 +42,9 @@ def add_commands(sub: Any) -> None:
 
     r = dsub.add_parser("record", help="record takes from a camera after a countdown",
                         description="Count down, record SECONDS of camera frames to DIR/take_NNN.mp4, repeat. "
-                                    "A video file given as --camera stands in for the camera.")
+                                    "Takes are numbered on from the folder's last one: none is overwritten. A "
+                                    "video file given as --camera stands in for the camera (it waits during the "
+                                    "countdown).")
     r.add_argument("--camera", default="0", help="camera index or device path, or a video file (default 0)")
     r.add_argument("--out", required=True, metavar="DIR", help="folder for the takes")
     r.add_argument("--takes", type=int, default=3, metavar="N", help="how many takes (default 3)")

@@ -83,7 +83,8 @@ def add_train_arguments(t: argparse.ArgumentParser) -> None:
                    help=f"a named set of settings, before any --set: {', '.join(RECIPES)} (default pix2pix)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="any other TrainConfig field, e.g. --set d_width=32 --set decay=0 (repeatable)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    t.add_argument("--no-progress", action="store_true",
+                   help="no progress at all (off a terminal it is already a plain line every 30 s, no bars)")
     t.add_argument("--nproc", type=int, default=None, metavar="N",
                    help="train in N processes through torchrun (DDP: one per GPU, or gloo on CPUs)")
 
