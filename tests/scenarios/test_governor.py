@@ -40,12 +40,13 @@ def test_a_show_that_does_not_fit_gives_up_render_scale_and_says_why(tmp_path: P
     g = s["health"]["governor"]
     assert g["mode"] == "auto" and g["settings"] == {"seg_every": 1, "render_scale": 0.5}
     assert g["given_up"] == ["render scale 0.5"]
-    assert [h["step"] for h in g["history"]] == ["render scale 0.75", "render scale 0.5"]
+    assert [h["step"] for h in g["history"]][:2] == ["render scale 0.75", "render scale 0.5"]
     assert g["why"].startswith("late: ") and "fps of 30" in g["why"]
-    # frames kept up once it had given enough up: it stopped there (no step back, nothing further to give
-    # up), and its last window presented far more frames than the one that made it start (a quarter of the
-    # injected cost; the machine's other load is not the test's to judge)
-    assert g["downs"] == 2 and g["ups"] == 0 and g["changes"] == 2
+    # frames kept up once it had given enough up: it stayed there (a step back tried on a quiet machine is
+    # late at once and given up again, and counted as a bounce), and its last window presented far more
+    # frames than the one that made it start (a quarter of the injected cost; the machine's other load is
+    # not the test's to judge)
+    assert g["ups"] == g["bounces"] <= 1 and g["changes"] == 2 + 2 * g["ups"], g["history"]
     assert g["last_window"]["fps"] > 1.5 * g["history"][0]["fps"], g
     assert "governor: gave up render scale 0.5; late: " in stdout
     # the recording is the screen's size, the picture the model's colour: the scaled pass was blown up
@@ -146,7 +147,7 @@ def test_the_status_page_and_osc_status_say_it_while_the_show_plays(tmp_path: Pa
         assert said.startswith("governor: gave up render scale 0.5; late: "), said
         g = status["governor"]
         assert g["given_up"] == ["render scale 0.5"] and g["settings"]["render_scale"] == 0.5, g
-        assert g["why"].startswith("late: ") and g["downs"] == 2
+        assert g["why"].startswith("late: ") and g["downs"] >= 2
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=20)
