@@ -191,7 +191,8 @@ def play(args: argparse.Namespace, rehearse: bool) -> int:
               + (f"; {rejected} pictures rejected (not the recording's size)" if rejected else ""))
     if opts.stats:
         print(f"stats written to {opts.stats}")
-    if not summary.get("source_frames_read"):  # a show that never saw its camera did not play
+    if not summary.get("source_frames_read") and not stopping.received:
+        # a show that never saw its camera did not play (one stopped by SIGTERM before it could is not a failure)
         why = getattr(show.source, "last_error", "") or "no frame came"
         print(f"error: {show.source.name} never delivered a frame ({why})", file=sys.stderr)
         return 1
