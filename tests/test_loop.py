@@ -193,7 +193,7 @@ def test_model_swap_crossfades_without_dropping_frames(tmp_path, tiny_model):
                      '[params]\n"model/crossfade" = 0.3')
     show = Show(load_show(path), RunOptions(headless=True, realtime=False, lockstep=True))
     show.build()
-    show.store.set("model/select", str(other))
+    show.store.set("model/select", "other")  # by name, among the show's model folders
     seen_fade, t0 = [], time.monotonic()
     while show.slot.model is None or show.slot.model.name != "other":
         show.update()
@@ -212,7 +212,7 @@ def test_failed_swap_keeps_the_running_model(tmp_path, tiny_model):
     path = show_file(tmp_path, 'kind = "synthetic"\nwidth = 160\nheight = 90', tiny_model)
     show = Show(load_show(path), RunOptions(headless=True, realtime=False, lockstep=True))
     show.build()
-    show.store.set("model/select", str(tmp_path / "missing_model"))
+    show.store.set("model/select", "missing_model")
     t0 = time.monotonic()
     while "swap" not in show.slot.error:
         show.update()
