@@ -64,11 +64,12 @@ def status(run: dict[str, Any], source: str = "127.0.0.2") -> dict[str, Any]:
 
 
 def still_playing(run: dict[str, Any], source: str = "127.0.0.2") -> dict[str, Any]:
-    """/api/status answers and frames keep being presented: two readings 1 s apart."""
+    """/api/status answers and the frames it counts keep rising (its figures come once a second)."""
     before = status(run, source)["frames_presented"]
-    time.sleep(1.0)
-    now = status(run, source)
-    assert now["frames_presented"] > before + 5, (before, now["frames_presented"])
+    deadline = time.monotonic() + 5
+    while (now := status(run, source))["frames_presented"] <= before + 5:
+        assert time.monotonic() < deadline, (before, now["frames_presented"])
+        time.sleep(0.2)
     return now
 
 
@@ -214,13 +215,18 @@ def test_frames_that_would_crash_or_slip_through_are_refused_on_the_socket(tmp_p
             t.start()
         try:
             time.sleep(0.5)
-            t0 = time.monotonic()
             still_playing(run)
-            assert time.monotonic() - t0 < 3.0, "/api/status answered slowly under LISTEN floods"
+            t0 = time.monotonic()
+            status(run)
+            assert time.monotonic() - t0 < 1.0, "/api/status answered slowly under LISTEN floods"
         finally:
             stop.set()
             for t in floods:
-                t.join(10)
+                t.join(15)
+        deadline = time.monotonic() + 15  # the flooders' sessions end (the server reads up to their close)
+        while status(run)["web"]["clients"]:
+            assert time.monotonic() < deadline, status(run)["web"]
+            time.sleep(0.2)
 
         # WebSocket clients past MAX_WEBSOCKETS, from three senders (each within its share of connections)
         opened, refused = 0, 0
