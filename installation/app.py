@@ -55,8 +55,10 @@ class Show(loop.Show):
     own), and the control surfaces (control/osc.py attach_controls: live values, presets, OSC in and out,
     record and replay, MIDI)."""
 
-    def __init__(self, cfg: ShowConfig, opts: RunOptions, registry: Registry | None = None) -> None:
-        super().__init__(cfg, opts, default_registry() if registry is None else registry)
+    def __init__(self, cfg: ShowConfig, opts: RunOptions, registry: Registry | None = None, *,
+                 inference_threads: int | None = None) -> None:
+        super().__init__(cfg, opts, default_registry() if registry is None else registry,
+                         inference_threads=inference_threads)
 
     def attach_controls(self) -> None:
         attach_controls(self.handle)  # the surfaces get the narrow handle, never the Show

@@ -87,7 +87,7 @@ class Script:
 
 
 def play(show: Show, script: Script) -> dict[str, Any]:
-    show.controls.append(script)
+    show.parts.append(script)
     if show.renderer is None:
         show.build()
     summary = show.run()
@@ -194,7 +194,7 @@ def test_camera_lost_for_a_while_shows_the_idle_look_chosen_in_the_show(tmp_path
     script = Script([])
 
     def look(s: Show) -> str:
-        return next(c for c in s.controls if isinstance(c, ScheduleControl)).look
+        return next(c for c in s.parts if isinstance(c, ScheduleControl)).look
 
     def note(s: Show) -> None:
         marks["idle"], marks["before"] = s.display.read(), script.last_fresh
@@ -334,7 +334,7 @@ def test_a_missing_selfie_model_reaches_the_hud_the_stats_and_the_health_counter
         marks["health"] = counters(s)
 
     script = Script([("segmentation failed a few times",
-                      lambda s: s.segmenter.failures >= 5 and presented(s) >= 10, look)])
+                      lambda s: s.workers.segmenter.failures >= 5 and presented(s) >= 10, look)])
     summary = play(show, script)
     assert "segment" in marks["hud"] and "selfie segmentation model not found" in marks["hud"], marks["hud"]
     assert marks["health"]["faults"]["segment"] >= 5 and marks["health"]["segment_failures"] >= 5

@@ -188,7 +188,7 @@ def test_missing_model_still_shows_the_camera_and_reports_it(tmp_path):
 
 
 def test_model_swap_crossfades_without_dropping_frames(tmp_path, tiny_model):
-    other = make_model_folder(tmp_path / "models" / "other", size=32, name="other")
+    make_model_folder(tmp_path / "models" / "other", size=32, name="other")
     path = show_file(tmp_path, 'kind = "synthetic"\nwidth = 160\nheight = 90', tiny_model,
                      '[params]\n"model/crossfade" = 0.3')
     show = Show(load_show(path), RunOptions(headless=True, realtime=False, lockstep=True))
@@ -233,12 +233,11 @@ def test_chained_models_feed_each_other(tmp_path, tiny_model):
     show = Show(load_show(path), RunOptions(headless=True, frames=3, realtime=False, lockstep=True))
     show.build()
     show.stop()  # the workers stop: the frame below is processed by hand, with no worker finishing a newer one
-    for t in show._infer_threads:
-        t.join(5.0)
+    show.workers.join(5.0)
     frame = show.source.recv(2.0)
     from installation.vision.preprocess import ChainState
 
-    result = show.process(frame, show.store.snapshot(), ChainState(), None)
+    result = show.workers.process(frame, show.store.snapshot(), ChainState(), None)
     show.close()
     assert result.layers.output.shape == (32, 32, 3), "the last model in the chain sets the output"
 

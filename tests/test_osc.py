@@ -442,9 +442,15 @@ class ObservedShow(Show):
 
     seen: dict[int, dict[str, Any]]
 
-    def process(self, frame, snap, *args, **kwargs):  # type: ignore[no-untyped-def]
-        self.seen[frame.index] = {k: snap[k] for k in ("pre/blur", "colour/brightness", "mix/mode", "pre/median")}
-        return super().process(frame, snap, *args, **kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        process = self.workers.process
+
+        def observed(frame, snap, *args, **kwargs):  # type: ignore[no-untyped-def]
+            self.seen[frame.index] = {k: snap[k] for k in ("pre/blur", "colour/brightness", "mix/mode", "pre/median")}
+            return process(frame, snap, *args, **kwargs)
+
+        self.workers.process = observed  # type: ignore[method-assign]
 
 
 def _rehearse(tmp_path: Path, recording: Path, run: int) -> dict[int, dict[str, Any]]:

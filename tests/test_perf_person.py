@@ -13,7 +13,7 @@ from conftest import make_model_folder, small_show
 
 from installation.app import RunOptions, Show, load_show
 from installation.core.frames import Frame
-from installation.show import pipeline
+from installation.show import workers
 
 GREEN = (0, 177, 64)  # the chroma key's backdrop colour
 
@@ -33,8 +33,7 @@ def _show(tmp_path: Path) -> Show:
               "mix/mode": "person", "model/skip_still": 0.0, "pre/flip": False}
     show = Show(cfg, RunOptions(headless=True, realtime=False, extra_params=params)).build()
     show.source.close()  # frames are handed to process() below, in order: the workers end
-    for t in show._infer_threads:
-        t.join(5.0)
+    show.workers.join(5.0)
     return show
 
 
@@ -42,13 +41,13 @@ def test_each_frame_is_composited_with_its_own_mask_while_the_person_moves(tmp_p
     # the worker waits for its own frame's mask at most as long as its inference took (2 ms and up); on a
     # loaded test machine the segmenter may need longer, so the bound is widened: what is judged here is
     # whose mask it is, not how long the segmenter takes
-    monkeypatch.setattr(pipeline, "SEG_WAIT_MIN_S", 2.0)
+    monkeypatch.setattr(workers, "SEG_WAIT_MIN_S", 2.0)
     show = _show(tmp_path)
     try:
         for i, x in enumerate(range(10, 130, 12)):
             image = person_at(x)
             frame = Frame(image, 1000 + i, time.monotonic())
-            result = show.process(frame, show.store.snapshot(), show.slot.chain_state, show._prev_output)
+            result = show.workers.process(frame, show.store.snapshot(), show.slot.chain_state, show.workers.prev_output)
             assert result is not None and result.layers.has_mask
             mask = result.layers.mask  # cut to the content's square like the camera picture
             camera = result.layers.camera
@@ -66,19 +65,19 @@ def test_a_frame_still_against_one_in_flight_is_dropped_not_shown_with_an_older_
         show.store.set("model/skip_still", 0.5, ramp_s=0.0)
         snap = show.store.publish()
         for i, x in enumerate((100, 40)):  # the person moved: inferred, and the gate's reference
-            first = show.process(Frame(person_at(x), i, time.monotonic()), snap, show.slot.chain_state,
-                                 show._prev_output)
+            first = show.workers.process(Frame(person_at(x), i, time.monotonic()), snap, show.slot.chain_state,
+                                 show.workers.prev_output)
             assert first is not None and first.fresh
         # the same picture again: still, and the picture it is still against is done: reused
-        again = show.process(Frame(person_at(40), 5, time.monotonic()), snap, show.slot.chain_state,
-                             show._prev_output)
+        again = show.workers.process(Frame(person_at(40), 5, time.monotonic()), snap, show.slot.chain_state,
+                             show.workers.prev_output)
         assert again is not None and not again.fresh
         assert again.layers.output is first.layers.output
         # another worker let a newer frame through the gate and is inferring it (its output not yet
         # finished): a still frame now must not put the older picture on screen ahead of it
-        show._t_let_through = time.monotonic()
-        late = show.process(Frame(person_at(40), 6, time.monotonic()), snap, show.slot.chain_state,
-                            show._prev_output)
+        show.workers.let_through(time.monotonic())
+        late = show.workers.process(Frame(person_at(40), 6, time.monotonic()), snap, show.slot.chain_state,
+                            show.workers.prev_output)
         assert late is None
         assert show.stats.counters["frames_still"] >= 2
     finally:

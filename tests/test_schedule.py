@@ -240,7 +240,7 @@ def run_scenario(show: Show, steps: list[tuple[str, Callable[[Show], bool], Call
         def close(self) -> None:
             pass
 
-    show.controls.append(Script())
+    show.parts.append(Script())
     show.build()
     before_run(show)
     show.run()
@@ -257,7 +257,7 @@ def frames(show: Show) -> int:
 
 
 def control(show: Show) -> ScheduleControl:
-    return next(c for c in show.controls if isinstance(c, ScheduleControl))
+    return next(c for c in show.parts if isinstance(c, ScheduleControl))
 
 
 def test_closing_time_fades_to_black_and_opening_brings_the_picture_back(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(not shutil.which("Xvfb") or not shutil.which("xd
                                 reason="needs Debian's xvfb and xdotool (scripts/setup.sh installs them)")
 
 CHILD = textwrap.dedent("""
-    import json, sys, threading
+    import json, sys, threading, time
     from installation.app import load_show
     from installation.app import RunOptions, Show
 
@@ -31,12 +31,12 @@ CHILD = textwrap.dedent("""
     def watch():
         # report what the keys did, as the main loop sees it, once per change
         last = None
-        while not show._stop.is_set():
+        while not show.stopped:
             now = (show.store.get("hud/show"), show.store.get("show/blackout"))
             if now != last:
                 print(json.dumps({"hud": now[0], "blackout": now[1]}), flush=True)
                 last = now
-            show._stop.wait(0.05)
+            time.sleep(0.05)
     threading.Thread(target=watch, daemon=True).start()
     summary = show.run()
     print(json.dumps({"done": True, "frames": summary["frames_presented"]}), flush=True)

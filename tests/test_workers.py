@@ -24,7 +24,7 @@ from installation.inference.models import (
     plan_cpu,
     plan_workers,
 )
-from installation.show.loop import Result
+from installation.show.workers import Result
 
 
 def test_slot_drops_an_item_older_than_one_already_put():
@@ -86,7 +86,7 @@ def test_a_show_at_camera_rate_runs_one_frame_at_a_time(tmp_path):
     cfg = load_show(small_show(tmp_path, model=model, source='kind = "synthetic"\nwidth = 160\nheight = 90'))
     show = Show(cfg, RunOptions(headless=True, frames=5, realtime=True)).build()
     try:
-        assert show.source_rate() == 30.0 and show.slot.model.parallel == 1 and show.workers_in_use == 1
+        assert show.source_rate() == 30.0 and show.slot.model.parallel == 1 and show.workers.in_use == 1
     finally:
         show.close()
 
@@ -113,14 +113,17 @@ class WatchedShow(Show):
         super().__init__(*args, **kwargs)
         self.inferred_by: set[str] = set()
         self.presented_t: list[float] = []
-        self._lock = threading.Lock()
+        lock = threading.Lock()
+        process = self.workers.process
 
-    def process(self, frame: Any, *args: Any) -> Result | None:
-        result = super().process(frame, *args)
-        if result is not None and result.fresh:
-            with self._lock:
-                self.inferred_by.add(threading.current_thread().name)
-        return result
+        def watched(frame: Any, *args: Any) -> Result | None:  # the workers' own, noting the thread
+            result = process(frame, *args)
+            if result is not None and result.fresh:
+                with lock:
+                    self.inferred_by.add(threading.current_thread().name)
+            return result
+
+        self.workers.process = watched  # type: ignore[method-assign]
 
     def view(self, result: Result | None) -> None:
         if result is not None:
@@ -140,7 +143,7 @@ def _show(tmp_path: Path, chain: str, workers: int | str, lockstep: bool = False
 @pytest.mark.parametrize("chain", ["plain", "edges"])  # edges: input and output lerps, both temporal
 def test_two_workers_share_the_frames_and_the_screen_never_steps_back(tmp_path, chain):
     show = _show(tmp_path, chain, workers=2).build()
-    assert show.workers == 2 and show.side_by_side(1)
+    assert show.workers.threads == 2 and show.workers.side_by_side(1)
     summary = show.run()
     assert summary["frames_presented"] == 60
     assert show.inferred_by == {"inference-0", "inference-1"}
@@ -152,20 +155,20 @@ def test_two_workers_share_the_frames_and_the_screen_never_steps_back(tmp_path, 
 
 def test_one_worker_with_lockstep_chained_models_or_a_crossfade(tmp_path):
     show = _show(tmp_path, "plain", workers=2, lockstep=True, frames=10).build()
-    assert show.workers == 1 and len(show._infer_threads) == 1
+    assert show.workers.threads == 1
     show.run()
     assert show.inferred_by == {"inference-0"}
     show = _show(tmp_path, "plain", workers=2).build()
     try:
-        assert show.side_by_side(1)
+        assert show.workers.side_by_side(1)
         show.slot.stages = [show.slot.model]
-        assert not show.side_by_side(1)
+        assert not show.workers.side_by_side(1)
         show.slot.stages = []
         show.slot.incoming = show.slot.model
-        assert not show.side_by_side(1)
+        assert not show.workers.side_by_side(1)
         show.slot.incoming = None
         show.slot.model.parallel = 1  # a GPU session takes one run at a time
-        assert not show.side_by_side(1)
+        assert not show.workers.side_by_side(1)
     finally:
         show.close()
 
@@ -173,7 +176,7 @@ def test_one_worker_with_lockstep_chained_models_or_a_crossfade(tmp_path):
 def test_workers_one_keeps_every_core_for_one_session(tmp_path):
     show = _show(tmp_path, "plain", workers=1, frames=5).build()
     try:
-        assert show.workers == 1 and show.slot.model.parallel == 1
+        assert show.workers.threads == 1 and show.slot.model.parallel == 1
         assert show.slot.model.backend.session.get_session_options().intra_op_num_threads == 0
     finally:
         show.close()

@@ -224,7 +224,7 @@ def make_sink(cfg: OutputConfig, show_name: str, size: tuple[int, int]) -> Sink:
 
 
 class OutputStage:
-    """Every output of a show. A control (Show.controls): closed with the show, a HUD line each."""
+    """Every output of a show. A part of the show (Show.parts): closed with the show, a HUD line each."""
 
     def __init__(self, show: Any, outputs: list[Output]) -> None:
         self.show = show
@@ -279,7 +279,7 @@ def attach_outputs(show: Any) -> OutputStage | None:
                               on_fault=show.stats.fault, count=show.stats.count))
     stage = OutputStage(show, outputs)
     show.outputs = stage
-    show.controls.append(stage)
+    show.parts.append(stage)
     show.hud_lines.append(stage.hud)
     return stage
 

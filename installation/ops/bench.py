@@ -5,7 +5,8 @@ Four runs of the same show, same model session, same source pictures and same Re
 - pipelined:   the show's own threads (source -> inference -> draw), the source unpaced: throughput.
 - paced:       the same, the source paced to a camera's rate (60 fps): latency and drops at show speed.
 - naive:       one thread that reads, preprocesses, infers, uploads and draws each frame in turn, as a
-               first script would, by calling the same Show.process() and Show.view(): the ratio to it
+               first script would, by calling the same Workers.process() and Show.view() (a show built
+               with no inference thread of its own, `inference_threads=0`): the ratio to it
                measures the pipelining and nothing else.
 - naive_paced: that thread fed by the paced camera (the newest picture when it asks): the latency a
                first script gives at show speed, beside the paced run's. Unpaced, the naive loop's
@@ -36,7 +37,7 @@ import numpy as np
 from installation.app import RunOptions, Show, default_registry, load_show, set_values
 from installation.core.errors import UserError
 from installation.core.frames import Frame
-from installation.core.timing import Stats, percentiles
+from installation.core.timing import percentiles
 from installation.inference.models import Model, load_for_rate, load_model
 from installation.media.sources import BaseReader, Inline, Paced, Reconnecting, VideoReader, video_source
 from installation.ops.bench_report import device_info, plot, versions
@@ -150,11 +151,12 @@ def _unet_spec(s: str) -> tuple[int, int]:
 
 class BenchShow(Show):
     """The show with the bench's source, a model session shared by all runs, and a measuring window
-    that opens after the warm-up frames."""
+    that opens after the warm-up frames. The naive run's show starts no inference thread: run_naive()
+    hands each frame to its workers on the main thread."""
 
     def __init__(self, cfg: Any, opts: RunOptions, source: Any, model: Model | None,
                  warmup: int, naive: bool = False) -> None:
-        super().__init__(cfg, opts, default_registry())
+        super().__init__(cfg, opts, default_registry(), inference_threads=0 if naive else None)
         self._bench_source = source
         self._bench_model = model
         self.warmup = warmup
@@ -173,10 +175,6 @@ class BenchShow(Show):
     def open_source(self) -> Any:
         return self._bench_source
 
-    def _infer_loop(self, worker: int = 0) -> None:
-        if not self.naive:  # the naive run does its inference on the main thread, in run_naive()
-            super()._infer_loop(worker)
-
     def view(self, result: Any) -> None:
         super().view(result)
         if result is not None and self.stats.counters["frames_presented"] == self.warmup and not self.t_window:
@@ -184,7 +182,7 @@ class BenchShow(Show):
 
     def open_window(self) -> None:
         """Forget the warm-up: fresh stats from here on (stage timers, latency, counters)."""
-        self.stats = self.slot.stats = Stats()
+        self.fresh_stats()
         self.t_window = time.monotonic()
         self._cpu0 = time.process_time()
         self._drops0 = (self.source.dropped, self.results.dropped)
@@ -198,7 +196,7 @@ class BenchShow(Show):
             frame = self.source.recv(timeout=1.0)
             if frame is None:
                 continue
-            result = self.process(frame, self.store.snapshot(), state, prev)
+            result = self.workers.process(frame, self.store.snapshot(), state, prev)
             if result is None:
                 continue
             if result.layers.output is not None:
@@ -270,7 +268,7 @@ def run_once(kind: str, cfg: Any, pictures: list[np.ndarray], model: Model | Non
         t.start()
         show.run()  # closes the show when it returns
     out = show.measure()
-    out.update(gl, workers=1 if naive else show.workers_in_use,
+    out.update(gl, workers=1 if naive else show.workers.in_use,
                providers=list(show.slot.model.backend.providers) if show.slot.model else [],
                model_error=show.slot.error or None)
     return out
@@ -279,7 +277,7 @@ def run_once(kind: str, cfg: Any, pictures: list[np.ndarray], model: Model | Non
 def _stop_after(show: BenchShow, frames: int, deadline: float) -> None:
     """Ends a threaded run once the window holds `frames` presented frames (the stats are swapped at
     the window's start, so Show.run's own frame count can't be used)."""
-    while time.monotonic() < deadline and not show._stop.is_set():
+    while time.monotonic() < deadline and not show.stopped:
         if show.t_window and show.stats.counters["frames_presented"] >= frames:
             show.t_end = time.monotonic()
             break

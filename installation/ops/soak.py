@@ -172,7 +172,7 @@ def cmd_soak(args: argparse.Namespace) -> int:
             _write(args.json, report(sampler, args, None))
 
     sampler = MemorySampler(every, args.plant_leak, on_sample=checkpoint)
-    show.controls.append(sampler)
+    show.parts.append(sampler)
     show.build()
     print(f"soak: {cfg.name} for {args.minutes:g} min, headless at full speed, render {args.render[0]}x"
           f"{args.render[1]}, content {args.content}, source {show.source.name}, model "

@@ -75,7 +75,7 @@ class ShowHandle:
 
     def find(self, kind: type[T]) -> T | None:
         """The show's part or surface of this type (the web's status page shows the schedule's look)."""
-        return next((c for c in [*self._show.controls, *self._show.surfaces] if isinstance(c, kind)), None)
+        return next((c for c in [*self._show.parts, *self._show.surfaces] if isinstance(c, kind)), None)
 
     def counters(self) -> dict[str, Any]:
         """The health figures, the same as the stats JSON, the heartbeat and the log line."""

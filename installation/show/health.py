@@ -80,7 +80,7 @@ def counters(show: Show) -> dict[str, Any]:
         "model": show.slot.model.name if show.slot.model is not None else None,
         "model_error": show.slot.error or None,
         "model_retries": c["model_retries"],
-        "segment_failures": getattr(show.segmenter, "failures", 0),
+        "segment_failures": getattr(show.workers.segmenter, "failures", 0),
         "rss_mb": round(rss_mb(), 1),
         "governor": show.governor.status(),  # what the frame-budget governor gave up, and why
     }
@@ -90,7 +90,7 @@ def run_summary(show: Show) -> dict[str, Any]:
     """What a run did, for --stats and the bench: the stats, what played on what, and the health counters."""
     import onnxruntime
 
-    src, slot, rec, seg = show.source, show.slot, show.recorder, show.segmenter
+    src, slot, rec, seg = show.source, show.slot, show.recorder, show.workers.segmenter
     return show.stats.to_dict({
         "show": show.cfg.name,
         "source": getattr(src, "name", None),
@@ -104,11 +104,11 @@ def run_summary(show: Show) -> dict[str, Any]:
         "model_error": slot.error or None,
         "providers": slot.model.backend.providers if slot.model else [],
         "onnxruntime": onnxruntime.__version__,
-        "gl_renderer": show.display.renderer_name if show.display else None,
         "cpu": cpu_record(),  # the machine these figures came from: name, flags, cores
+        "gl_renderer": show.display.renderer_name if show.display else None,
         "display_size": list(show.display.size) if show.display else None,
         "lockstep": show.opts.lockstep,
-        "inference_workers": show.workers_in_use,
+        "inference_workers": show.workers.in_use,
         "recorded_frames": rec.frames if rec else 0,
         "recorded_seconds": round(rec.seconds, 3) if rec else 0.0,
         "recorded_rejected": rec.rejected if rec else 0,
@@ -138,7 +138,7 @@ def attach(show: Show) -> None:
 
     health = Health.for_show(show)
     sched = ScheduleControl(getattr(show.cfg, "schedule", None) or ScheduleConfig())
-    show.controls[:0] = [health, sched]
+    show.parts[:0] = [health, sched]
     show.hud_lines.append(sched.hud)
 
 

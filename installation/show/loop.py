@@ -6,10 +6,12 @@ preprocesses, segments and runs the model, and puts the result into another late
 thread owns GL and draws. A slow stage drops stale frames, it never queues them; --lockstep makes every
 slot wait instead, so each source frame is processed in order (repeatable rehearsals and recordings).
 
-On the CPU two workers (`[model] workers`) each carry a frame at once: the steps that remember the
-last frame (temporal preprocessing, the still-room check) run under `_pre_lock` in the order frames were
-taken, the output's temporal step under `_out_lock` in capture order, and only the model runs side by
-side; a result that finishes after a newer one is dropped, so the screen never steps back.
+The show owns its parts and hands each what it uses: the inference workers (show/workers.py: threads,
+worker plan, segmenter, still-room gate, results; the source they take frames from), the model slot
+(inference/slot.py), the input (show/input.py: keys, the show's own triggers, grab), the governor
+(show/governor.py), the renderer and display, its own parts (`parts`: health, schedule, outputs) and
+the control surfaces (`surfaces`, given the narrow handle of show/handle.py). The HUD text is the
+show's: it reports on every part.
 """
 
 from __future__ import annotations
@@ -21,11 +23,8 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from installation.core.frames import LatestSlot, SlotClosed
 from installation.core.params import ParamStore, Registry, Snapshot
@@ -39,9 +38,11 @@ from installation.show.config import ShowConfig
 from installation.show.governor import Governor
 from installation.show.handle import ShowHandle
 from installation.show.health import run_summary
-from installation.show.pipeline import Pipeline, Result
-from installation.show.surface import Surface
-from installation.vision.stillness import StillnessGate
+from installation.show.input import Input
+from installation.show.options import RunOptions
+from installation.show.workers import Result, Workers
+
+__all__ = ["RunOptions", "Show", "display_for", "model_dirs", "source_for"]
 
 log = logging.getLogger("installation.show")
 
@@ -52,37 +53,13 @@ HOLD_FPS = 5.0  # ...at this rate (counted as frames_held, apart from fresh fram
 # scale, times the render scale squared as the pass's own cost goes, so the governor's knob pays for it
 DRAW_COST_ENV = "INSTALLATION_DRAW_COST_MS"
 
-@dataclass
-class RunOptions:
-    headless: bool = True
-    frames: int | None = None  # stop after this many presented frames
-    seconds: float | None = None
-    record: Path | None = None
-    stats: Path | None = None
-    lockstep: bool = False
-    realtime: bool = True  # pace video and synthetic sources to their frame rate
-    video: Path | None = None  # rehearse: play this instead of the show's source
-    fullscreen: bool | None = None
-    extra_params: dict[str, Any] = field(default_factory=dict)
-    # live control (installation/control/osc.py); None: as the show file says
-    state: Path | None = None  # the state folder (presets, live values, recordings, logs)
-    osc: bool = True
-    osc_host: str | None = None
-    osc_port: int | None = None  # 0: any free port
-    osc_feedback: list[str] = field(default_factory=list)  # "HOST:PORT", added to the show's
-    osc_allow: list[str] = field(default_factory=list)
-    oscquery_port: int | None = None  # 0: off
-    web_port: int | None = None  # the panel and status page; 0: off
-    osc_record: Path | bool | None = None  # True: a new file in the state folder
-    osc_replay: Path | None = None
-    fresh: bool = False  # ignore the live values saved in the state folder, for this run
-    venue: bool = False  # `installation run`: kiosk keys in fullscreen, OSC writes off unless the show allows them
-
-
-class Show(Pipeline, Surface):
+class Show:
     """A show being played: built once, updated and viewed each frame, closed once."""
 
-    def __init__(self, cfg: ShowConfig, opts: RunOptions, registry: Registry) -> None:
+    def __init__(self, cfg: ShowConfig, opts: RunOptions, registry: Registry, *,
+                 inference_threads: int | None = None) -> None:
+        """`inference_threads`: None as planned (`[model] workers`, one with --lockstep); 0 starts none, and
+        the caller hands each frame to `workers.process()` itself (the bench's naive loop)."""
         self.cfg = cfg
         self.opts = opts
         self.stats = Stats()
@@ -93,34 +70,27 @@ class Show(Pipeline, Surface):
         self.store = ParamStore(self.registry)
         self.inbox: queue.SimpleQueue[Callable[[Show], None]] = queue.SimpleQueue()
         self.hud_lines: list[Callable[[Show], list[str]]] = []  # extra HUD text from control surfaces
-        self.controls: list[Any] = []  # the show's own parts with update(show) and close(): health, schedule
+        self.parts: list[Any] = []  # the show's own parts with update(show) and close(): health, schedule, outputs
         self.surfaces: list[Any] = []  # control surfaces: update(handle) and close(), added through the handle
         self.handle = ShowHandle(self)  # all a control surface may reach of the show
         h = cfg.health
         self.slot = ModelSlot(self.open_model, self.store, self.stats, fail_after=h.model_fail_after,
                               retry_s=h.model_retry_s, retry_max_s=h.model_retry_max_s,
                               config_values={**cfg.params, **opts.extra_params}, dirs=model_dirs(cfg))
-        self.segmenter: Any = None
-        self.still = StillnessGate()  # skips inference while the room is still (stillness.py)
-        self.source: Any = None
+        self._stop = threading.Event()
+        threads = (1 if opts.lockstep else plan_workers(cfg.model.workers)) if inference_threads is None \
+            else inference_threads
+        self.workers = Workers(self.slot, self.store, self.stats, self._stop, threads=threads,
+                               lockstep=opts.lockstep, content_size=cfg.render.content_size,
+                               seg_every=lambda: self.governor.settings.seg_every)
+        self.input = Input(cfg, opts, self.store, self.stats, self.workers, last=lambda: self._last, stop=self.stop)
         self.display: Any = None
         self.renderer: Renderer | None = None
         self.recorder: Recorder | None = None
         self.outputs: Any = None  # outputs.OutputStage: NDI, virtual camera
-        self.results: LatestSlot[Result] = LatestSlot("results", lockstep=opts.lockstep)
-        self._stop = threading.Event()
-        # inference threads started: the most frames in flight the show may use (the model in use says
-        # how many it takes, Model.parallel); one with --lockstep, so a rehearsal repeats bit for bit
-        self.workers = 1 if opts.lockstep else plan_workers(cfg.model.workers)
-        self._infer_threads: list[threading.Thread] = []
-        self._pre_lock = threading.Lock()
-        self._out_lock = threading.Lock()
-        self._t_out = float("-inf")  # capture time of the newest frame whose output was finished
-        self._prev_output: np.ndarray | None = None  # the newest output by capture time (set with _t_out)
         self._last: Result | None = None
-        self._overlay: np.ndarray | None = None
+        self._overlay: Any = None
         self._t_overlay = 0.0
-        self._source_ended = False
         self.snapshot: Snapshot = self.store.snapshot()
         self.overrides: dict[str, dict[str, Any]] = {}  # values laid over each snapshot, by owner (looks)
         self.backend: str | None = None  # [model] backend, None for "auto" (models.show_backend)
@@ -132,7 +102,7 @@ class Show(Pipeline, Surface):
     def build(self) -> Show:
         cfg = self.cfg
         self.backend = show_backend(cfg.model.backend, cfg.path)  # first: a show that can't run fails at once
-        self.source = self.open_source()  # first: its frame rate decides how the model is run...
+        self.workers.source = self.open_source()  # first: its frame rate decides how the model is run...
         self.load_initial_model()
         self.source.start()  # ...and it starts once the model is ready, so no frame is skipped meanwhile
         values: dict[str, Any] = {}
@@ -143,15 +113,14 @@ class Show(Pipeline, Surface):
         for name, v in values.items():
             self.store.set(name, v, source="config", ramp_s=0.0)
         self.snapshot = self.store.publish()
-        from installation.vision.segment_worker import SegmentWorker
-
-        self.segmenter = SegmentWorker(on_fault=lambda kind, msg, e: self.stats.fault(kind, msg, exc=e))
+        self.workers.open_segmenter()
         self.governor = Governor(self.cfg.governor, self.source_rate(), segmenting=self.snapshot["seg/mode"] != "none",
                                  lockstep=self.opts.lockstep)
         self.governor.resume(*self.governor_memory())  # where the last run on this CPU settled
         self.display = self.open_display()
         self.renderer = Renderer(self.display.ctx, cfg.render.content_size)
         self.display.on_key = self.on_key
+        self.input.display = self.display
         if self.opts.record:
             self.recorder = Recorder(self.opts.record, self.display.size, self.source.fps or 30.0,
                                      lockstep=self.opts.lockstep)
@@ -162,10 +131,7 @@ class Show(Pipeline, Surface):
 
         attach(self)  # heartbeat, model retry, opening hours and attract look
         self.attach_controls()  # app.Show: live values restored, presets, OSC in/out, record/replay, MIDI
-        self._infer_threads = [threading.Thread(target=self._infer_loop, args=(i,), name=f"inference-{i}",
-                                                daemon=True) for i in range(self.workers)]
-        for t in self._infer_threads:
-            t.start()
+        self.workers.start()
         return self
 
     def attach_controls(self) -> None:
@@ -230,8 +196,109 @@ class Show(Pipeline, Surface):
         return self.snapshot
 
 
+    # ---- input, the show's parts and its control surfaces ------------------------------------------
+    def on_trigger(self, name: str, value: Any = None) -> None:
+        """A fired trigger with its argument (/preset/recall 3): the show's own (input), then every part
+        and surface with on_trigger sees it and handles those it owns."""
+        self.input.on_trigger(name, value)
+        self.tell_parts("on_trigger", name, value)
+
+    def on_key(self, symbol: int, modifiers: int) -> None:
+        """A key in the window: the show's own keys (input), then the parts and surfaces, unless the kiosk
+        modifier held it back."""
+        if self.input.on_key(symbol, modifiers):
+            self.tell_parts("on_key", symbol, modifiers)
+
+    def tell_parts(self, method: str, *args: Any) -> None:
+        """Call `method` on the show's own parts (with the show) and its control surfaces (with the narrow
+        handle, show/handle.py), where they have it. A part that fails is counted; the others still hear."""
+        for parts, arg in ((self.parts, self), (self.surfaces, self.handle)):
+            for c in list(parts):
+                handler = getattr(c, method, None)
+                if handler is None:
+                    continue
+                try:
+                    handler(arg, *args)
+                except Exception as e:
+                    self.stats.fault("control", f"{type(e).__name__}: {e}")
+
+    def hud_text(self) -> list[str]:
+        """The HUD's text: what every part of the show says of itself, then the parts' and surfaces' lines."""
+        st = self.stats
+        src = self.source
+        lines = [f"{self.cfg.name}  {st.fps():5.1f} fps  latency p50 {st.latency_p50():5.1f} ms",
+                 f"frames {st.counters['frames_presented']}  dropped {self.dropped()}  "
+                 f"faults {sum(st.faults.values())}"]
+        slot = self.slot
+        if slot.model is not None:
+            m = slot.model
+            lines.append(f"model {m.name} {m.card.size[1]}x{m.card.size[0]} "
+                         f"via {m.backend.providers[0].replace('ExecutionProvider', '')} {m.precision_said}")
+        if slot.state in ("loading", "fading"):
+            lines.append(f"model {slot.state} {slot.loading_name}")
+        if slot.error:
+            lines.append("! " + slot.error)
+        if src is not None:  # what the camera really delivers, and how often it had to be reopened
+            shape = self._last.frame.image.shape if self._last is not None else None
+            size = f"{shape[1]}x{shape[0]}" if shape is not None else "no frame yet"
+            lines.append(f"source {src.name} {size}  reconnects {getattr(src, 'reconnects', 0)}")
+        if src is not None and not src.connected:
+            lines.append(f"! source {src.name}: {src.last_error or 'connecting'}")
+        for err in (self.renderer.shaders.errors.values() if self.renderer else ()):
+            lines.append("! " + err.splitlines()[0])
+            why = next((ln.strip() for ln in err.splitlines() if "error" in ln.lower()), "")
+            if why:  # the compiler's first complaint: what to fix, and on which line
+                lines.append("!   " + why)
+        if self.governor.active or self.governor.settings.given_up():
+            lines.extend(self.governor.hud_lines())  # what it gave up to keep the rate, and why
+        if st.last_fault:
+            lines.append("! last fault: " + st.last_fault)
+        for extra in self.hud_lines:
+            lines.extend(extra(self))
+        return lines
+
+    def gate_source(self, wrap: Callable[[Any], Any]) -> Any:
+        """Put a wrapper between the source and the workers (OSC record / replay counts and gates frames);
+        before the workers start. Returns the wrapper, which is now the show's source."""
+        self.workers.source = wrap(self.workers.source)
+        return self.workers.source
+
+    def lay_over(self, owner: str, values: dict[str, Any]) -> None:
+        """Values laid over each snapshot by `owner` (a look), or none when `values` is empty; the store
+        keeps the operator's own values underneath."""
+        if values:
+            self.overrides[owner] = values
+        else:
+            self.overrides.pop(owner, None)
+
+    @property
+    def source(self) -> Any:
+        """The source the workers take frames from (None before build)."""
+        return self.workers.source
+
+    @property
+    def results(self) -> LatestSlot[Result]:
+        """The workers' results: what the main thread draws."""
+        return self.workers.results
+
+    @property
+    def last_result(self) -> Result | None:
+        """The newest result presented (read by parts such as the attract look's presence check)."""
+        return self._last
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the show was asked to stop."""
+        return self._stop.is_set()
+
     def dropped(self) -> int:
-        return (self.source.dropped if self.source else 0) + self.results.dropped
+        return self.workers.dropped()
+
+    def fresh_stats(self) -> Stats:
+        """Forget what was counted so far: new stats in the show and every part that counts into them
+        (a bench's measuring window opens after its warm-up)."""
+        self.stats = self.slot.stats = self.workers.stats = self.input.stats = Stats()
+        return self.stats
 
     def view(self, result: Result | None) -> None:
         """Draw the newest result (or redraw the last one) and present it."""
@@ -290,7 +357,7 @@ class Show(Pipeline, Surface):
             while not self._stop.is_set():
                 self.update()
                 try:
-                    result = self.results.get(timeout=1 / 120)
+                    result = self.workers.results.get(timeout=1 / 120)
                 except SlotClosed:
                     break
                 if self.renderer and self.renderer.shaders.reload_if_changed():
@@ -321,14 +388,8 @@ class Show(Pipeline, Surface):
         t_stopped = time.monotonic()  # the recording ends here, not after the threads have wound down
         self._stop.set()
         self.slot.close()
-        self.results.close()
-        if self.source is not None:
-            self.source.close()
-        for t in self._infer_threads:
-            t.join(timeout=5.0)
-        if self.segmenter is not None:
-            self.segmenter.close()
-        for c in [*self.controls, *self.surfaces]:
+        self.workers.close()  # the results slot, the source, the threads, the segmenter
+        for c in [*self.parts, *self.surfaces]:
             try:
                 c.close()
             except Exception as e:

@@ -1,12 +1,23 @@
-"""The inference workers of a show: a frame taken from the source slot, segmented, preprocessed at
-the frame's snapshot, run through the model (chained models after it, the incoming one in a crossfade),
-the output's temporal step, and the Result put into the results slot. Ordering: the steps that remember
-the last frame run under `_pre_lock` in capture order, the output step under `_out_lock`; a result that
-finishes after a newer one is dropped (_LATE). A mixin of show.loop.Show: the state is the Show's."""
+"""The inference workers of a show, as one object: the threads that take frames from the source, the
+worker plan (how many run side by side), the segmentation thread beside the model, the still-room gate,
+the temporal memory of the output, and the results slot the main thread draws from.
+
+A frame taken from the source is segmented, preprocessed at the frame's snapshot, run through the model
+(chained models after it, the incoming one in a crossfade), given the output's temporal step, and put
+into the results slot as a Result. The locks, once: `_pre_lock` holds everything up to the model's input
+(segmentation submit, the temporal input steps, the still-room gate) so those steps see frames in the
+order they were taken; the model itself runs outside any lock (ONNX Runtime sessions take concurrent
+runs); `_out_lock` holds the output's temporal step and the newest-output bookkeeping (`_t_out`,
+`prev_output`), in capture order. A result that finishes after a newer one is dropped (_LATE), so the
+screen never steps back. The show hands the workers what they use (model slot, store, stats, the stop
+event, the governor's segmentation rate); nothing here reads the show itself.
+"""
+
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,13 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from installation.core.frames import EndOfStream, Frame
-from installation.core.params import Snapshot
-from installation.inference.models import (
-    Model,
-)
+from installation.core.frames import EndOfStream, Frame, LatestSlot
+from installation.core.params import ParamStore, Snapshot
+from installation.core.timing import Stats
+from installation.inference.models import Model
+from installation.inference.slot import ModelSlot
 from installation.render.renderer import Layers
 from installation.vision.preprocess import Chain, ChainState
+from installation.vision.stillness import StillnessGate
 
 log = logging.getLogger("installation.show")
 
@@ -41,22 +53,84 @@ class Result:
     t_ready: float = 0.0
 
 
+class Workers:
+    """The inference threads of a show and the state they share (see the module's docstring)."""
 
-class Pipeline:
-    """The inference workers (show.loop.Show's)."""
+    def __init__(self, slot: ModelSlot, store: ParamStore, stats: Stats, stop: threading.Event, *,
+                 threads: int, lockstep: bool, content_size: int,
+                 seg_every: Callable[[], int] = lambda: 1) -> None:
+        """`threads`: inference threads start() starts, the most frames in flight (the playing model
+        says how many it takes, Model.parallel); 0 starts none, and the caller hands each frame to
+        process() itself (the bench's naive loop). `stop`: the show's; the threads end when it is set.
+        `seg_every`: segment every n-th frame at most (the governor's setting, asked each frame)."""
+        self.slot, self.store, self.stats = slot, store, stats
+        self.threads = threads
+        self.lockstep = lockstep
+        self.content_size = content_size  # the plain chain's side when no model plays
+        self.seg_every = seg_every
+        self.source: Any = None  # where frames are taken from: the show sets it before start()
+        self.segmenter: Any = None  # vision/segment_worker.SegmentWorker, from open_segmenter()
+        self.still = StillnessGate()  # skips inference while the room is still (stillness.py)
+        self.results: LatestSlot[Result] = LatestSlot("results", lockstep=lockstep)
+        self._stop_event = stop
+        self._threads: list[threading.Thread] = []
+        self._pre_lock = threading.Lock()
+        self._out_lock = threading.Lock()
+        self._t_out = float("-inf")  # capture time of the newest frame whose output was finished
+        self._prev_output: np.ndarray | None = None  # the newest output by capture time (set with _t_out)
+        self._seg_wait_s = SEG_WAIT_MIN_S  # how long mask_of may wait for a frame's own mask (set per inference)
+        self._t_let_through = float("-inf")  # capture time of the newest frame the still-room gate let through
 
-    _seg_wait_s: float = SEG_WAIT_MIN_S  # how long mask_of may wait for a frame's own mask (set per inference)
-    _t_let_through: float = float("-inf")  # capture time of the newest frame the still-room gate let through
+    def open_segmenter(self) -> None:
+        """The segmentation thread (it starts at once; a show with seg/mode "none" leaves it idle)."""
+        from installation.vision.segment_worker import SegmentWorker
+
+        self.segmenter = SegmentWorker(on_fault=lambda kind, msg, e: self.stats.fault(kind, msg, exc=e))
+
+    def start(self) -> None:
+        """Start the inference threads; they take frames from `self.source`."""
+        self._threads = [threading.Thread(target=self._infer_loop, args=(i,), name=f"inference-{i}", daemon=True)
+                         for i in range(self.threads)]
+        for t in self._threads:
+            t.start()
+
+    def join(self, timeout: float = 5.0) -> None:
+        """Wait for the threads to end (after the stop event, or the source's end)."""
+        for t in self._threads:
+            t.join(timeout=timeout)
+
+    def close(self) -> None:
+        """End the threads (the show's stop event is set first): the results slot and the source close,
+        the threads are joined, the segmenter closes."""
+        self.results.close()
+        if self.source is not None:
+            self.source.close()
+        self.join()
+        if self.segmenter is not None:
+            self.segmenter.close()
+
+    @property
+    def prev_output(self) -> np.ndarray | None:
+        """The newest output by capture time: the temporal input of the next frame."""
+        return self._prev_output
+
+    def let_through(self, t_capture: float) -> None:
+        """Note that a frame of this capture time passed the still-room gate and is being inferred (another
+        worker's frame, for a test that plays two workers by hand)."""
+        self._t_let_through = t_capture
+
+    def dropped(self) -> int:
+        """Frames dropped: by the source (a newer one came first) and in the results slot."""
+        return (self.source.dropped if self.source is not None else 0) + self.results.dropped
 
     def _infer_loop(self, worker: int = 0) -> None:
-        while not self._stop.is_set():
+        while not self._stop_event.is_set():
             if worker and not self.side_by_side(worker):
-                self._stop.wait(0.02)  # one frame at a time for now (GPU, chained models, a crossfade)
+                self._stop_event.wait(0.02)  # one frame at a time for now (GPU, chained models, a crossfade)
                 continue
             try:
                 frame = self.source.recv(timeout=0.25)
             except EndOfStream:
-                self._source_ended = True
                 self.results.close()
                 return
             if frame is None:
@@ -69,7 +143,7 @@ class Pipeline:
                 continue
             if result is None:
                 continue  # finished after a newer frame: dropped
-            if not self.results.put(result, timeout=None if self.opts.lockstep else 0,
+            if not self.results.put(result, timeout=None if self.lockstep else 0,
                                     order=result.frame.t_capture):
                 return
 
@@ -80,9 +154,10 @@ class Pipeline:
         return model is not None and worker < model.parallel and slot.incoming is None and not slot.stages
 
     @property
-    def workers_in_use(self) -> int:
+    def in_use(self) -> int:
+        """Threads taking frames now: the most the playing model runs side by side (1 without one)."""
         model = self.slot.model
-        return min(self.workers, model.parallel) if model is not None else 1
+        return min(self.threads, model.parallel) if model is not None else 1
 
     def process(self, frame: Frame, snap: Snapshot, state: ChainState,
                 prev_output: np.ndarray | None) -> Result | None:
@@ -92,7 +167,7 @@ class Pipeline:
         # read once: the main thread may start or finish a swap while this frame is in flight
         model, chain, stages, incoming, incoming_state = (slot.model, slot.chain, slot.stages, slot.incoming,
                                                           slot.incoming_state)
-        chain = chain or Chain.from_spec("plain", (self.cfg.render.content_size,) * 2)
+        chain = chain or Chain.from_spec("plain", (self.content_size,) * 2)
         st = self.stats
         gpu = None
         output = model_input = output_b = None
@@ -101,7 +176,7 @@ class Pipeline:
             # segmentation starts on this frame now and runs beside the model; its mask is collected after
             # the model (mask_of), unless the model's own input is cut by it (a 'mask' step) or lockstep
             submitted = self.submit_segment(frame, snap)
-            early = self.opts.lockstep or any(s.kind == "mask" for s in chain.steps)
+            early = self.lockstep or any(s.kind == "mask" for s in chain.steps)
             mask = self.mask_of(frame, submitted, self._seg_wait_s) if early else None
             if model is not None and incoming is None and not stages:
                 from installation.inference.gpu import gpu_path_for
@@ -223,11 +298,6 @@ class Pipeline:
             st.fault("model", f"incoming {incoming.name}: {type(e).__name__}: {e}", exc=e)
             return None
 
-    @property
-    def last_result(self) -> Result | None:
-        """The newest result presented (read by controls such as the attract look's presence check)."""
-        return self._last
-
     @staticmethod
     def _run_stage(stage: Model, picture: np.ndarray, snap: Snapshot, state: dict[str, Any],
                    mask: np.ndarray | None) -> np.ndarray:
@@ -245,7 +315,7 @@ class Pipeline:
         if worker is None or snap["seg/mode"] == "none":
             return False
         with self.stats.time("segment_submit"):
-            return bool(worker.submit(frame.index, frame.image, snap, every=self.governor.settings.seg_every))
+            return bool(worker.submit(frame.index, frame.image, snap, every=self.seg_every()))
 
     def mask_of(self, frame: Frame, submitted: bool, wait_s: float) -> np.ndarray | None:
         """The person mask for this frame: this frame's own when the segmenter finishes it within `wait_s`
@@ -254,7 +324,7 @@ class Pipeline:
         worker = self.segmenter
         if worker is None:
             return None
-        if self.opts.lockstep and submitted:
+        if self.lockstep and submitted:
             got = worker.wait_for(frame.index, 5.0)
         elif submitted and wait_s > 0:
             with self.stats.time("segment_wait"):
