@@ -60,7 +60,7 @@ class Show(loop.Show):
         super().__init__(cfg, opts, default_registry() if registry is None else registry,
                          inference_threads=inference_threads)
 
-    def attach_controls(self) -> None:
+    def attach_surfaces(self) -> None:
         attach_controls(self.handle)  # the surfaces get the narrow handle, never the Show
 
 

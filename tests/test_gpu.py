@@ -11,9 +11,9 @@ import pytest
 from conftest import make_clip, make_model_folder
 
 from installation.core.errors import UserError
-from installation.inference.gpu import GpuChain, TorchBackend, cuda_status, resample_matrix
 from installation.inference.models import load_model
 from installation.inference.onnx_torch import OnnxModule
+from installation.inference.torch_backend import GpuChain, TorchBackend, cuda_status, resample_matrix
 from installation.vision.preprocess import Chain, ChainState
 
 torch = pytest.importorskip("torch")
@@ -152,7 +152,7 @@ def test_cuda_backend_fp16_graph_matches_onnx_runtime(tmp_path):
 
 @needs_cuda
 def test_gpu_frame_path_matches_the_cpu_path(tmp_path):
-    from installation.inference.gpu import gpu_path_for
+    from installation.inference.torch_backend import gpu_path_for
 
     folder = unet_folder(tmp_path)
     m = load_model(folder, backend="torch")

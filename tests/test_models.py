@@ -92,8 +92,8 @@ def test_a_model_name_is_looked_up_in_order_and_a_path_is_relative_to_the_show(t
 
 
 def test_show_backend_auto_and_onnx_pass_torch_needs_cuda(tmp_path):
-    from installation.inference.gpu import cuda_status
     from installation.inference.models import show_backend
+    from installation.inference.torch_backend import cuda_status
 
     assert show_backend("auto", None) is None
     assert show_backend("onnx", None) == "onnx"

@@ -537,7 +537,7 @@ def load_model(path: str | Path, providers: list[str] | str | None = None,
         if precision == "int8":
             raise UserError("int8 models run on ONNX Runtime", key="model.precision",
                             expected='"auto" or "fp32" with backend "torch"')
-        from installation.inference.gpu import TorchBackend
+        from installation.inference.torch_backend import TorchBackend
 
         tb = TorchBackend.from_onnx(onnx_path, card)
         log.info("model %s: %dx%d via %s", card.name, card.size[1], card.size[0], ",".join(tb.providers))
@@ -560,7 +560,7 @@ def show_backend(setting: str, file: Path | None) -> str | None:
     if setting == "auto":
         return None
     if setting == "torch":
-        from installation.inference.gpu import cuda_status
+        from installation.inference.torch_backend import cuda_status
 
         ok, why = cuda_status()
         if not ok:

@@ -1,5 +1,5 @@
 """An ONNX graph as a torch module: `OnnxModule` reads a model folder's ONNX file and runs its nodes as
-torch ops (`_run_op`: the ops a pix2pix generator exports to), so the torch backend in `gpu.py` plays
+torch ops (`_run_op`: the ops a pix2pix generator exports to), so the torch backend in `torch_backend.py` plays
 every model a show can play without its training code. torch and onnx are imported when a graph is
 loaded, not when this module is."""
 

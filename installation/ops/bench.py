@@ -53,7 +53,7 @@ NAIVE = ("naive", "naive_paced")  # one thread, the naive session
 # ---- the source ----------------------------------------------------------------------------------
 
 def load_clip(path: Path, frames: int, size: tuple[int, int] | None = None) -> list[np.ndarray]:
-    """Up to `frames` RGB pictures of a clip, decoded once: the runs then measure the pipeline, not
+    """Up to `frames` RGB pictures of a clip, decoded once: the runs then measure the loop, not
     the video decoder (a camera hands over decoded pictures too)."""
     cap = cv2.VideoCapture(str(path))
     out: list[np.ndarray] = []

@@ -130,11 +130,11 @@ class Show:
         from installation.show.health import attach
 
         attach(self)  # heartbeat, model retry, opening hours and attract look
-        self.attach_controls()  # app.Show: live values restored, presets, OSC in/out, record/replay, MIDI
+        self.attach_surfaces()  # app.Show: live values restored, presets, OSC in/out, record/replay, MIDI
         self.workers.start()
         return self
 
-    def attach_controls(self) -> None:
+    def attach_surfaces(self) -> None:
         """Control surfaces: none in a bare show. The composition root's Show (app.py) attaches them."""
 
     def load_initial_model(self) -> None:

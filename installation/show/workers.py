@@ -179,7 +179,7 @@ class Workers:
             early = self.lockstep or any(s.kind == "mask" for s in chain.steps)
             mask = self.mask_of(frame, submitted, self._seg_wait_s) if early else None
             if model is not None and incoming is None and not stages:
-                from installation.inference.gpu import gpu_path_for
+                from installation.inference.torch_backend import gpu_path_for
 
                 gpu = gpu_path_for(model)  # torch on CUDA: preprocess + infer on the GPU, output stays there
             if model is not None and gpu is None:

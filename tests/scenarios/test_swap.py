@@ -124,7 +124,7 @@ def test_model_select_finds_names_in_the_shows_models_folder_and_retries_a_faile
 def test_backend_torch_without_cuda_is_a_mistake_named_in_the_show(tmp_path: Path) -> None:
     import pytest
 
-    from installation.inference.gpu import cuda_status
+    from installation.inference.torch_backend import cuda_status
 
     if cuda_status()[0]:
         pytest.skip("this machine has CUDA: backend torch plays here")

@@ -1,10 +1,10 @@
-"""The GPU frame path: PyTorch inference (fp16, channels_last, static buffers, CUDA graph replay),
-preprocessing as torch ops, and the CUDA -> GL copy that puts the model's picture into a texture
-without a trip through the CPU.
+"""The torch backend and the GPU frame path: `TorchBackend` (PyTorch inference: fp16, channels_last,
+static buffers, CUDA graph replay) and `GpuChain` (preprocessing as torch ops), leaving the model's
+picture on the device as RGBA8 for render/interop.py's CUDA -> GL copy, with no trip through the CPU.
 
 Everything here also runs on the CPU (plain float32 PyTorch, no graphs), which is how the tests check
-it against ONNX Runtime and the CPU preprocessing Chain on machines without CUDA. torch and
-cuda-bindings are imported inside functions: `import installation.gpu` costs nothing.
+it against ONNX Runtime and the CPU preprocessing Chain on machines without CUDA. torch is imported
+inside functions: `import installation.inference.torch_backend` costs nothing.
 
 The torch backend runs the model folder's own ONNX graph (OnnxModule, in `onnx_torch.py`, interprets
 the ops a pix2pix generator exports to), so every model a show can play, ours or another trainer's, runs here
