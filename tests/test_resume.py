@@ -115,18 +115,3 @@ def test_train_looks_without_photographs_says_where_to_get_them(tmp_path):
     assert f"no photographs at {tmp_path / 'photos' / 'sets' / 'bloom'}" in proc.stderr
     assert "fetch_photos.py --out" in proc.stderr
 
-
-def test_a_recipe_sets_its_fields_and_stays_with_the_run(tmp_path, capsys):
-    from installation.training.train_cli import RECIPES
-
-    folder = pictures(tmp_path / "pics", 2, seed=5)
-    run = tmp_path / "run"
-    assert main([*tiny_command(folder, run, 2), "--recipe", "texture", "--set", "gan_weight=2"]) == 0
-    cfg = load_checkpoint(run / "latest.pt")["config"]
-    assert cfg["recipe"] == "texture"
-    assert {k: cfg[k] for k in RECIPES["texture"] if k != "gan_weight"} == \
-        {k: v for k, v in RECIPES["texture"].items() if k != "gan_weight"}
-    assert cfg["gan_weight"] == 2  # --set after the recipe
-    capsys.readouterr()
-    assert main(["train", "--resume", str(run / "latest.pt"), "--recipe", "pix2pix"]) == 2
-    assert "--recipe: fixed by the checkpoint" in capsys.readouterr().err
