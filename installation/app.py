@@ -18,7 +18,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from installation.control import midi, presets
+from installation.control import presets
+from installation.control.midi import bindings as midi_bindings
+from installation.control.midi import control as midi
 from installation.control.surfaces import attach_controls
 from installation.core.errors import UserError
 from installation.core.params import Param, Registry
@@ -47,12 +49,13 @@ def default_registry(extra: Iterable[Param] = ()) -> Registry:
 
 def load_show(show: str | Path | None, registry: Registry | None = None) -> ShowConfig:
     """Read and validate a show file (against every wing's parameters unless a registry is given)."""
-    return config.load_show(show, default_registry() if registry is None else registry)
+    return config.load_show(show, default_registry() if registry is None else registry,
+                            {"midi": midi_bindings.check_section})
 
 
 class Show(loop.Show):
     """A show with every wing attached: the registry of every parameter, outputs and health (the loop's
-    own), and the control surfaces (control/osc.py attach_controls: live values, presets, OSC in and out,
+    own), and the control surfaces (control/surfaces.py attach_controls: live values, presets, OSC in and out,
     record and replay, MIDI)."""
 
     def __init__(self, cfg: ShowConfig, opts: RunOptions, registry: Registry | None = None, *,
@@ -79,7 +82,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="set a parameter")
     p.add_argument("--fresh", action="store_true",
                    help="start from the show file's values: ignore the live values saved last time (for this run)")
-    from installation.control.oscflags import add_run_flags
+    from installation.control.osc.flags import add_run_flags
 
     add_run_flags(p)  # --osc-*, --state
 
@@ -99,7 +102,7 @@ def set_values(items: list[str], registry: Registry | None = None) -> dict[str, 
 
 
 def _options(args: argparse.Namespace, registry: Registry) -> RunOptions:
-    from installation.control.oscflags import run_options as osc_run_options
+    from installation.control.osc.flags import run_options as osc_run_options
     from installation.render.displays import has_screen
 
     extra = set_values(args.set, registry)

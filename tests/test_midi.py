@@ -19,8 +19,8 @@ import mido
 import pytest
 
 from installation.app import RunOptions, Show, default_registry, load_show
-from installation.control.midi import Binding, MidiControl, parse_binding
-from installation.control.midi_ports import pick_port
+from installation.control.midi.control import Binding, MidiControl, parse_binding
+from installation.control.midi.ports import pick_port
 from tests.conftest import frames_of
 
 INSTALLATION = str(Path(sys.executable).parent / "installation")

@@ -26,10 +26,10 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
 
 from installation.app import RunOptions, Show, default_registry, load_show
-from installation.control import oscwire
-from installation.control.addressmap import osc_map_markdown, osc_map_text
-from installation.control.osc import OscControl
-from installation.control.oscwire import build_dgram
+from installation.control.osc import wire as oscwire
+from installation.control.osc.addressmap import osc_map_markdown, osc_map_text
+from installation.control.osc.control import OscControl
+from installation.control.osc.wire import build_dgram
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -529,7 +529,7 @@ def test_cli_run_with_osc_flags(tmp_path: Path) -> None:
 
 
 def test_walk_packet_rejects_garbage_and_flattens_bundles() -> None:
-    from installation.control.oscwire import Malformed, walk_packet
+    from installation.control.osc.wire import Malformed, walk_packet
 
     bad_size = b"#bundle\0" + b"\0" * 8 + b"\0\0\0\x05/ab\0"
     for junk in (b"", b"hello", b"/a\0", b"/a\0\0\0,zz\0\0", b"#bundle\0", bad_size, b"/a\0\0\0,i\0\0\0\0"):

@@ -1,4 +1,4 @@
-"""OSC address patterns: our automaton (control/patterns.py) matches what python-osc's Dispatcher matches on
+"""OSC address patterns: our automaton (control/osc/patterns.py) matches what python-osc's Dispatcher matches on
 ordinary patterns, over the real registry's addresses, and stays small and quick on hostile ones where
 python-osc's regular expressions backtrack for minutes."""
 
@@ -12,7 +12,7 @@ import pytest
 from pythonosc.dispatcher import Dispatcher
 
 from installation.app import default_registry
-from installation.control.patterns import MAX_ALTERNATIVES, MAX_CHARS, Matcher, Pattern, PatternRefused
+from installation.control.osc.patterns import MAX_ALTERNATIVES, MAX_CHARS, Matcher, Pattern, PatternRefused
 
 ADDRESSES = [p.address for p in default_registry().values()]
 

@@ -89,7 +89,7 @@ def test_unit_quotes_paths_with_spaces_and_percent() -> None:
 
 def test_unit_raises_the_open_file_limit() -> None:
     """systemd's default soft limit (1024) let about 1,030 idle connections to the panel end a show."""
-    from installation.control.webguard import WANT_FILES
+    from installation.control.web.guard import WANT_FILES
 
     text = unit_text("x", Path("/srv/show.toml"), ["/opt/venv/bin/installation"])
     lines = [line for line in text.splitlines() if line.startswith("LimitNOFILE=")]

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from installation.control.webguard import RESERVE, TOTAL, Rules, limit_total, origin_key, split_host
+from installation.control.web.guard import RESERVE, TOTAL, Rules, limit_total, origin_key, split_host
 
 
 @pytest.mark.parametrize(("host", "parts"), [

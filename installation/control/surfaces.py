@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 from installation.control.access import describe_allow
-from installation.control.osc import OscControl
-from installation.control.oscwire import OscSettings
+from installation.control.osc.control import OscControl
+from installation.control.osc.replay import OscRecorder
+from installation.control.osc.wire import OscSettings
 from installation.control.presets import PresetBank
-from installation.control.replay import OscRecorder
 from installation.core.errors import UserError
 from installation.core.state import LiveState, add_log_file, state_dir
 from installation.show.handle import ShowHandle
@@ -58,19 +58,19 @@ def attach_controls(show: ShowHandle) -> None:
     web_port = cfg.web.port if getattr(opts, "web_port", None) is None else opts.web_port
     if settings.enabled and (web_port or settings.oscquery_port):
         # the panel, the status page and OSCQuery: one server, the same intake, gate and store as OSC
-        from installation.control.web import WebSettings
-        from installation.control.webcontrol import WebControl
+        from installation.control.web.server import WebSettings
+        from installation.control.web.surface import WebControl
 
         web = WebControl(show, control, presets, WebSettings(
             host=settings.host, port=web_port, oscquery_port=settings.oscquery_port, token=cfg.web.token,
             thumbnail=cfg.web.thumbnail, name=cfg.name, origins=list(cfg.web.origins)))
         show.add(web, web.hud)
         if web.server.ports.get("web"):
-            from installation.control.oscquery import primary_ip
+            from installation.control.web.oscquery import primary_ip
 
             host = primary_ip() if settings.host in ("0.0.0.0", "", "::") else settings.host
             log.info("panel on http://%s:%d/ (status page: /status)", host, web.server.ports["web"])
-    from installation.control.midi import attach_midi
+    from installation.control.midi.control import attach_midi
 
     attach_midi(show, folder)  # [midi]: the same path into the store, learned bindings in the state folder
     show.publish()

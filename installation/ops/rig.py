@@ -13,7 +13,7 @@ from installation.core.errors import UserError
 
 def check_lines(cfg: Any) -> list[str]:
     """Lines for `check`; raises UserError when the show's NDI source is nowhere to be seen."""
-    from installation.control.midi import check_lines as midi_lines
+    from installation.control.midi.control import check_lines as midi_lines
     from installation.media.ndi import list_sources, match_source
     from installation.media.outputs import list_virtual_cameras
 

@@ -7,6 +7,7 @@ Every mistake becomes a UserError naming the file, the key path and what was exp
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,8 +20,11 @@ from installation.media.outputs import OutputConfig, declare_outputs
 from installation.show.config_errors import explain
 from installation.show.governor import GovernorConfig
 from installation.show.health import HealthConfig
-from installation.show.midimap import MidiConfig, check_midi
 from installation.show.schedule import ScheduleConfig
+
+# a section another wing owns ([midi]: control/midi/bindings.py): its raw table, the registry and the file in,
+# the checked section out (stored back on the ShowConfig), every mistake a UserError; handed in by app.load_show
+SectionChecker = Callable[[Any, Registry, Path], Any]
 
 SLOTS = (1, 99)  # preset slots, in a show's [presets] and over OSC (control/presets.py)
 SHOW_DIR = data_dir("show_configs")  # bare show names: the checkout's, or the installed package's
@@ -108,7 +112,7 @@ class OscConfig(_Strict):
 
 
 class WebConfig(_Strict):
-    """[web]: the control room in a browser (control/web.py): the panel, the status page, OSCQuery's
+    """[web]: the control room in a browser (control/web/server.py): the panel, the status page, OSCQuery's
     WebSocket. It listens on [osc] host, follows [osc] allow and is off with OSC."""
 
     port: int = Field(9080, ge=0, le=65535)  # the panel and the status page; 0: off
@@ -181,7 +185,7 @@ class ShowConfig(_Strict):
     health: HealthConfig = Field(default_factory=HealthConfig)  # heartbeat, model retry
     # the frame-budget governor (show/governor.py): [governor] table, or governor = "off" / "auto"
     governor: GovernorConfig = Field(default_factory=GovernorConfig)
-    midi: MidiConfig | None = None  # MIDI in (installation/control/midi.py); no table: no MIDI
+    midi: Any = None  # MIDI in: checked by the [midi] section checker (control/midi/bindings.py); no table: no MIDI
     output: list[OutputConfig] = Field(default_factory=list)  # [[output]]: NDI, virtual camera (outputs.py)
     params: dict[str, Any] = Field(default_factory=dict)  # live parameter defaults: "pre/blur" = 2, or [params.pre]
 
@@ -262,9 +266,10 @@ def check_presets(presets: dict[str, Any], registry: Registry, file: Path | None
     return out
 
 
-def load_show(show: str | Path | None, registry: Registry) -> ShowConfig:
-    """Read and validate a show file against a registry (app.load_show: every wing's parameters).
-    Raises UserError for any mistake in it."""
+def load_show(show: str | Path | None, registry: Registry,
+              sections: Mapping[str, SectionChecker] | None = None) -> ShowConfig:
+    """Read and validate a show file against a registry (app.load_show: every wing's parameters and the
+    sections other wings own, by name: {"midi": ...}). Raises UserError for any mistake in it."""
     path = find_show(show)
     if not path.is_file():
         raise UserError("show file not found", file=path, expected="a path to a .toml file or a name in show_configs/")
@@ -289,8 +294,10 @@ def load_show(show: str | Path | None, registry: Registry) -> ShowConfig:
     if cfg.source.kind == "ndi" and not cfg.source.name.strip():
         raise UserError("an NDI source needs a name", file=path, key="source.name", expected="an NDI sender's name")
     declare_outputs(registry, cfg.output, path)  # /output/NAME/on, so [params] and [midi.map] may name them
-    if cfg.midi is not None:
-        check_midi(cfg.midi, registry, path)
+    for name, check in (sections or {}).items():
+        raw_section = getattr(cfg, name)
+        if raw_section is not None:
+            setattr(cfg, name, check(raw_section, registry, path))
     cfg.params = check_params(flatten_params(cfg.params), registry, path)
     for look, values in cfg.schedule.looks.items():
         cfg.schedule.looks[look] = check_params(flatten_params(values), registry, path, f"schedule.looks.{look}")

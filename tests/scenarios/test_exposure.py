@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from installation.control.oscwire import build_dgram
+from installation.control.osc.wire import build_dgram
 from tests.conftest import SYNTHETIC, small_show
 from tests.scenarios.conftest import flat_model, frames_of, free_tcp_port, free_udp_port, run_cli, start_cli
 

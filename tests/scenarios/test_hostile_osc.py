@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from installation.control.oscwire import build_dgram
+from installation.control.osc.wire import build_dgram
 from tests.conftest import SYNTHETIC, small_show
 from tests.scenarios.conftest import flat_model, free_tcp_port, free_udp_port, start_cli
 

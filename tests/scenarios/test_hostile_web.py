@@ -25,9 +25,9 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from installation.control.oscwire import build_dgram
-from installation.control.web import MAX_WEBSOCKETS
-from installation.control.webguard import KEEPALIVE_S
+from installation.control.osc.wire import build_dgram
+from installation.control.web.guard import KEEPALIVE_S
+from installation.control.web.server import MAX_WEBSOCKETS
 from tests.scenarios.conftest import free_tcp_port
 from tests.scenarios.test_web_oscquery import closed_at_accept, playing, recv_text
 from tests.scenarios.test_web_panel import browser  # noqa: F401  (the fixture: Debian's chromium, headless)

@@ -10,7 +10,7 @@ from pathlib import Path
 from pythonosc.osc_packet import OscPacket
 
 from installation.app import default_registry
-from installation.control.oscwire import build_dgram
+from installation.control.osc.wire import build_dgram
 from tests.conftest import small_show
 from tests.scenarios.conftest import free_udp_port, osc_send, start_cli
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from installation.control.oscwire import build_dgram
+from installation.control.osc.wire import build_dgram
 from tests.scenarios.conftest import osc_send
 from tests.scenarios.test_web_oscquery import get, playing
 

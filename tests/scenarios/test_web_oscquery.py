@@ -20,7 +20,7 @@ from typing import Any
 from pythonosc.osc_message import OscMessage
 from websockets.sync.client import ClientConnection, connect
 
-from installation.control.oscwire import build_dgram
+from installation.control.osc.wire import build_dgram
 from tests.conftest import SYNTHETIC, small_show
 from tests.scenarios.conftest import INSTALLATION, cli_env, free_tcp_port, free_udp_port, osc_send, wait_presenting
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from zeroconf import IPVersion, ServiceBrowser, ServiceStateChange, Zeroconf
 
-from installation.control.advertise import OSC_UDP, OSCJSON, instance_name
+from installation.control.web.advertise import OSC_UDP, OSCJSON, instance_name
 from tests.conftest import SYNTHETIC, small_show
 from tests.scenarios.conftest import free_tcp_port, free_udp_port, start_cli, wait_presenting
 

@@ -13,7 +13,7 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from installation.control.access import parse_allow
-from installation.control.patterns import PATTERN_CHARS as PATTERN_CHARS
+from installation.control.osc.patterns import PATTERN_CHARS as PATTERN_CHARS
 from installation.control.presets import ARG_TRIGGERS, slot_of
 from installation.core.errors import UserError
 from installation.core.params import Param, ParamError
@@ -31,7 +31,7 @@ FEEDBACK_PORT = 9001
 OSCQUERY_PORT = 9002
 
 
-WEB_PORT = 9080  # the panel and the status page (control/web.py)
+WEB_PORT = 9080  # the panel and the status page (control/web/server.py)
 
 
 STATUS_EVERY_S = 1.0

@@ -15,7 +15,7 @@ import socket
 import threading
 from typing import Any
 
-from installation.control.oscquery import primary_ip
+from installation.control.web.oscquery import primary_ip
 
 log = logging.getLogger("installation.web")
 

@@ -1,5 +1,5 @@
 """The web as a control surface of the show (update(show) / close(), on the main thread): it starts the web
-server (web.py) and zeroconf (advertise.py), and hands the server what only the main thread may read.
+server (server.py) and zeroconf (advertise.py), and hands the server what only the main thread may read.
 
   changes     OSC feedback's own record of what changed this frame (OscControl.taps): the server reads
               those values from the store and pushes them to every listening client, so a change from
@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 from pythonosc.osc_message import OscMessage
 
-from installation.control.advertise import Advertiser, loopback
-from installation.control.osc import OscControl
+from installation.control.osc.control import OscControl
 from installation.control.presets import PresetBank
-from installation.control.web import Hooks, WebServer, WebSettings
+from installation.control.web.advertise import Advertiser, loopback
+from installation.control.web.server import Hooks, WebServer, WebSettings
 from installation.show.schedule import ScheduleControl
 
 log = logging.getLogger("installation.web")

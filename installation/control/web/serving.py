@@ -1,8 +1,8 @@
 """aiohttp applications served from an asyncio loop on a thread of their own, never the render thread: each
 on its port, a port another program holds retried every RETRY_S with the reason kept for the HUD. The web
-server (web.py) is one; `call()` is how another thread gets something done on the loop.
+server (server.py) is one; `call()` is how another thread gets something done on the loop.
 
-Every listening socket is handed the Doorman's protocol factory (webguard.py): a connection is judged when
+Every listening socket is handed the Doorman's protocol factory (guard.py): a connection is judged when
 it is accepted, before aiohttp reads a byte of it. Idle and half-sent connections end at KEEPALIVE_S. A
 descriptor shortage at accept (asyncio pauses accepting for a second) is counted and said once, never a
 traceback a second."""
@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from installation.control.webguard import KEEPALIVE_S, LINGER_S, Doorman
+from installation.control.web.guard import KEEPALIVE_S, LINGER_S, Doorman
 
 log = logging.getLogger("installation.web")
 

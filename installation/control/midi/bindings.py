@@ -1,16 +1,19 @@
 """`[midi]` in a show file: the section's schema and its bindings ("cc CH N", "cc14 CH N", "note CH N",
-"pb CH"), checked against the registry when the show loads. The MIDI input itself is control/midi.py."""
+"pb CH"), checked against the registry when the show loads (`check_section`, which app.load_show hands to
+show/config.load_show). The MIDI input itself is control/midi/control.py."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from installation.core.errors import UserError
 from installation.core.params import Param, Registry
+from installation.show.config_errors import explain
 
 
 class MidiConfig(BaseModel):
@@ -19,6 +22,23 @@ class MidiConfig(BaseModel):
     port: str = "any"  # a port's name, a part of it (any case), or "any": the first port that is not a Through
     poll_s: float = Field(2.0, gt=0, le=60)  # how often the port list is looked at (plugged in, unplugged)
     map: dict[str, str] = Field(default_factory=dict)  # "cc 1 7" = "mix/amount"
+
+
+class MidiSection(BaseModel):
+    """The show file's view of the section, so a mistake's key path reads `midi.KEY` as the rest do."""
+    model_config = ConfigDict(extra="allow")
+    midi: MidiConfig | None = None
+
+
+def check_section(raw: Any, registry: Registry, file: Path) -> MidiConfig:
+    """The [midi] table of a show file: its schema, then its bindings against the registry."""
+    try:
+        cfg = MidiSection.model_validate({"midi": raw}).midi
+    except ValidationError as e:
+        raise explain(e, file, MidiSection) from None
+    assert cfg is not None
+    check_midi(cfg, registry, file)
+    return cfg
 
 
 @dataclass(frozen=True)

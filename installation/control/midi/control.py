@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from installation.control.midi_ports import PortWatcher, list_ports
+from installation.control.midi.bindings import Binding, MidiConfig, check_midi, check_target, parse_binding
+from installation.control.midi.ports import PortWatcher, list_ports
 from installation.core.params import Param, ParamError, Registry
-from installation.show.midimap import Binding, MidiConfig, check_midi, check_target, parse_binding
 
 log = logging.getLogger("installation.midi")
 

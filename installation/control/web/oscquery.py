@@ -6,7 +6,7 @@ GET /pre/blur            one node: FULL_PATH, TYPE, ACCESS, VALUE, RANGE, DESCRI
 GET /pre/blur?VALUE      one attribute: {"VALUE": [3.0]}; one the node lacks: 204; one the spec lacks: 400
 GET /?HOST_INFO          NAME, OSC_IP, OSC_PORT, OSC_TRANSPORT, WS_IP, WS_PORT, EXTENSIONS
 
-No sockets here: control/web.py serves this over HTTP and WebSocket. VALUE is read from the store when a
+No sockets here: control/web/server.py serves this over HTTP and WebSocket. VALUE is read from the store when a
 request comes, so nothing is mirrored. What changes the tree's shape while a show plays is what lies on
 disk: the models a show can select (RANGE of /model/select) and the presets saved (RANGE of
 /preset/recall); `changes()` turns two trees into the PATH_ADDED / PATH_REMOVED / PATH_CHANGED notices a
@@ -36,7 +36,7 @@ EXTENSIONS = {"ACCESS": True, "VALUE": True, "RANGE": True, "DESCRIPTION": True,
               "TAGS": False, "CRITICAL": False, "EXTENDED_TYPE": False, "LISTEN": True, "PATH_CHANGED": True,
               "PATH_ADDED": True, "PATH_REMOVED": True, "PATH_RENAMED": False}
 
-# What /status/* sends every second (oscsend.py): name, OSC type, description.
+# What /status/* sends every second (osc/send.py): name, OSC type, description.
 STATUS = [
     ("fps", "f", "frames presented per second"),
     ("latency_ms", "f", "camera-to-screen latency, median of the last frames"),
@@ -179,7 +179,7 @@ def changes(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> l
     return out
 
 
-# docs/osc.md's section on OSCQuery and the web (control/addressmap.py puts it in the page)
+# docs/osc.md's section on OSCQuery and the web (control/osc/addressmap.py puts it in the page)
 DOC = [
     "## OSCQuery and the web panel", "",
     "One web server (aiohttp, on a thread of its own, never the render thread) answers on two ports: "

@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any
 
-from installation.control.oscwire import MAX_SENDERS, SENDER_TTL_S, build_dgram, out_value
+from installation.control.osc.wire import MAX_SENDERS, SENDER_TTL_S, build_dgram, out_value
 from installation.core.params import Param
 
 log = logging.getLogger("installation.osc")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from installation.control.access import describe_allow, parse_allow
-from installation.control.oscwire import DEFAULT_PORT, FEEDBACK_PORT, OSCQUERY_PORT, WEB_PORT, parse_target, udp_on
+from installation.control.osc.wire import DEFAULT_PORT, FEEDBACK_PORT, OSCQUERY_PORT, WEB_PORT, parse_target, udp_on
 from installation.core.errors import UserError
 
 log = logging.getLogger("installation.osc")

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from installation.control.access import Gate
-from installation.control.oscserver import InputCounters, _Pending
-from installation.control.oscwire import (
+from installation.control.osc.patterns import Matcher, PatternRefused, is_pattern
+from installation.control.osc.server import InputCounters, _Pending
+from installation.control.osc.wire import (
     MAX_PENDING_TRIGGERS,
     MAX_SENDERS,
     Malformed,
@@ -21,7 +22,6 @@ from installation.control.oscwire import (
     judge,
     walk_packet,
 )
-from installation.control.patterns import Matcher, PatternRefused, is_pattern
 from installation.core.params import Param, ParamError
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from installation.control.oscquery import DOC as WEB_DOC
-from installation.control.oscquery import PROTOCOL_NODES
-from installation.control.oscwire import DEFAULT_PORT, FEEDBACK_PORT, OSCQUERY_PORT, WEB_PORT
+from installation.control.osc.wire import DEFAULT_PORT, FEEDBACK_PORT, OSCQUERY_PORT, WEB_PORT
 from installation.control.presets import ARG_TRIGGERS
+from installation.control.web.oscquery import DOC as WEB_DOC
+from installation.control.web.oscquery import PROTOCOL_NODES
 from installation.core.params import Registry
 
 

@@ -43,14 +43,14 @@ from pathlib import Path
 from typing import Any
 
 from installation.control.access import Gate
-from installation.control.feedback import FeedbackTargets, Resolver
-from installation.control.oscreceive import OscReceive
-from installation.control.oscsend import OscSend
-from installation.control.oscserver import InputCounters, RetryingServer, _OscUDPServer, _Pending
-from installation.control.oscwire import STATUS_EVERY_S, OscSettings, build_dgram
-from installation.control.patterns import Matcher
+from installation.control.osc.feedback import FeedbackTargets, Resolver
+from installation.control.osc.intake import OscReceive
+from installation.control.osc.patterns import Matcher
+from installation.control.osc.replay import GatedSource, OscRecorder, OscReplay, read_recording
+from installation.control.osc.send import OscSend
+from installation.control.osc.server import InputCounters, RetryingServer, _OscUDPServer, _Pending
+from installation.control.osc.wire import STATUS_EVERY_S, OscSettings, build_dgram
 from installation.control.presets import PresetBank
-from installation.control.replay import GatedSource, OscRecorder, OscReplay, read_recording
 from installation.core.params import ParamError, Registry
 from installation.core.state import remove_log_file
 from installation.show.handle import ShowHandle
@@ -119,7 +119,7 @@ class OscControl(OscReceive, OscSend):
             replay = self.replay
             self.store.use_clock(lambda: replay.frame_clock)
 
-        # who else hears of each frame's changes (the web server: control/webcontrol.py), as addresses
+        # who else hears of each frame's changes (the web server: control/web/surface.py), as addresses
         self.taps: list[Callable[[list[str]], None]] = []
         self.server: RetryingServer | None = None
         if settings.enabled and not settings.udp:

@@ -9,7 +9,7 @@ the render thread. Two ports, one server:
 
 Two ports because both want the root: an OSCQuery client reads the tree at /, a phone wants the panel
 there. Every connection passes the show's allow-list and the connection limits when it is accepted, every
-request the Host rule, every WebSocket and write the Origin rule (webguard.py, docs/security.md); with a
+request the Host rule, every WebSocket and write the Origin rule (guard.py, docs/security.md); with a
 [web] token, writing needs the token (?token=... once, then a cookie; or `Authorization: Bearer ...`)
 while viewing stays open on the allowed network.
 
@@ -17,7 +17,7 @@ The tree is built once and kept: again only when values changed (at most once a 
 hands the changed names over once a frame), the status figures came (once a second) or models and
 presets on disk changed; LISTEN and GET read the kept one.
 
-What the server knows of the show comes in through WebControl (webcontrol.py) from the main thread:
+What the server knows of the show comes in through WebControl (surface.py) from the main thread:
 changed addresses, the status figures, the thumbnail, the models and presets on disk. Values are read
 from the store (locked), values set go into the OSC intake: the server never touches the show itself.
 """
@@ -38,16 +38,16 @@ import cv2
 import numpy as np
 from aiohttp import web
 
-from installation.control import oscquery
-from installation.control.oscwire import build_dgram
-from installation.control.webguard import SAFE_METHODS, Doorman, Rules
-from installation.control.websession import Session, serve
-from installation.control.webthread import ServingThread
+from installation.control.osc.wire import build_dgram
+from installation.control.web import oscquery
+from installation.control.web.guard import SAFE_METHODS, Doorman, Rules
+from installation.control.web.serving import ServingThread
+from installation.control.web.session import Session, serve
 from installation.core.params import Param, ParamStore
 
 log = logging.getLogger("installation.web")
 
-STATIC = Path(__file__).parent / "static"
+STATIC = Path(__file__).parent.parent / "static"  # control/static: package data of installation.control
 COOKIE = "installation_token"
 THUMB_WIDTH = 320
 THUMB_KEEP_S = 5.0  # thumbnails are made while someone asked for one this recently
@@ -114,7 +114,7 @@ class WebServer(ServingThread):
     # ---- the apps ------------------------------------------------------------------------------------
     @web.middleware
     async def _gate(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
-        """The sender passed the allow-list at accept (webguard.Doorman); here the Host and Origin rules."""
+        """The sender passed the allow-list at accept (guard.Doorman); here the Host and Origin rules."""
         if not self.rules.host_ok(request.headers.get("Host")):
             self.refused_request("host", f"Host {request.headers.get('Host', '')[:80]!r}")
             return self._json({"error": "this Host is not this machine: use its address or name"}, 403)

@@ -18,7 +18,7 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 from installation.core.params import Param
 
 if TYPE_CHECKING:
-    from installation.control.osc import OscControl
+    from installation.control.osc.control import OscControl
 
 log = logging.getLogger("installation.osc")
 

@@ -4,7 +4,7 @@ what waits to go out to it. Runs on the web server's asyncio loop only.
 In: text frames are OSCQuery commands as JSON ({"COMMAND": "LISTEN", "DATA": "/mix/amount"}, IGNORE);
 binary frames are OSC packets setting values. A packet is judged here, strictly (a number outside its
 range is refused, where OSC over UDP clamps it, since a client that knows the RANGE has no excuse), and
-then handed whole to the same intake as a UDP datagram (control/osc.py): coalescing, counting, the inbox,
+then handed whole to the same intake as a UDP datagram (control/osc/intake.py): coalescing, counting, the inbox,
 the store. Values follow the one type rule of OSC (Param.check_wire, through judge): a string "5" or a T
 for a float is refused. Anything refused gets
 {"COMMAND": "ERROR", "DATA": why} on this socket, is counted, and changes nothing: JSON nested too deep
@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from installation.control.oscwire import PATTERN_CHARS, Malformed, judge, walk_packet
+from installation.control.osc.wire import PATTERN_CHARS, Malformed, judge, walk_packet
 from installation.core.params import Param, ParamError
 
 if TYPE_CHECKING:
-    from installation.control.web import WebServer
+    from installation.control.web.server import WebServer
 
 log = logging.getLogger("installation.web")
 
