@@ -67,24 +67,28 @@ def load_weights(net: nn.Module, state: dict[str, torch.Tensor], file: str | Pat
 
 
 def dataset_fingerprint(folder: str | Path) -> list[list[Any]]:
-    """What a run learns from, as [relative path, bytes] of every picture under its dataset folder: a resumed
-    run checks it still learns from the same pictures (a moved folder with the same files passes)."""
+    """What a run learns from, as [relative path, bytes, content hash] of every picture under its dataset
+    folder: a resumed run checks it still learns from the same pictures (a moved folder of them passes)."""
+    import hashlib
+
     root = Path(folder)
     if not root.is_dir():
         return []
-    return [[p.relative_to(root).as_posix(), p.stat().st_size] for p in sorted(root.rglob("*"))
-            if p.suffix.lower() in PICTURE_EXT and p.is_file()]
+    return [[p.relative_to(root).as_posix(), p.stat().st_size,
+             hashlib.blake2b(p.read_bytes(), digest_size=8).hexdigest()]
+            for p in sorted(root.rglob("*")) if p.suffix.lower() in PICTURE_EXT and p.is_file()]
 
 
 def same_data(ckpt: dict[str, Any], fingerprint: list[list[Any]], file: str | Path, folder: str | Path) -> None:
     """Refuse to go on with other pictures than the checkpoint's run learnt from (a UserError saying what differs)."""
-    before = {name: size for name, size in ckpt.get("dataset_fingerprint") or []}
+    before = {name: list(rest) for name, *rest in ckpt.get("dataset_fingerprint") or []}
     if not before:
         return  # a checkpoint from before fingerprints: nothing to compare
-    now = {name: size for name, size in fingerprint}
+    now = {name: list(rest) for name, *rest in fingerprint}
     gone = sorted(set(before) - set(now))
     new = sorted(set(now) - set(before))
-    changed = sorted(n for n in set(before) & set(now) if before[n] != now[n])
+    # a fingerprint of an older trainer has no hash: compare what both have
+    changed = sorted(n for n in set(before) & set(now) if before[n] != now[n][:len(before[n])])
     if gone or new or changed:
         parts = [f"{what}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
                  for what, names in (("missing", gone), ("not in the run", new), ("changed", changed)) if names]
