@@ -322,7 +322,6 @@ def test_a_failed_swap_keeps_the_running_model(tmp_path: Path) -> None:
 
 def test_a_missing_selfie_model_reaches_the_hud_the_stats_and_the_health_counters(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from installation.show.health import counters
     from installation.vision import segment
 
     monkeypatch.setattr(segment, "DEFAULT_MODELS_DIR", tmp_path / "nothing-fetched")
@@ -331,7 +330,7 @@ def test_a_missing_selfie_model_reaches_the_hud_the_stats_and_the_health_counter
 
     def look(s: Show) -> None:
         marks["hud"] = "\n".join(s.hud_text())
-        marks["health"] = counters(s)
+        marks["health"] = s.counters()
 
     script = Script([("segmentation failed a few times",
                       lambda s: s.workers.segmenter.failures >= 5 and presented(s) >= 10, look)])

@@ -48,7 +48,7 @@ def test_control_surfaces_reach_the_show_only_through_its_handle() -> None:
                 or (isinstance(node, ast.Attribute) and node.attr == "show"))
 
     found = []
-    for path in Path(control.__file__).parent.rglob("*.py"):
+    for path in Path(control.__file__).parent.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute) and (node.attr == "_show"
                                                     or (node.attr in behind and is_show(node.value))):

@@ -11,18 +11,47 @@ thumbnail). The loop, the workers, the model slot, the renderer and the display 
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from installation.core.params import ParamStore, Registry, Snapshot
 from installation.core.timing import Stats
 
 if TYPE_CHECKING:
+    from installation.inference.slot import ModelSlot
     from installation.show.config import ShowConfig
-    from installation.show.loop import RunOptions, Show
+    from installation.show.options import RunOptions
 
 T = TypeVar("T")
+
+
+class Host(Protocol):
+    """What the handle reaches of its show (show.loop.Show is the one host): named here so the handle
+    needs no import of the loop."""
+
+    cfg: ShowConfig
+    opts: RunOptions
+    registry: Registry
+    store: ParamStore
+    snapshot: Snapshot
+    inbox: queue.SimpleQueue[Callable[[Any], None]]
+    parts: list[Any]
+    surfaces: list[Any]
+    hud_lines: list[Callable[[Any], list[str]]]
+    outputs: Any
+    slot: ModelSlot
+
+    @property
+    def stats(self) -> Stats: ...
+
+    @property
+    def source(self) -> Any: ...
+
+    def counters(self) -> dict[str, Any]: ...
+
+    def gate_source(self, wrap: Callable[[Any], Any]) -> Any: ...
 
 
 class ShowHandle:
@@ -30,7 +59,7 @@ class ShowHandle:
 
     __slots__ = ("_show",)
 
-    def __init__(self, show: Show) -> None:
+    def __init__(self, show: Host) -> None:
         self._show = show
 
     @property
@@ -79,9 +108,7 @@ class ShowHandle:
 
     def counters(self) -> dict[str, Any]:
         """The health figures, the same as the stats JSON, the heartbeat and the log line."""
-        from installation.show.health import counters
-
-        return counters(self._show)
+        return self._show.counters()
 
     def publish(self) -> None:
         """Publish the store's values now (surfaces restored live values before the first frame)."""

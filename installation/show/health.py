@@ -2,8 +2,9 @@
 periodic health line in the log, and the `[health]` settings (the model retry they set is the model
 slot's, inference/slot.py).
 
-`counters(show)` is the one place the health figures are gathered: the stats JSON, the periodic log
-line, the heartbeat file and OSC /status all read it, so they always agree.
+`counters(...)` is the one place the health figures are gathered: the stats JSON, the periodic log
+line, the heartbeat file, OSC /status and the web's status page all read it (through Show.counters()),
+so they always agree. The Health part reads only what `Watched` names of its show.
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
-from installation.core.cpu import cpu_record
 from installation.core.files import atomic_write, rotating_log_handler
-from installation.core.timing import percentiles
+from installation.core.timing import Stats, percentiles
 
 if TYPE_CHECKING:
-    from installation.show.loop import Show
+    from installation.inference.slot import ModelSlot
+    from installation.show.governor import Governor
+    from installation.show.workers import Workers
 
 log = logging.getLogger("installation.health")
 
@@ -52,10 +54,10 @@ def process_age_s() -> float:
         return time.time() - _process.create_time()
 
 
-def counters(show: Show) -> dict[str, Any]:
-    """The show's health now. Safe to call from any thread: it only reads."""
-    st = show.stats
-    src = show.source
+def counters(stats: Stats, workers: Workers, slot: ModelSlot, governor: Governor) -> dict[str, Any]:
+    """A show's health now, from its parts. Safe to call from any thread: it only reads."""
+    st = stats
+    src = workers.source
     c = st.counters
     faults = dict(st.faults)  # one copy: another thread may add a kind meanwhile
     lat = percentiles(list(st.latency_ms.copy())[-LATENCY_FRAMES:])  # deque.copy(): one step, no lock needed
@@ -70,53 +72,20 @@ def counters(show: Show) -> dict[str, Any]:
         "frames_held": c["frames_held"],  # re-presented while no fresh picture came (source down)
         "frames_inferred": c["frames_inferred"],
         "frames_reused": c["frames_reused"],
-        "dropped": show.dropped(),
+        "dropped": workers.dropped(),
         "reconnects": getattr(src, "reconnects", 0),
         "source_connected": bool(getattr(src, "connected", False)),
         "source_errors": getattr(src, "errors", 0),
         "errors": sum(faults.values()),
         "faults": faults,
         "last_fault": st.last_fault,
-        "model": show.slot.model.name if show.slot.model is not None else None,
-        "model_error": show.slot.error or None,
-        "model_retries": c["model_retries"],
-        "segment_failures": getattr(show.workers.segmenter, "failures", 0),
-        "rss_mb": round(rss_mb(), 1),
-        "governor": show.governor.status(),  # what the frame-budget governor gave up, and why
-    }
-
-
-def run_summary(show: Show) -> dict[str, Any]:
-    """What a run did, for --stats and the bench: the stats, what played on what, and the health counters."""
-    import onnxruntime
-
-    src, slot, rec, seg = show.source, show.slot, show.recorder, show.workers.segmenter
-    return show.stats.to_dict({
-        "show": show.cfg.name,
-        "source": getattr(src, "name", None),
-        "source_fps": getattr(src, "fps", None),
-        "source_frames_read": getattr(src, "index", 0),
-        "dropped_source": getattr(src, "dropped", 0),
-        "dropped_inference": show.results.dropped,
-        "dropped_total": show.dropped(),
-        "reconnects": getattr(src, "reconnects", 0),
-        "model": slot.model.name if slot.model else None,
+        "model": slot.model.name if slot.model is not None else None,
         "model_error": slot.error or None,
-        "providers": slot.model.backend.providers if slot.model else [],
-        "onnxruntime": onnxruntime.__version__,
-        "cpu": cpu_record(),  # the machine these figures came from: name, flags, cores
-        "gl_renderer": show.display.renderer_name if show.display else None,
-        "display_size": list(show.display.size) if show.display else None,
-        "lockstep": show.opts.lockstep,
-        "inference_workers": show.workers.in_use,
-        "recorded_frames": rec.frames if rec else 0,
-        "recorded_seconds": round(rec.seconds, 3) if rec else 0.0,
-        "recorded_rejected": rec.rejected if rec else 0,
-        "shader_reloads": show.renderer.shaders.reloads if show.renderer else 0,
-        "segment_failures": seg.failures if seg else 0,
-        "segmented_frames": seg.segmented if seg else 0,
-        "health": counters(show),
-    })
+        "model_retries": c["model_retries"],
+        "segment_failures": getattr(workers.segmenter, "failures", 0),
+        "rss_mb": round(rss_mb(), 1),
+        "governor": governor.status(),  # what the frame-budget governor gave up, and why
+    }
 
 
 class HealthConfig(BaseModel):
@@ -129,17 +98,6 @@ class HealthConfig(BaseModel):
     model_retry_s: float = Field(10.0, gt=0)  # first retry of a missing or failed model; then doubling...
     model_retry_max_s: float = Field(300.0, gt=0)  # ...up to this
     model_fail_after: int = Field(3, ge=1, le=1000)  # run-time failures in a row before the model is dropped
-
-
-def attach(show: Show) -> None:
-    """Add the reliability controls to a built show: health (heartbeat, log), then the
-    opening hours and attract look."""
-    from installation.show.schedule import ScheduleConfig, ScheduleControl
-
-    health = Health.for_show(show)
-    sched = ScheduleControl(getattr(show.cfg, "schedule", None) or ScheduleConfig())
-    show.parts[:0] = [health, sched]
-    show.hud_lines.append(sched.hud)
 
 
 # ---- logs ---------------------------------------------------------------------------------------
@@ -170,39 +128,52 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     atomic_write(path, json.dumps(data, default=str) + "\n", sync=False)
 
 
-# ---- the control object -------------------------------------------------------------------------
+# ---- the part --------------------------------------------------------------------------------------
+
+class Watched(Protocol):
+    """What the Health part reads of the show it is a part of (show.loop.Show is one)."""
+
+    @property
+    def stats(self) -> Stats: ...
+
+    def counters(self) -> dict[str, Any]: ...
+
 
 class Health:
-    """A show control (update(show) each frame on the main thread): heartbeat and periodic log.
+    """A part of the show (update(show) each frame on the main thread): heartbeat and periodic log.
 
     The heartbeat is written from the main loop, so a hung loop means a stale heartbeat: that is what
     the supervisor watches. It is also written at once on the first picture, which marks "up again".
     """
 
-    def __init__(self, heartbeat: Path | None = None, heartbeat_s: float = 5.0, log_every_s: float = 300.0) -> None:
+    def __init__(self, heartbeat: Path | None = None, heartbeat_s: float = 5.0, log_every_s: float = 300.0,
+                 name: str = "") -> None:
+        self.name = name  # the show's, in the heartbeat file
         self.heartbeat = heartbeat
         self.heartbeat_s = heartbeat_s
         self.log_every_s = log_every_s
         self._t_beat = 0.0
         self._t_log = time.monotonic()
         self._first_frame_s: float | None = None
-        self._show: Show | None = None
+        self._show: Watched | None = None
         self.beats = 0
 
     @classmethod
-    def for_show(cls, show: Show) -> Health:
-        h: HealthConfig = getattr(show.cfg, "health", None) or HealthConfig()
+    def for_show(cls, name: str, settings: HealthConfig | None, state: Path | None) -> Health:
+        """The show `name`'s health part: its heartbeat where the supervisor says, else in its state
+        folder (`state`: the --state option, None for the default)."""
+        h = settings or HealthConfig()
         path = os.environ.get(HEARTBEAT_ENV)
         if path:
             heartbeat: Path | None = Path(path)
         else:
             from installation.core.state import state_dir
 
-            d = state_dir(show.cfg.name, getattr(show.opts, "state", None))
+            d = state_dir(name, state)
             heartbeat = d / "heartbeat.json" if d else None
-        return cls(heartbeat, h.heartbeat_s, h.log_every_s)
+        return cls(heartbeat, h.heartbeat_s, h.log_every_s, name=name)
 
-    def update(self, show: Show) -> None:
+    def update(self, show: Watched) -> None:
         now = time.monotonic()
         shown = show.stats.counters["frames_presented"] + show.stats.counters["frames_held"]
         first = self._first_frame_s is None and shown > 0
@@ -217,15 +188,15 @@ class Health:
             self._t_log = now
             self.log_line(show)
 
-    def log_line(self, show: Show) -> None:
-        c = counters(show)
+    def log_line(self, show: Watched) -> None:
+        c = show.counters()
         log.info("health: %.1f fps, %d presented, %d held, %d dropped, %d reconnects, %d errors, "
                  "model %s, %.0f MiB", c["fps"], c["frames_presented"], c["frames_held"], c["dropped"],
                  c["reconnects"], c["errors"], c["model"] or "none", c["rss_mb"])
 
-    def beat(self, show: Show) -> None:
+    def beat(self, show: Watched) -> None:
         assert self.heartbeat is not None
-        data = counters(show) | {"show": show.cfg.name, "first_frame_s": self._first_frame_s}
+        data = show.counters() | {"show": self.name, "first_frame_s": self._first_frame_s}
         try:
             self.heartbeat.parent.mkdir(parents=True, exist_ok=True)
             write_json_atomic(self.heartbeat, data)

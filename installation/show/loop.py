@@ -37,9 +37,10 @@ from installation.render.renderer import Renderer, finish
 from installation.show.config import ShowConfig
 from installation.show.governor import Governor
 from installation.show.handle import ShowHandle
-from installation.show.health import run_summary
+from installation.show.health import Health, counters
 from installation.show.input import Input
 from installation.show.options import RunOptions
+from installation.show.schedule import ScheduleConfig, ScheduleControl
 from installation.show.workers import Result, Workers
 
 __all__ = ["RunOptions", "Show", "display_for", "model_dirs", "source_for"]
@@ -127,9 +128,10 @@ class Show:
         from installation.media.outputs import attach_outputs
 
         attach_outputs(self)  # [[output]]: each on its own thread, fed from the frame's one readback
-        from installation.show.health import attach
-
-        attach(self)  # heartbeat, model retry, opening hours and attract look
+        health = Health.for_show(cfg.name, cfg.health, self.opts.state)  # heartbeat, the periodic log line
+        schedule = ScheduleControl(cfg.schedule or ScheduleConfig())  # opening hours and the attract look
+        self.parts[:0] = [health, schedule]
+        self.hud_lines.append(schedule.hud)
         self.attach_surfaces()  # app.Show: live values restored, presets, OSC in/out, record/replay, MIDI
         self.workers.start()
         return self
@@ -397,13 +399,53 @@ class Show:
         if self.recorder is not None:
             self.recorder.close(t_stopped)
         self.governor.save(*self.governor_memory())
-        summary = run_summary(self)
+        summary = self.summary()
         if self.opts.stats:
             Path(self.opts.stats).parent.mkdir(parents=True, exist_ok=True)
             Path(self.opts.stats).write_text(json.dumps(summary, indent=2, default=str) + "\n")
         if self.display is not None:
             self.display.close()
         return summary
+
+
+    def counters(self) -> dict[str, Any]:
+        """The health figures (show/health.counters): the stats JSON, the heartbeat, the log line, OSC
+        /status and the web's status page. Any thread: it only reads."""
+        return counters(self.stats, self.workers, self.slot, self.governor)
+
+    def summary(self) -> dict[str, Any]:
+        """What a run did, for --stats and the bench: the stats, what played on what, the health figures."""
+        import onnxruntime
+
+        from installation.core.cpu import cpu_record
+
+        src, slot, rec, seg = self.source, self.slot, self.recorder, self.workers.segmenter
+        return self.stats.to_dict({
+            "show": self.cfg.name,
+            "source": getattr(src, "name", None),
+            "source_fps": getattr(src, "fps", None),
+            "source_frames_read": getattr(src, "index", 0),
+            "dropped_source": getattr(src, "dropped", 0),
+            "dropped_inference": self.results.dropped,
+            "dropped_total": self.dropped(),
+            "reconnects": getattr(src, "reconnects", 0),
+            "model": slot.model.name if slot.model else None,
+            "model_error": slot.error or None,
+            "providers": slot.model.backend.providers if slot.model else [],
+            "onnxruntime": onnxruntime.__version__,
+            "cpu": cpu_record(),  # the machine these figures came from: name, flags, cores
+            "gl_renderer": self.display.renderer_name if self.display else None,
+            "display_size": list(self.display.size) if self.display else None,
+            "lockstep": self.opts.lockstep,
+            "inference_workers": self.workers.in_use,
+            "recorded_frames": rec.frames if rec else 0,
+            "recorded_seconds": round(rec.seconds, 3) if rec else 0.0,
+            "recorded_rejected": rec.rejected if rec else 0,
+            "shader_reloads": self.renderer.shaders.reloads if self.renderer else 0,
+            "segment_failures": seg.failures if seg else 0,
+            "segmented_frames": seg.segmented if seg else 0,
+            "health": self.counters(),
+        })
 
 
 # ---- the parts a show file names ------------------------------------------------------------------

@@ -18,14 +18,33 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 if TYPE_CHECKING:
-    from installation.show.loop import Show
+    from installation.core.params import ParamStore
+    from installation.core.timing import Stats
+    from installation.show.workers import Result
+
+
+class Stage(Protocol):
+    """What a look reads and changes of the show it is a part of (show.loop.Show is one)."""
+
+    store: ParamStore
+
+    @property
+    def stats(self) -> Stats: ...
+
+    @property
+    def source(self) -> Any: ...
+
+    @property
+    def last_result(self) -> Result | None: ...
+
+    def lay_over(self, owner: str, values: dict[str, Any]) -> None: ...
 
 log = logging.getLogger("installation.schedule")
 
@@ -280,7 +299,7 @@ class ScheduleControl:
         self._t_lost: float | None = None
         self.changes = 0
 
-    def update(self, show: Show) -> None:
+    def update(self, show: Stage) -> None:
         t = time.monotonic()
         res = getattr(show, "last_result", None)
         # a room empties over seconds: looking ten times a second is plenty, and at GPU frame rates a
@@ -313,7 +332,7 @@ class ScheduleControl:
         w = 1.0 if self.cfg.fade_s <= 0 else min(1.0, (t - self._t_switch) / self.cfg.fade_s)
         return blend_looks(live, self._from, self.looks.get(self.look, {}), w)
 
-    def hud(self, show: Show) -> list[str]:
+    def hud(self, show: Stage) -> list[str]:
         t = time.monotonic()
         if self.look != "on":
             return [f"look: {self.look} ({self.why})"]
