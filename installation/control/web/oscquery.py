@@ -36,7 +36,7 @@ EXTENSIONS = {"ACCESS": True, "VALUE": True, "RANGE": True, "DESCRIPTION": True,
               "TAGS": False, "CRITICAL": False, "EXTENDED_TYPE": False, "LISTEN": True, "PATH_CHANGED": True,
               "PATH_ADDED": True, "PATH_REMOVED": True, "PATH_RENAMED": False}
 
-# What /status/* sends every second (osc/send.py): name, OSC type, description.
+# What /status/* sends every second (osc/feedback.py): name, OSC type, description.
 STATUS = [
     ("fps", "f", "frames presented per second"),
     ("latency_ms", "f", "camera-to-screen latency, median of the last frames"),

@@ -23,17 +23,14 @@ import asyncio
 import json
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
 from installation.control.osc.wire import PATTERN_CHARS, Malformed, judge, walk_packet
 from installation.core.params import Param, ParamError
-
-if TYPE_CHECKING:
-    from installation.control.web.server import WebServer
 
 log = logging.getLogger("installation.web")
 
@@ -69,10 +66,24 @@ class PerSecond:
         return self.n - 1
 
 
+class Host(Protocol):
+    """What a session needs of the server it runs in (server.WebServer), on the server's loop."""
+
+    counters: Counter[str]
+
+    def intake(self, data: bytes) -> None: ...
+    def param(self, address: str) -> Param | None: ...
+    def write_refusal(self, name: str) -> str: ...
+    def refused(self, reason: str, address: str, detail: str) -> None: ...
+    def addresses_under(self, path: str) -> list[str]: ...
+    def send_current(self, s: Session) -> None: ...
+    def client_dropped(self, s: Session, why: str) -> None: ...
+
+
 class Session:
     """One WebSocket connection: LISTEN / IGNORE, values in, values and notices out."""
 
-    def __init__(self, server: WebServer, ws: web.WebSocketResponse, request: web.Request, can_write: bool) -> None:
+    def __init__(self, server: Host, ws: web.WebSocketResponse, request: web.Request, can_write: bool) -> None:
         self.server = server
         self.ws = ws
         self.transport = request.transport
@@ -229,7 +240,7 @@ class Session:
         return p
 
 
-async def serve(server: WebServer, request: web.Request, can_write: bool,
+async def serve(server: Host, request: web.Request, can_write: bool,
                 on_open: Callable[[Session], None], on_close: Callable[[Session], None]) -> web.WebSocketResponse:
     """The life of one WebSocket connection on the server's loop."""
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MAX_MESSAGE, compress=False)

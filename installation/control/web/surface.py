@@ -82,9 +82,10 @@ class WebControl:
         self.osc = osc
         self.presets = presets
         self.settings = settings
-        hooks = Hooks(intake=lambda data: osc.receive(data, None), allowed=lambda host: osc.allowed(host, "web"),
-                      write_refusal=osc.gate.write_refusal, reject=osc.counters.reject,
-                      osc_port=lambda: osc.port, writes=osc.gate.writes, count=show.stats.count)
+        intake = osc.intake
+        hooks = Hooks(intake=lambda data: intake.receive(data, None), allowed=lambda host: intake.allowed(host, "web"),
+                      write_refusal=intake.gate.write_refusal, reject=intake.counters.reject,
+                      osc_port=lambda: osc.port, writes=intake.gate.writes, count=show.stats.count)
         self.server = WebServer(settings, show.store, hooks)
         osc.taps.append(self._changed)
         self.model_dirs: list[Path] = show.model_dirs()
