@@ -278,13 +278,12 @@ def export(look: str, photos: Path, runs: Path, models: Path) -> None:
 
 
 def _totals(prov: dict[str, Any], checkpoint: Path) -> None:
-    """The whole run, over every process that trained it (sessions end, runs resume): epochs, steps, wall time."""
+    """The whole run, over every process that trained it (sessions end, runs resume): beside the export's epochs,
+    training_steps, training_runs and training_seconds, the hours and each session's share."""
     import torch
 
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     runs = ckpt.get("runs", [])
-    prov["training_steps"] = ckpt.get("global_step", 0)
-    prov["training_runs"] = len(runs)
     prov["training_hours"] = round(ckpt.get("seconds", 0.0) / 3600, 2)
     if runs:
         prov["training_sessions"] = [{k: r[k] for k in ("started", "ended", "steps", "seconds") if k in r}

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import cv2
@@ -70,6 +71,11 @@ def test_a_killed_run_resumes_with_its_step_count(tmp_path):
     assert first["steps"] == cut["global_step"] and first["started"] == cut["runs"][0]["started"]
     assert second["from_step"] == cut["global_step"] and second["steps"] == 300 - cut["global_step"]
     assert done["seconds"] > cut["seconds"]
+    # the card says the whole run: both processes' steps and wall time
+    assert main(["export", str(latest), "--out", str(tmp_path / "model")]) == 0
+    card = tomllib.loads((tmp_path / "model" / "model.toml").read_text())["provenance"]
+    assert (card["epochs"], card["training_steps"], card["training_runs"]) == (1, 300, 2)
+    assert card["training_seconds"] == round(done["seconds"], 1)
 
 
 def test_resume_with_other_pictures_is_refused(tmp_path, capsys):

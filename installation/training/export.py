@@ -88,6 +88,7 @@ def load_source(path: Path, arch: str | None = None, size: int | None = None, ch
                 **({"segment": ckpt["dataset"]["segment"]} if (ckpt.get("dataset") or {}).get("segment") else {}),
                 "train_command": ckpt.get("command", ""), "epochs": ckpt["epoch"],
                 "training_seconds": round(float(ckpt.get("seconds", 0.0)), 1), "final_losses": final,
+                "training_steps": int(ckpt.get("global_step", 0)), "training_runs": len(ckpt.get("runs", [])),
                 "arch": dict(ckpt["arch"]), "batch_size": cfg.get("batch_size", 0), "seed": cfg.get("seed", 0),
                 "trained_with": dict(ckpt.get("versions", {}))}
         return Source(G, ckpt["size"], chain if chain is not None else ckpt["chain"], prov)
