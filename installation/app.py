@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from installation.control import presets
+from installation.control import access, presets
 from installation.control.midi import bindings as midi_bindings
 from installation.control.midi import control as midi
 from installation.control.surfaces import attach_controls
@@ -50,7 +50,7 @@ def default_registry(extra: Iterable[Param] = ()) -> Registry:
 def load_show(show: str | Path | None, registry: Registry | None = None) -> ShowConfig:
     """Read and validate a show file (against every wing's parameters unless a registry is given)."""
     return config.load_show(show, default_registry() if registry is None else registry,
-                            {"midi": midi_bindings.check_section})
+                            {"osc": access.check_section, "midi": midi_bindings.check_section})
 
 
 class Show(loop.Show):

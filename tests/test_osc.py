@@ -26,6 +26,7 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
 
 from installation.app import RunOptions, Show, default_registry, load_show
+from installation.control.access import parse_target
 from installation.control.osc import wire as oscwire
 from installation.control.osc.addressmap import osc_map_markdown, osc_map_text
 from installation.control.osc.control import OscControl
@@ -567,7 +568,7 @@ class HostsFile:
 
 def _late_control(show: Show, target: str, resolve: Callable[[str], str] | None = None) -> OscControl:
     settings = oscwire.OscSettings(host="127.0.0.1", port=0, oscquery_port=0,
-                                   feedback=[oscwire.parse_target(target)])
+                                   feedback=[parse_target(target)])
     c = OscControl(show.handle, settings, resolve=resolve)
     show.handle.add(c)
     return c

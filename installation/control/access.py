@@ -17,9 +17,12 @@ import ipaddress
 import logging
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from installation.core.errors import UserError
+from installation.core.params import Registry
+from installation.show.config import FEEDBACK_PORT
 
 log = logging.getLogger("installation.osc")
 
@@ -45,6 +48,34 @@ def parse_allow(items: Iterable[str]) -> list[Network] | None:
             raise UserError(f"allowed sender {item!r}",
                             expected='an IP address, a network like 10.0.0.0/24, or "any"') from None
     return out
+
+
+def parse_target(text: str, default_port: int | None = FEEDBACK_PORT) -> tuple[str, int]:
+    """'HOST:PORT', or 'HOST' where a default port is given, as (host, port). Raises UserError."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep and default_port is not None:
+        host, port = text.strip(), str(default_port)
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"feedback target {text!r}", expected=f"HOST:PORT, e.g. 192.168.1.20:{FEEDBACK_PORT}")
+    return host, int(port)
+
+
+def check_section(osc: Any, registry: Registry, file: Path) -> Any:
+    """The [osc] section checker (app.load_show hands it to show/config.load_show): its senders and its
+    feedback targets read by the parsers the running show uses, a target's port required in the file."""
+    for item in osc.allow:
+        try:
+            parse_allow([item])
+        except UserError as e:
+            raise UserError(f"{item!r} is not an IP address, a network like 10.0.0.0/24, or \"any\"", file=file,
+                            key="osc.allow", expected=e.expected) from None
+    for item in osc.feedback:
+        try:
+            parse_target(item, default_port=None)
+        except UserError as e:
+            raise UserError(f"{item!r} is not HOST:PORT", file=file, key="osc.feedback", expected=e.expected) from None
+    return osc
 
 
 def describe_allow(allow: list[Network] | None) -> str:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from installation.control.access import describe_allow
+from installation.control.net import reachable_host
 from installation.control.osc.control import OscControl
 from installation.control.osc.replay import OscRecorder
 from installation.control.osc.wire import OscSettings
@@ -66,10 +67,8 @@ def attach_controls(show: ShowHandle) -> None:
             thumbnail=cfg.web.thumbnail, name=cfg.name, origins=list(cfg.web.origins)))
         show.add(web, web.hud)
         if web.server.ports.get("web"):
-            from installation.control.web.oscquery import primary_ip
-
-            host = primary_ip() if settings.host in ("0.0.0.0", "", "::") else settings.host
-            log.info("panel on http://%s:%d/ (status page: /status)", host, web.server.ports["web"])
+            log.info("panel on http://%s:%d/ (status page: /status)", reachable_host(settings.host),
+                     web.server.ports["web"])
     from installation.control.midi.control import attach_midi
 
     attach_midi(show, folder)  # [midi]: the same path into the store, learned bindings in the state folder

@@ -26,6 +26,12 @@ from installation.show.schedule import ScheduleConfig
 # the checked section out (stored back on the ShowConfig), every mistake a UserError; handed in by app.load_show
 SectionChecker = Callable[[Any, Registry, Path], Any]
 
+# the default ports, said once: the show file's defaults, the flags' help, the address map, the web's settings
+OSC_PORT = 9000  # OSC in (UDP)
+FEEDBACK_PORT = 9001  # a feedback target named without a port
+OSCQUERY_PORT = 9002  # OSCQuery's HTTP and WebSocket
+WEB_PORT = 9080  # the panel and the status page
+
 SLOTS = (1, 99)  # preset slots, in a show's [presets] and over OSC (control/presets.py)
 SHOW_DIR = data_dir("show_configs")  # bare show names: the checkout's, or the installed package's
 
@@ -75,47 +81,25 @@ class RenderConfig(_Strict):
 class OscConfig(_Strict):
     enabled: bool = True
     host: str = "0.0.0.0"
-    port: int = Field(9000, ge=0, le=65535)
+    port: int = Field(OSC_PORT, ge=0, le=65535)
     feedback: list[str] = Field(default_factory=list)  # "HOST:PORT" targets for mirrored values
     feedback_to_sender: bool = False
     # senders that may control the show (addresses or networks); empty: loopback and the private and
-    # link-local ranges; ["any"]: anyone. OSCQuery's HTTP follows the same rule.
+    # link-local ranges; ["any"]: anyone. OSCQuery's HTTP follows the same rule. This and feedback are read
+    # by the [osc] section checker (control/access.py), the parser the running show uses
     allow: list[str] = Field(default_factory=list)
     # /preset/save, /show/grab: None is on for `rehearse`, off for `run`; grabs need an explicit true
     allow_writes: bool | None = None
-    oscquery_port: int = Field(9002, ge=0, le=65535)  # 0: off
+    oscquery_port: int = Field(OSCQUERY_PORT, ge=0, le=65535)  # 0: off
     # OSC over UDP, which can't carry [web] token: unset, on without a token and off with one (docs/security.md)
     udp: bool | None = None
-
-    @field_validator("allow")
-    @classmethod
-    def _senders(cls, v: list[str]) -> list[str]:
-        import ipaddress
-
-        for item in v:
-            if item.strip().lower() == "any":
-                continue
-            try:
-                ipaddress.ip_network(item.strip(), strict=False)
-            except ValueError:
-                raise ValueError(f"{item!r} is not an IP address, a network like 10.0.0.0/24, or \"any\"") from None
-        return v
-
-    @field_validator("feedback")
-    @classmethod
-    def _host_port(cls, v: list[str]) -> list[str]:
-        for item in v:
-            host, _, port = item.rpartition(":")
-            if not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ValueError(f"{item!r} is not HOST:PORT")
-        return v
 
 
 class WebConfig(_Strict):
     """[web]: the control room in a browser (control/web/server.py): the panel, the status page, OSCQuery's
     WebSocket. It listens on [osc] host, follows [osc] allow and is off with OSC."""
 
-    port: int = Field(9080, ge=0, le=65535)  # the panel and the status page; 0: off
+    port: int = Field(WEB_PORT, ge=0, le=65535)  # the panel and the status page; 0: off
     # when set, changing values from the web needs ?token=... once (then a cookie); viewing stays open
     token: str = ""
     # the status page's live thumbnail of the output (1-2 a second, small JPEG); false: no picture of the

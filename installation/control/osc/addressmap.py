@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from installation.control.osc.wire import DEFAULT_PORT, FEEDBACK_PORT, OSCQUERY_PORT, WEB_PORT
 from installation.control.presets import ARG_TRIGGERS
 from installation.control.web.oscquery import DOC as WEB_DOC
 from installation.control.web.oscquery import PROTOCOL_NODES
 from installation.core.params import Registry
+from installation.show.config import FEEDBACK_PORT, OSC_PORT, OSCQUERY_PORT, WEB_PORT
 
 
 def _fmt(v: Any) -> str:
@@ -66,7 +66,7 @@ def osc_map_markdown(registry: Registry) -> str:
            "Generated from the parameter registry by `scripts/make_controller_layouts.py` "
            "(the same text as `installation osc-map --markdown`). Don't edit by hand: "
            "`tests/test_osc.py` fails when it is out of date.", "",
-           f"Ports: OSC in {DEFAULT_PORT} (UDP), feedback to controllers {FEEDBACK_PORT} (UDP), "
+           f"Ports: OSC in {OSC_PORT} (UDP), feedback to controllers {FEEDBACK_PORT} (UDP), "
            f"OSCQuery {OSCQUERY_PORT} (HTTP and WebSocket, Vidvox's JSON), the web panel and status page "
            f"{WEB_PORT} (HTTP).", "",
            "## How messages are read", "",

@@ -4,23 +4,22 @@
 from __future__ import annotations
 
 import argparse
-import fcntl
 import logging
-import socket
-import struct
 from pathlib import Path
 from typing import Any
 
-from installation.control.access import describe_allow, parse_allow
-from installation.control.osc.wire import DEFAULT_PORT, FEEDBACK_PORT, OSCQUERY_PORT, WEB_PORT, parse_target, udp_on
+from installation.control.access import describe_allow, parse_allow, parse_target
+from installation.control.net import interface_addresses, is_loopback, is_wildcard
+from installation.control.osc.wire import udp_on
 from installation.core.errors import UserError
+from installation.show.config import FEEDBACK_PORT, OSC_PORT, OSCQUERY_PORT, WEB_PORT
 
 log = logging.getLogger("installation.osc")
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("live control (OSC, presets, state)")
-    g.add_argument("--osc-port", type=int, metavar="PORT", help=f"OSC in (default: the show's, {DEFAULT_PORT}; 0: any)")
+    g.add_argument("--osc-port", type=int, metavar="PORT", help=f"OSC in (default: the show's, {OSC_PORT}; 0: any)")
     g.add_argument("--osc-host", metavar="HOST",
                    help="address to listen on (default 0.0.0.0; 127.0.0.1: this machine only)")
     g.add_argument("--osc-feedback", action="append", default=[], metavar="HOST[:PORT]",
@@ -64,29 +63,16 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
             "venue": bool(get("venue", False))}
 
 
-def interface_addresses() -> list[tuple[str, str]]:
-    """(interface, IPv4 address) pairs of this machine: what listening on 0.0.0.0 exposes."""
-    out = []
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        for _, name in socket.if_nameindex():
-            try:  # SIOCGIFADDR: the standard library has no other way to an interface's address
-                data = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))
-            except OSError:
-                continue  # no IPv4 address on it
-            out.append((name, socket.inet_ntoa(data[20:24])))
-    return out
-
-
 def exposure_lines(cfg: Any) -> list[str]:
     """The ports and interfaces a show opens, who may send, whether writes are allowed, what keys need:
     the exposure on one screen, for `installation check`."""
     c = cfg.osc
     if not c.enabled:
         return ["osc: off (no port opened, no feedback sent)"]
-    if c.host in ("", "0.0.0.0", "::"):
+    if is_wildcard(c.host):
         ifs = interface_addresses()
         where = "every interface" + (f" ({', '.join(f'{n} {a}' for n, a in ifs)})" if ifs else "")
-    elif c.host.startswith("127.") or c.host in ("localhost", "::1"):
+    elif is_loopback(c.host):
         where = "this machine only"
     else:
         where = f"the interface with address {c.host}"

@@ -17,6 +17,7 @@ from typing import Any
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 
+from installation.control.net import BindRetry
 from installation.control.osc.intake import Intake
 
 log = logging.getLogger("installation.osc")
@@ -31,37 +32,32 @@ class RetryingServer:
     def __init__(self, what: str, port: int, make: Callable[[], socketserver.BaseServer], retry_s: float,
                  poll_s: float = 0.1) -> None:
         self.what = what
-        self.port = port
         self.make = make
         self.retry_s = retry_s
         self.poll_s = poll_s
         self.server: socketserver.BaseServer | None = None
-        self.error = ""
-        self.attempts = 0
+        self.bind = BindRetry(what, port, retry_s, log)
         self._stop = threading.Event()
         self._bind()
         self._thread = threading.Thread(target=self._run, name=f"{what}-server".replace(" ", "-"), daemon=True)
         self._thread.start()
 
+    @property
+    def port(self) -> int:
+        return self.bind.port
+
+    @property
+    def error(self) -> str:
+        return self.bind.error
+
     def _bind(self) -> bool:
-        self.attempts += 1
         try:
             server = self.make()
         except OSError as e:
-            first = not self.error
-            if e.errno in (98, 48, 10048):  # EADDRINUSE on Linux, macOS, Windows
-                self.error = (f"{self.what} port {self.port} is taken by another program "
-                              f"(another show running?); retrying every {self.retry_s:g} s")
-            else:
-                self.error = f"{self.what} port {self.port}: {e.strerror or e}; retrying every {self.retry_s:g} s"
-            if first:
-                log.error("%s", self.error)
+            self.bind.failed(e)
             return False
         self.server = server
-        self.port = server.server_address[1]
-        if self.error:
-            log.info("%s listening on port %d at last (after %d attempts)", self.what, self.port, self.attempts)
-        self.error = ""
+        self.bind.bound(server.server_address[1])
         return True
 
     def _run(self) -> None:

@@ -12,26 +12,14 @@ from typing import Any
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from installation.control.access import parse_allow
+from installation.control.access import parse_allow, parse_target
 from installation.control.osc.patterns import PATTERN_CHARS as PATTERN_CHARS
 from installation.control.presets import ARG_TRIGGERS, slot_of
-from installation.core.errors import UserError
 from installation.core.params import Param, ParamError
 from installation.inference.models import is_model_name
+from installation.show.config import OSC_PORT, OSCQUERY_PORT
 
 log = logging.getLogger("installation.osc")
-
-
-DEFAULT_PORT = 9000
-
-
-FEEDBACK_PORT = 9001
-
-
-OSCQUERY_PORT = 9002
-
-
-WEB_PORT = 9080  # the panel and the status page (control/web/server.py)
 
 
 STATUS_EVERY_S = 1.0
@@ -49,22 +37,11 @@ MAX_PENDING_TRIGGERS = 64  # per frame; more presses than this in one frame are 
 _TAGS_OK = frozenset("ifsbhdtTFNrm[]")  # what python-osc parses; anything else it would log and skip
 
 
-def parse_target(text: str, default_port: int = FEEDBACK_PORT) -> tuple[str, int]:
-    """'HOST:PORT' or 'HOST' (port 9001) as (host, port). Raises UserError."""
-    host, sep, port = text.strip().rpartition(":")
-    if not sep:
-        host, port = text.strip(), str(default_port)
-    host = host.strip("[]")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UserError(f"feedback target {text!r}", expected="HOST:PORT, e.g. 192.168.1.20:9001")
-    return host, int(port)
-
-
 @dataclass
 class OscSettings:
     enabled: bool = True
     host: str = "0.0.0.0"
-    port: int = DEFAULT_PORT
+    port: int = OSC_PORT
     feedback: list[tuple[str, int]] = field(default_factory=list)
     feedback_to_sender: bool = False
     allow: list[Any] | None = field(default_factory=lambda: parse_allow([]))  # None: anyone

@@ -15,7 +15,7 @@ import socket
 import threading
 from typing import Any
 
-from installation.control.web.oscquery import primary_ip
+from installation.control.net import reachable_host
 
 log = logging.getLogger("installation.web")
 
@@ -29,10 +29,6 @@ def instance_name(show: str) -> str:
     """`show on host`: unique on a network where two machines play the same show."""
     label = f"{show or 'installation'} on {socket.gethostname().split('.')[0]}"
     return label.replace(".", "_")[:63]  # a DNS label: no dots, at most 63 bytes
-
-
-def loopback(host: str) -> bool:
-    return host.startswith("127.") or host in ("localhost", "::1")
 
 
 class Advertiser:
@@ -76,7 +72,7 @@ class Advertiser:
     def _register(self) -> None:
         from zeroconf import IPVersion, ServiceInfo, Zeroconf
 
-        ip = primary_ip() if self.host in ("", "0.0.0.0", "::") else self.host
+        ip = reachable_host(self.host)
         self._zc = Zeroconf(ip_version=IPVersion.V4Only)
         for kind, port in self.services:
             if self._stop.is_set():

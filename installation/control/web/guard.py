@@ -32,6 +32,8 @@ import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from installation.control.net import is_wildcard, machine_addresses
+
 log = logging.getLogger("installation.web")
 
 PER_SENDER = 64  # connections one address may hold (a phone's browser uses about 6)
@@ -188,23 +190,12 @@ def origin_key(origin: str) -> tuple[str, str, int] | None:
     return parts.scheme, name, port if port is not None else (443 if parts.scheme == "https" else 80)
 
 
-def machine_addresses() -> set[str]:
-    """Every address of this machine's interfaces (ifaddr, as zeroconf reads them)."""
-    import ifaddr
-
-    out = {"::1"}
-    for adapter in ifaddr.get_adapters():
-        for ip in adapter.ips:
-            out.add(ip.ip if isinstance(ip.ip, str) else ip.ip[0])
-    return out
-
-
 def machine_names(configured: str = "") -> set[str]:
     names = {"localhost", socket.gethostname().lower()}
     names.add(socket.gethostname().split(".")[0].lower() + ".local")
     with contextlib.suppress(OSError):
         names.add(socket.getfqdn().lower())
-    if configured and configured not in ("0.0.0.0", "::", ""):
+    if not is_wildcard(configured):
         names.add(configured.lower())
     return {n.rstrip(".") for n in names if n}
 

@@ -21,13 +21,14 @@ the first figures come).
 
 from __future__ import annotations
 
-import socket
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from installation.control.net import reachable_host
 from installation.control.presets import ARG_TRIGGERS
 from installation.core.params import Param, Registry
+from installation.show.config import OSCQUERY_PORT, WEB_PORT
 
 ACCESS_NONE, ACCESS_READ, ACCESS_WRITE, ACCESS_RW = 0, 1, 2, 3
 ATTRIBUTES = ("FULL_PATH", "CONTENTS", "TYPE", "ACCESS", "VALUE", "RANGE", "DESCRIPTION", "UNIT", "CLIPMODE",
@@ -147,19 +148,9 @@ def answer(root: dict[str, Any], path: str, query: str) -> tuple[int, Any]:
 
 def host_info(name: str, osc_host: str, osc_port: int, ws_port: int) -> dict[str, Any]:
     """osc_port 0: no OSC over UDP ([osc] udp off): no OSC_* field names a port that isn't there."""
-    host = primary_ip() if osc_host in ("", "0.0.0.0", "::") else osc_host
+    host = reachable_host(osc_host)
     udp = {"OSC_IP": host, "OSC_PORT": osc_port, "OSC_TRANSPORT": "UDP"} if osc_port else {}
     return {"NAME": name, **udp, "WS_IP": host, "WS_PORT": ws_port, "EXTENSIONS": dict(EXTENSIONS)}
-
-
-def primary_ip() -> str:
-    """The address other machines reach us on (no packet is sent: connect() on UDP only picks a route)."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("192.0.2.1", 9))
-            return str(s.getsockname()[0])
-    except OSError:
-        return "127.0.0.1"
 
 
 def shape(node: dict[str, Any], out: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
@@ -183,8 +174,8 @@ def changes(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> l
 DOC = [
     "## OSCQuery and the web panel", "",
     "One web server (aiohttp, on a thread of its own, never the render thread) answers on two ports: "
-    "OSCQuery on `[osc] oscquery_port` (9002, `--oscquery-port`) and the panel on `[web] port` "
-    "(9080, `--web-port`; 0 turns either off). Both listen on `[osc] host`, follow `[osc] allow` "
+    f"OSCQuery on `[osc] oscquery_port` ({OSCQUERY_PORT}, `--oscquery-port`) and the panel on `[web] port` "
+    f"({WEB_PORT}, `--web-port`; 0 turns either off). Both listen on `[osc] host`, follow `[osc] allow` "
     "(others are closed when they connect) and are off with `--no-osc` or `[osc] enabled = false`; "
     "`docs/security.md` has their limits and the Host and Origin rules.", "",
     "- **The tree** (Vidvox's OSCQueryProposal): `GET /` is every address with `FULL_PATH`, `CONTENTS`, "
@@ -202,7 +193,7 @@ DOC = [
     "as 0 would claim what the method doesn't hold; `GET /preset/save?VALUE` answers 204, as the spec says "
     "for a value that can't be read. `/status/*` are read-only (`ACCESS` 1) and carry a value from the "
     "start (0 until the first figures).",
-    "- **The WebSocket** (the OSCQuery port, `ws://HOST:9002/`, and the panel's `/ws`): send "
+    f"- **The WebSocket** (the OSCQuery port, `ws://HOST:{OSCQUERY_PORT}/`, and the panel's `/ws`): send "
     "`{\"COMMAND\": \"LISTEN\", \"DATA\": \"/mix/amount\"}` to hear an address (a container, `/` "
     "included, means everything under it) and `IGNORE` to stop. Every change, whatever made it (OSC, a "
     "preset, a key, MIDI, a panel), arrives within a frame or two as a binary OSC message typed as the tree "
@@ -222,7 +213,7 @@ DOC = [
     "- **Zeroconf**: a show listening beyond loopback announces itself as `_oscjson._tcp` (the OSCQuery port) "
     "and `_osc._udp` (OSC in), named `SHOW on HOST`. A failure is logged with its reason, shown in the HUD "
     "and tried again with a back-off from 2 s to 60 s.",
-    "- **The panel**, `http://HOST:9080/` on a phone or a laptop: blackout and freeze up front, the models "
+    f"- **The panel**, `http://HOST:{WEB_PORT}/` on a phone or a laptop: blackout and freeze up front, the models "
     "(a tap crossfades, over `/model/crossfade`), the presets (recall; save where writes are allowed), then "
     "every parameter by its group (`pre/`, `seg/`, `mix/`, `display/`, ...) with its range, unit and "
     "description: sliders, toggles, choices, triggers. Every control carries "
@@ -234,7 +225,7 @@ DOC = [
     "room leaves the machine). Its figures are `/api/status`, from the same counters as the stats JSON and "
     "the heartbeat.",
     "- **Access**: looking is open to the allowed network. With `[web] token = \"...\"` (8 to 128 letters, "
-    "digits, `._~-`), changing values needs the token: open `http://HOST:9080/?token=...` once (it is kept "
+    f"digits, `._~-`), changing values needs the token: open `http://HOST:{WEB_PORT}/?token=...` once (it is kept "
     "in a cookie), give `?token=` on the WebSocket's URL or send `Authorization: Bearer ...`; without it a "
     "client may listen, not change. A WebSocket opened by a page from another origin (another site, or this "
     "machine at another port) is refused unless `[web] origins` names it, and so is a request whose `Host` "

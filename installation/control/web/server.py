@@ -44,6 +44,7 @@ from installation.control.web.guard import SAFE_METHODS, Doorman, Rules
 from installation.control.web.serving import ServingThread
 from installation.control.web.session import Session, serve
 from installation.core.params import Param, ParamStore
+from installation.show.config import OSCQUERY_PORT, WEB_PORT
 
 log = logging.getLogger("installation.web")
 
@@ -57,8 +58,8 @@ MAX_WEBSOCKETS = 128  # WebSocket clients at once (panels and OSCQuery clients)
 @dataclass
 class WebSettings:
     host: str = "0.0.0.0"
-    port: int = 9080  # the panel; 0: off
-    oscquery_port: int = 9002  # 0: off
+    port: int = WEB_PORT  # the panel; 0: off
+    oscquery_port: int = OSCQUERY_PORT  # 0: off
     token: str = ""
     thumbnail: bool = True
     name: str = "installation"

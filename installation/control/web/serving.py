@@ -1,5 +1,6 @@
 """aiohttp applications served from an asyncio loop on a thread of their own, never the render thread: each
-on its port, a port another program holds retried every RETRY_S with the reason kept for the HUD. The web
+on its port, a port another program holds retried every RETRY_S with the reason kept for the HUD (net.BindRetry,
+as the OSC server's). The web
 server (server.py) is one; `call()` is how another thread gets something done on the loop.
 
 Every listening socket is handed the Doorman's protocol factory (guard.py): a connection is judged when
@@ -17,13 +18,13 @@ from typing import Any
 
 from aiohttp import web
 
+from installation.control.net import BindRetry
 from installation.control.web.guard import KEEPALIVE_S, LINGER_S, Doorman
 
 log = logging.getLogger("installation.web")
 
 RETRY_S = 2.0
 SHUTDOWN_S = 0.5  # handlers still running this long after close() are cancelled: the show stops within 2 s
-PORT_TAKEN = (98, 48, 10048)  # EADDRINUSE on Linux, macOS, Windows
 
 
 class ServingThread:
@@ -33,13 +34,18 @@ class ServingThread:
         self.host = host
         self.doorman = doorman
         self.ports: dict[str, int] = {}
-        self.error = ""
+        self.binds: dict[str, BindRetry] = {}
         self._loop = asyncio.new_event_loop()
         self._loop.set_exception_handler(self._loop_fault)
         self._runners: list[web.AppRunner] = []
         self._servers: list[asyncio.Server] = []
         self._started = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def error(self) -> str:
+        """Why a port is not listening (the first such), for the HUD; "" when all are."""
+        return next((b.error for b in self.binds.values() if b.error), "")
 
     def serve(self, apps: list[tuple[str, int, web.Application]], timeout: float = 10.0) -> None:
         """Start the thread and bind each (what, port, app) whose port is not 0; returns once bound or retrying."""
@@ -89,22 +95,16 @@ class ServingThread:
                     self._loop.create_task(self._retry(what, runner, port))
 
     async def _bind(self, what: str, runner: web.AppRunner, port: int) -> bool:
+        bind = self.binds.setdefault(what, BindRetry(what, port, RETRY_S, log))
         try:
             server = await self._loop.create_server(self.doorman.factory(runner.server), self.host, port,
                                                     reuse_address=True)
         except OSError as e:
-            first = not self.error
-            taken = e.errno in PORT_TAKEN
-            self.error = (f"{what} port {port} is taken by another program (another show running?)" if taken
-                          else f"{what} port {port}: {e.strerror or e}") + f"; retrying every {RETRY_S:g} s"
-            if first:
-                log.error("%s", self.error)
+            bind.failed(e)
             return False
         self._servers.append(server)
         self.ports[what] = port
-        if self.error.startswith(what):
-            log.info("%s listening on port %d at last", what, port)
-            self.error = ""
+        bind.bound(port)
         return True
 
     async def _retry(self, what: str, runner: web.AppRunner, port: int) -> None:

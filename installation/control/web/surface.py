@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 from pythonosc.osc_message import OscMessage
 
+from installation.control.net import is_loopback
 from installation.control.osc.control import OscControl
 from installation.control.presets import PresetBank
-from installation.control.web.advertise import Advertiser, loopback
+from installation.control.web.advertise import Advertiser
 from installation.control.web.server import Hooks, WebServer, WebSettings
 from installation.show.schedule import ScheduleControl
 
@@ -92,7 +93,7 @@ class WebControl:
         self.schedule = show.find(ScheduleControl)
         self.advertiser: Advertiser | None = None
         query_port = self.server.ports.get("oscquery")
-        if query_port and osc.server is not None and osc.server.listening and not loopback(settings.host):
+        if query_port and osc.server is not None and osc.server.listening and not is_loopback(settings.host):
             self.advertiser = Advertiser(settings.name, settings.host, query_port, osc.port)
         self._vals: dict[str, list[Any]] = {}
         self._t_status = self._t_tree = self._t_thumb = float("-inf")
