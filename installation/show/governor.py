@@ -47,6 +47,7 @@ FAR_FPS = 0.85  # presented below this share of the source's rate...
 FAR_P95 = 1.5  # ...or the p95 above this share of the budget: far behind, two steps
 WARMUP_S = 0.5  # the first frames (the shaders' first draws, the caches) are not judged
 LATE_FPS = 0.95  # presented below this share of the source's rate: late
+SOURCE_SHORT = 0.5  # the source itself delivered below this share of its rate: the window is not judged
 ROOM_FPS = 0.97  # at or above this share...
 ROOM_P95 = 0.8  # ...with the p95, times what the last step saved, under this share of the budget: room
 BUDGET_FRAMES = 2.0  # the latency budget, capture -> present, in frame periods
@@ -197,19 +198,23 @@ class Governor:
         self._windows = 0
         self._last_up_window = -1000
         self._t_start: float | None = None
+        self._s0: int | None = None  # the source's count of pictures delivered at the window's start
         self._warned = False
         self._anchor: float | None = None  # when the last frame judged was presented
         self._finding = True  # short windows, two steps when far behind, until one is not late
 
     # ---- each frame (main thread) ------------------------------------------------------------------
-    def update(self, stats: Any, now: float | None = None) -> None:
-        """Judge the window once it is WINDOW_S long; cheap otherwise."""
+    def update(self, stats: Any, now: float | None = None, source_frames: int | None = None) -> None:
+        """Judge the window once it is WINDOW_S long; cheap otherwise. `source_frames`: how many pictures the
+        source has delivered so far, where it counts them: a window in which the source itself fell short
+        (a camera unplugged, stalled or reconnecting) is not judged, since no setting of this machine's
+        would bring frames that never came."""
         if not self.active:
             return
         now = time.monotonic() if now is None else now
         n = stats.counters["frames_presented"]
         if self._t0 is None:
-            self._t0, self._n0, self._t_start = now, n, now
+            self._t0, self._n0, self._t_start, self._s0 = now, n, now, source_frames
             return
         dt = now - self._t0
         if dt < (WARMUP_S if not self._windows else FIRST_WINDOW_S if self._finding else WINDOW_S):
@@ -219,10 +224,12 @@ class Governor:
         p50, p95 = np.percentile(lat, (50, 95)) if lat else (float("nan"), float("nan"))
         over = sum(x > self.budget_ms for x in lat)
         w = Window(self._rate_since(stats, now, frames), float(p95), frames, float(p50), over)
-        self._t0, self._n0 = now, n
+        source_short = (source_frames is not None and self._s0 is not None
+                        and source_frames - self._s0 < SOURCE_SHORT * self.rate * dt)  # type: ignore[operator]
+        self._t0, self._n0, self._s0 = now, n, source_frames
         self._windows += 1
-        if self._windows == 1:
-            return  # the warm-up
+        if self._windows == 1 or source_short:
+            return  # the warm-up, or a window the source itself left short
         self.last = w
         self.judge(w, now)
 

@@ -194,7 +194,7 @@ class Show:
             laid = {k: v for values in self.overrides.values() for k, v in values.items() if k in snap}
             snap = Snapshot({**snap, **laid}, snap.version, snap.t)
         self.snapshot = snap
-        self.governor.update(self.stats)
+        self.governor.update(self.stats, source_frames=getattr(self.source, "index", None))
         return self.snapshot
 
 
