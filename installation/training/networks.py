@@ -164,18 +164,42 @@ class ResnetGenerator(nn.Module):
         return self.model(x)
 
 
+class Blur(nn.Module):
+    """A fixed 5-tap binomial low-pass ([1, 4, 6, 4, 1] / 16 on each axis, per channel, reflection padding).
+    Before a stride-2 convolution it removes what the stride would alias; its gradient is blurred the same
+    way, so a discriminator built with it sends the generator no gradient at periods 2 and 4 (the ripple
+    a strided PatchGAN grows in the looks' pictures)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0])
+        k2 = torch.outer(k, k) / 256.0
+        self.register_buffer("kernel", k2.expand(channels, 1, 5, 5).clone(), persistent=False)
+        self.channels = channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.conv2d(nn.functional.pad(x, (2, 2, 2, 2), mode="reflect"), self.kernel,
+                                    groups=self.channels)
+
+
 class PatchDiscriminator(nn.Module):
     """pix2pix's PatchGAN (NLayerDiscriminator): one logit per overlapping patch (70x70 at 3 layers).
-    It sees the input and the picture side by side in channels, so in_channels is 6 for RGB pairs."""
+    It sees the input and the picture side by side in channels, so in_channels is 6 for RGB pairs.
+    blur: a Blur before each stride-2 convolution (anti-aliased, as in Zhang 2019 and StyleGAN2's
+    discriminator); no weights of its own, so the state dict's keys shift but its tensors are the same."""
 
-    def __init__(self, in_channels: int = 6, width: int = 64, layers: int = 3, norm: str = "batch") -> None:
+    def __init__(self, in_channels: int = 6, width: int = 64, layers: int = 3, norm: str = "batch",
+                 blur: bool = False) -> None:
         super().__init__()
         bias = norm == "instance"
-        seq: list[nn.Module] = [nn.Conv2d(in_channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        seq: list[nn.Module] = [*([Blur(in_channels)] if blur else []), nn.Conv2d(in_channels, width, 4, 2, 1),
+                                nn.LeakyReLU(0.2, True)]
         mult = 1
         for n in range(1, layers + 1):
             prev, mult = mult, min(2 ** n, 8)
             stride = 2 if n < layers else 1  # the last one keeps the resolution: finer patches
+            if blur and stride == 2:
+                seq.append(Blur(width * prev))
             seq += [nn.Conv2d(width * prev, width * mult, 4, stride, 1, bias=bias), _norm(norm, width * mult),
                     nn.LeakyReLU(0.2, True)]
         seq.append(nn.Conv2d(width * mult, 1, 4, 1, 1))

@@ -72,6 +72,7 @@ class TrainConfig:
     #                             "transpose" (pix2pix's transposed convs; resumed and imported runs keep theirs)
     d_width: int = 64  # discriminator base width (pix2pix's ndf)
     d_layers: int = 3  # PatchGAN depth: 3 judges 70x70 patches, 2 34x34, 1 16x16
+    d_blur: bool = False  # a low-pass before each of the PatchGAN's strides: no period-2/4 gradient, no ripple
     norm: str = "batch"  # "batch" or "instance" (per picture: no running statistics for small batches)
     gan_weight: float = 1.0  # the adversarial term's weight beside l1_weight
     # optimisation
@@ -158,7 +159,7 @@ class Trainer:
         if self.arch.get("norm", "batch") not in NORMS:
             raise UserError(f"norm {self.arch['norm']!r}", key="norm", expected=" or ".join(NORMS))
         self.disc = resume["disc"] if resume else {"in_channels": 6, "width": cfg.d_width, "layers": cfg.d_layers,
-                                                   "norm": cfg.norm}
+                                                   "norm": cfg.norm, "blur": cfg.d_blur}
         self.G = define_G(**self.arch).to(self.device)
         self.D = define_D(**self.disc).to(self.device)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))

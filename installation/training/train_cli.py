@@ -51,10 +51,11 @@ def chain_spec(args: argparse.Namespace) -> Any:
 # Named sets of TrainConfig fields (`--recipe NAME`), applied before --set. "texture": of the changes tried
 # one at a time on the water look (docs/texture.md, 216-225 steps each), only a lower L1 weight raised the
 # detail on held-back photographs without a grid (x4 at 10; 1 raised it x6 with coloured halos); a 16x16
-# PatchGAN, instance norm and the nearest decoder did not (the last painted a period-2 grid).
+# PatchGAN, instance norm and the nearest decoder did not (the last painted a period-2 grid). With L1 at 10
+# the leaves look grew a period-4 ripple within 600 steps (spike 30-110): hence the anti-aliased PatchGAN.
 RECIPES: dict[str, dict[str, Any]] = {
-    "pix2pix": {"l1_weight": 100.0, "gan_weight": 1.0, "d_layers": 3, "norm": "batch"},  # the defaults
-    "texture": {"l1_weight": 10.0, "gan_weight": 1.0, "d_layers": 3, "norm": "batch"},
+    "pix2pix": {"l1_weight": 100.0, "gan_weight": 1.0, "d_layers": 3, "norm": "batch", "d_blur": False},
+    "texture": {"l1_weight": 10.0, "gan_weight": 1.0, "d_layers": 3, "norm": "batch", "d_blur": True},
 }
 
 # The train options that a checkpoint fixes, and the TrainConfig field each sets.
