@@ -1,5 +1,6 @@
-"""Zeroconf: the show announced on the local network as `_oscjson._tcp` (OSCQuery) and `_osc._udp` (OSC in),
-so TouchOSC, Chataigne or an OSCQuery browser finds it without an address typed in.
+"""Zeroconf: the show announced on the local network as `_oscjson._tcp` whenever OSCQuery is served, and as
+`_osc._udp` while OSC in listens on UDP, so TouchOSC, Chataigne or an OSCQuery browser finds it without an
+address typed in.
 
 Announcing takes seconds (zeroconf probes the name first), so it runs on a thread of its own and never
 holds up the show. A failure (no multicast route, no interface up yet at boot) is logged with its reason
@@ -35,9 +36,10 @@ class Advertiser:
     """Registers the services on a thread, retrying until it works; close() withdraws them."""
 
     def __init__(self, show: str, host: str, oscquery_port: int, osc_port: int) -> None:
+        """osc_port 0: OSC over UDP is off, or not listening: OSCQuery alone is announced."""
         self.name = instance_name(show)
         self.host = host
-        self.services = [(OSCJSON, oscquery_port), (OSC_UDP, osc_port)]
+        self.services = [(OSCJSON, oscquery_port)] + ([(OSC_UDP, osc_port)] if osc_port else [])
         self.failures = 0
         self.error = ""
         self.registered = False

@@ -211,7 +211,8 @@ DOC = [
     "waits 2 s, or a ping goes unanswered for 2.5 s) is cut off (`web_clients_dropped`) without holding "
     "up the others.",
     "- **Zeroconf**: a show listening beyond loopback announces itself as `_oscjson._tcp` (the OSCQuery port) "
-    "and `_osc._udp` (OSC in), named `SHOW on HOST`. A failure is logged with its reason, shown in the HUD "
+    "whenever OSCQuery is served, and as `_osc._udp` (OSC in) while OSC listens on UDP, named `SHOW on HOST`. "
+    "A failure is logged with its reason, shown in the HUD "
     "and tried again with a back-off from 2 s to 60 s.",
     f"- **The panel**, `http://HOST:{WEB_PORT}/` on a phone or a laptop: blackout and freeze up front, the models "
     "(a tap crossfades, over `/model/crossfade`), the presets (recall; save where writes are allowed), then "

@@ -93,8 +93,9 @@ class WebControl:
         self.schedule = show.find(ScheduleControl)
         self.advertiser: Advertiser | None = None
         query_port = self.server.ports.get("oscquery")
-        if query_port and osc.server is not None and osc.server.listening and not is_loopback(settings.host):
-            self.advertiser = Advertiser(settings.name, settings.host, query_port, osc.port)
+        if query_port and not is_loopback(settings.host):  # OSCQuery is served: announce it, UDP or not
+            udp_port = osc.port if osc.server is not None and osc.server.listening else 0
+            self.advertiser = Advertiser(settings.name, settings.host, query_port, udp_port)
         self._vals: dict[str, list[Any]] = {}
         self._t_status = self._t_tree = self._t_thumb = float("-inf")
         if settings.thumbnail and settings.port:
