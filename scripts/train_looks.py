@@ -42,8 +42,9 @@ sys.path.insert(0, str(ROOT))
 # edge pixels (4-20 %) as a portrait or a room (5-15 %); the defaults (50/150, 2 px) gave the leaves
 # 0-3 %, and a model that learns from nearly black inputs paints one flat green.
 # The shipped models were 10 epochs of the pix2pix recipe (GAN + 100 x L1); the runs these entries now
-# make are the long ones of issue 25: the texture recipe (GAN + 10 x L1), about 5,400 steps each (water
-# 100 epochs of 54 steps, leaves 200 of 27, bloom 110 of 50), over several sessions (docs/texture.md).
+# make are the long ones of issue 25: the texture recipe (GAN + 10 x L1, anti-aliased PatchGAN), about
+# 5,400 steps each (water 100 epochs of 54 steps, leaves 200 of 27, bloom 110 of 50), over several
+# sessions (docs/texture.md).
 LOOKS: dict[str, dict[str, Any]] = {
     "water": {  # the main look: the default show's model, so its folder is models/default
         "folder": "default", "set": "water", "width": 16, "epochs": 100, "repeat": 24, "recipe": "texture",
@@ -209,6 +210,33 @@ def status(look: str, runs: Path) -> None:
           f"saved {c.get('created', '?')}")
 
 
+def measure(look: str, runs: Path, photos: Path) -> None:
+    """The run's detail, spike and flicker figures now (scripts/look_detail.py on a copy of its checkpoint, which
+    the trainer may rewrite meanwhile), appended to RUNS/LOOK/detail.jsonl: how texture grows with the steps."""
+    import shutil
+
+    latest = runs / look / "latest.pt"
+    if not latest.is_file():
+        print(f"{look}: no checkpoint at {latest}")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "latest.pt"
+        shutil.copyfile(latest, copy)
+        res = subprocess.run([sys.executable, str(ROOT / "scripts" / "look_detail.py"), str(copy), "--json",
+                              "--photos", str(photos / "sets" / LOOKS[look]["set"]),
+                              "--stills", str(runs / look / "detail.png")], capture_output=True, text=True)
+    if res.returncode:
+        print(f"{look}: {res.stderr.strip()}", file=sys.stderr)
+        return
+    row = json.loads(res.stdout.strip().splitlines()[-1])
+    row["look"] = look
+    with open(runs / look / "detail.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(f"{look}: step {row['global_step']}: detail on the portrait {row['grace_hopper']['detail']} "
+          f"({100 * row['share']:.0f} % of {row['photographs_median']}), spike {row['spike']}, "
+          f"flicker {row['flicker']}")
+
+
 def bench(model_dir: Path, threads: int = 2, n: int = 200) -> float:
     """Median ms for one 256x256 frame through ONNX Runtime on `threads` CPU threads."""
     import numpy as np
@@ -309,9 +337,10 @@ def _lengthened(prov: dict[str, Any], checkpoint: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("action", choices=("train", "start", "status", "export", "chain"),
+    ap.add_argument("action", choices=("train", "start", "status", "measure", "export", "chain"),
                     help="train (in this process, one look after another), start (each look in a process of its "
-                         "own, niced and detached, logging to RUNS/LOOK.log), status (where each run is)")
+                         "own, niced and detached, logging to RUNS/LOOK.log), status (where each run is), measure "
+                         "(scripts/look_detail.py on the newest checkpoint, a line appended to RUNS/LOOK/detail.jsonl)")
     ap.add_argument("looks", nargs="*", default=list(LOOKS), help=f"of {', '.join(LOOKS)} (default: all)")
     ap.add_argument("--runs", type=Path, default=None,
                     help="the looks' run folders, one per look, outside the checkout so they outlive it "
@@ -334,6 +363,8 @@ def main() -> int:
             start(look, runs, args)
         elif args.action == "status":
             status(look, runs)
+        elif args.action == "measure":
+            measure(look, runs, photos)
         elif args.action == "export":
             export(look, photos, runs, args.models)
         else:
