@@ -21,7 +21,7 @@ from typing import Any
 from installation.control import access, presets
 from installation.control.midi import bindings as midi_bindings
 from installation.control.midi import control as midi
-from installation.control.surfaces import attach_controls
+from installation.control.surfaces import attach_surfaces
 from installation.core.errors import UserError
 from installation.core.params import Param, Registry
 from installation.core.stopping import StopSignals
@@ -55,7 +55,7 @@ def load_show(show: str | Path | None, registry: Registry | None = None) -> Show
 
 class Show(loop.Show):
     """A show with every wing attached: the registry of every parameter, outputs and health (the loop's
-    own), and the control surfaces (control/surfaces.py attach_controls: live values, presets, OSC in and out,
+    own), and the control surfaces (control/surfaces.py attach_surfaces: live values, presets, OSC in and out,
     record and replay, MIDI)."""
 
     def __init__(self, cfg: ShowConfig, opts: RunOptions, registry: Registry | None = None, *,
@@ -64,7 +64,7 @@ class Show(loop.Show):
                          inference_threads=inference_threads)
 
     def attach_surfaces(self) -> None:
-        attach_controls(self.handle)  # the surfaces get the narrow handle, never the Show
+        attach_surfaces(self.handle)  # the surfaces get the narrow handle, never the Show
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:

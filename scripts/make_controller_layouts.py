@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from installation.app import default_registry  # noqa: E402
-from installation.control.osc.addressmap import osc_map_markdown  # noqa: E402
+from installation.control.addressmap import osc_map_markdown  # noqa: E402
 from installation.control.presets import ARG_TRIGGERS  # noqa: E402
 from installation.control.web.oscquery import PROTOCOL_NODES  # noqa: E402
 from installation.core.params import Param, Registry  # noqa: E402

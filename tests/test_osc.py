@@ -27,8 +27,8 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from installation.app import RunOptions, Show, default_registry, load_show
 from installation.control.access import parse_target
+from installation.control.addressmap import osc_map_markdown, osc_map_text
 from installation.control.osc import wire as oscwire
-from installation.control.osc.addressmap import osc_map_markdown, osc_map_text
 from installation.control.osc.control import OscControl
 from installation.control.osc.wire import build_dgram
 

@@ -1,7 +1,7 @@
 """Every control surface of a show, attached once its store holds the show file's values: the last live
 values restored, live state, presets, OSC in and out, OSC record and replay, the web (panel, status page,
 OSCQuery), MIDI. Called by the
-composition root (app.Show.attach_controls)."""
+composition root (app.Show.attach_surfaces)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from installation.show.keys import help_line
 log = logging.getLogger("installation.osc")
 
 
-def attach_controls(show: ShowHandle) -> None:
+def attach_surfaces(show: ShowHandle) -> None:
     """Called by Show.build() once the store holds the show file's values and the source is open: restores
     the last live values, then adds live state, presets, OSC, the web and MIDI as the show's surfaces."""
     cfg, opts = show.cfg, show.opts

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from installation.app import default_registry, load_show
-from installation.control.osc.addressmap import osc_map_markdown, osc_map_text
+from installation.control.addressmap import osc_map_markdown, osc_map_text
 
 
 def cmd_osc_map(args: argparse.Namespace) -> int:

@@ -170,7 +170,7 @@ def changes(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> l
     return out
 
 
-# docs/osc.md's section on OSCQuery and the web (control/osc/addressmap.py puts it in the page)
+# docs/osc.md's section on OSCQuery and the web (control/addressmap.py puts it in the page)
 DOC = [
     "## OSCQuery and the web panel", "",
     "One web server (aiohttp, on a thread of its own, never the render thread) answers on two ports: "
