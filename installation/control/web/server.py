@@ -80,12 +80,14 @@ class Hooks:
     counters: Counter[str] = field(default_factory=Counter)
 
 
-class WebServer(ServingThread):
-    """Serves OSCQuery, the panel and the status page. Its public methods run on its own loop unless they
-    say otherwise; `call()` is how another thread gets something done there."""
+class WebServer:
+    """Serves OSCQuery, the panel and the status page, on a ServingThread it owns (serving.py). Its public
+    methods run on that loop unless they say otherwise; `call()` is how another thread gets something done
+    there."""
 
     def __init__(self, settings: WebSettings, store: ParamStore, hooks: Hooks) -> None:
-        super().__init__(settings.host, Doorman(hooks.allowed, self._refused_connection))
+        self.doorman = Doorman(hooks.allowed, self._refused_connection)
+        self.serving = ServingThread(settings.host, self.doorman, self._end_sessions)
         self.rules = Rules(settings.host, settings.origins, lambda: self.ports.values())
         self.settings = settings
         self.store = store
@@ -103,10 +105,28 @@ class WebServer(ServingThread):
         self.thumb: bytes | None = None
         self.thumb_wanted_until = 0.0  # monotonic; read by the main thread
         self._static = {p.name: p.read_bytes() for p in STATIC.iterdir() if p.is_file()}
-        self.serve([("web", settings.port, self._web_app()),
-                    ("oscquery", settings.oscquery_port, self._oscquery_app())])
+        self.serving.serve([("web", settings.port, self._web_app()),
+                            ("oscquery", settings.oscquery_port, self._oscquery_app())])
 
-    def before_stop(self) -> None:
+    @property
+    def ports(self) -> dict[str, int]:
+        """What -> port, once bound ("web", "oscquery")."""
+        return self.serving.ports
+
+    @property
+    def error(self) -> str:
+        """Why a port is not listening, for the HUD; "" when all are."""
+        return self.serving.error
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Any thread: run fn(*args) on the server's loop soon."""
+        self.serving.call(fn, *args)
+
+    def close(self) -> None:
+        self.serving.close()
+
+    def _end_sessions(self) -> None:
+        """On the loop, before the apps are cleaned up: the WebSockets the runners would wait for."""
         for s in list(self.sessions):
             s.closed = True
             if s.transport is not None:

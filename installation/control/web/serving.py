@@ -1,7 +1,7 @@
 """aiohttp applications served from an asyncio loop on a thread of their own, never the render thread: each
 on its port, a port another program holds retried every RETRY_S with the reason kept for the HUD (net.BindRetry,
 as the OSC server's). The web
-server (server.py) is one; `call()` is how another thread gets something done on the loop.
+server (server.py) owns one; `call()` is how another thread gets something done on the loop.
 
 Every listening socket is handed the Doorman's protocol factory (guard.py): a connection is judged when
 it is accepted, before aiohttp reads a byte of it. Idle and half-sent connections end at KEEPALIVE_S. A
@@ -30,9 +30,10 @@ SHUTDOWN_S = 0.5  # handlers still running this long after close() are cancelled
 class ServingThread:
     """The loop, its thread and the listening ports (`ports`: what -> port, once bound; `error`: why not)."""
 
-    def __init__(self, host: str, doorman: Doorman) -> None:
+    def __init__(self, host: str, doorman: Doorman, before_stop: Callable[[], None] = lambda: None) -> None:
         self.host = host
         self.doorman = doorman
+        self.before_stop = before_stop  # on the loop, before the apps are cleaned up: end what they wait for
         self.ports: dict[str, int] = {}
         self.binds: dict[str, BindRetry] = {}
         self._loop = asyncio.new_event_loop()
@@ -52,9 +53,6 @@ class ServingThread:
         self._thread = threading.Thread(target=self._run, args=(apps,), name="web", daemon=True)
         self._thread.start()
         self._started.wait(timeout)
-
-    def before_stop(self) -> None:
-        """On the loop, before the apps are cleaned up: end what the runners would wait for (WebSockets)."""
 
     def call(self, fn: Callable[..., Any], *args: Any) -> None:
         """Any thread: run fn(*args) on the loop soon."""
