@@ -22,6 +22,7 @@ import pytest
 from conftest import assert_names_this_cpu, frames_of
 
 from installation.media.sample import BACKDROP_RGB
+from installation.show.governor import GovernorConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SEGMENTERS = ("selfie_segmentation.tflite", "selfie_segmentation_landscape.tflite")
@@ -127,10 +128,12 @@ def test_the_wheel_rehearses_from_another_folder(installed, tmp_path: Path, show
     pic = np.stack(frames).astype(np.float32)
     assert pic.mean() > 20 and pic.std() > 10, "a picture, not a black or flat frame"
     if show == "person":
-        # the selfie model found the person: every frame segmented, and the look paints the person only, so
-        # the picture's top corners (backdrop) stay the camera's blue-grey paper while its lower middle (the
+        # the selfie model found the person: every frame segmented (every Nth where the governor gave that up
+        # on a loaded machine, never sparser than its floor), and the look paints the person only, so the
+        # picture's top corners (backdrop) stay the camera's blue-grey paper while its lower middle (the
         # person, walking left and right) is painted
-        assert s["segmented_frames"] >= 25 and s["segment_failures"] == 0, s
+        sparsest = GovernorConfig().seg_every_max
+        assert s["segmented_frames"] >= 30 // sparsest - 1 and s["segment_failures"] == 0, s
         cols = np.flatnonzero(pic.max(axis=(0, 1, 3)) > 10)  # the square picture between black side bars
         box = pic[:, :, cols[0]: cols[-1] + 1]
         h, w = box.shape[1:3]
