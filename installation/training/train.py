@@ -72,7 +72,7 @@ class TrainConfig:
     #                             "transpose" (pix2pix's transposed convs; resumed and imported runs keep theirs)
     d_width: int = 64  # discriminator base width (pix2pix's ndf)
     d_layers: int = 3  # PatchGAN depth: 3 judges 70x70 patches, 2 34x34, 1 16x16
-    d_blur: bool = False  # a low-pass before each of the PatchGAN's strides: no period-2/4 gradient, no ripple
+    d_blur: bool = False  # a low-pass before each PatchGAN stride: no ripple, but blind to fine texture too
     norm: str = "batch"  # "batch" or "instance" (per picture: no running statistics for small batches)
     gan_weight: float = 1.0  # the adversarial term's weight beside l1_weight
     # optimisation
