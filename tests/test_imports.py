@@ -96,3 +96,25 @@ def test_a_knot_made_only_of_annotations_is_found(tmp_path: Path, monkeypatch: p
     graph = typed_import_graph("typedknot")
     assert knots(graph) == [["typedknot.a", "typedknot.b"]]
     assert knots(import_graph(pkg)) == []  # the run-time graph does not see it
+
+
+def private_imports(package: Path) -> list[str]:
+    """Every `from installation.X import _name` under `package` (a public name aliased to a private one,
+    `toml_value as _tv`, is not one: it names nothing private of the other module)."""
+    import ast
+
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("installation"):
+                found += [f"{path.relative_to(package.parent)}: {node.module}.{a.name}"
+                          for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def test_no_private_name_is_imported_across_modules(tmp_path: Path) -> None:
+    assert private_imports(ROOT / "installation") == []
+    planted = tmp_path / "installation"
+    planted.mkdir()
+    (planted / "a.py").write_text("from installation.core.state import _hidden\n")
+    assert private_imports(planted) == ["installation/a.py: installation.core.state._hidden"]

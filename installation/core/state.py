@@ -207,7 +207,7 @@ class LiveState:
         after = self.store.targets()
         if isinstance(values, Mapping):
             self.tuned.update(n for n in values if isinstance(n, str) and n in after)
-        changed = [f"{n} = {_fmt(after[n])} (show file: {_fmt(before[n])})" for n in sorted(self.tuned)
+        changed = [f"{n} = {said_value(after[n])} (show file: {said_value(before[n])})" for n in sorted(self.tuned)
                    if n in before and after[n] != before[n]]
         log.info("restored %d live value(s) from %s%s", self.restored, self.path,
                  (": " + ", ".join(changed) + "; --fresh ignores them, `installation state reset` removes them")
@@ -260,7 +260,8 @@ class LiveState:
         self._writer.close()
 
 
-def _fmt(v: Any) -> str:
+def said_value(v: Any) -> str:
+    """A live value as the start, `check` and `state reset` name it."""
     return f"{v:.4g}" if isinstance(v, float) else repr(v) if isinstance(v, str) else str(v)
 
 

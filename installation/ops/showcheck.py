@@ -145,7 +145,7 @@ def report(cfg: ShowConfig, registry: Registry, models: list[Model], screens: li
     """The end of `check`: what a start would restore, every problem found, then ok (0) or not (1)."""
     import sys
 
-    from installation.core.state import _fmt, state_dir
+    from installation.core.state import said_value, state_dir
 
     folder = state_dir(cfg.name, state)
     restored = restored_values(folder, registry)
@@ -153,7 +153,8 @@ def report(cfg: ShowConfig, registry: Registry, models: list[Model], screens: li
     differ = {k: v for k, v in restored.items() if shown.get(k) != v}
     if differ and cfg.state.restore:
         print(f"restored at start from {folder}: "
-              + ", ".join(f"{k} = {_fmt(v)} (show file: {_fmt(shown.get(k))})" for k, v in sorted(differ.items()))
+              + ", ".join(f"{k} = {said_value(v)} (show file: {said_value(shown.get(k))})"
+                          for k, v in sorted(differ.items()))
               + "; `run --fresh` ignores them, `installation state reset` removes them")
     elif differ:
         print(f"saved live values in {folder} are not restored ([state] restore = false)")

@@ -8,7 +8,7 @@ from typing import Any
 
 from installation.app import load_show
 from installation.core.errors import UserError
-from installation.core.state import ENV, LIVE_FILE, _fmt, saved_live_values, state_dir
+from installation.core.state import ENV, LIVE_FILE, said_value, saved_live_values, state_dir
 from installation.show.config import find_show
 
 # ---- `installation state reset` -----------------------------------------------------------------
@@ -29,7 +29,7 @@ def cmd_state_reset(args: Any) -> int:
         print(f"{name}: no saved live values in {folder}; nothing removed")
         return 0
     path.unlink()
-    listed = ", ".join(f"{k} = {_fmt(v)}" for k, v in sorted(values.items()))
+    listed = ", ".join(f"{k} = {said_value(v)}" for k, v in sorted(values.items()))
     print(f"{name}: removed {path} ({len(values)} saved live value(s){': ' + listed if listed else ''})")
     presets = sorted((folder / "presets").glob("*.json")) if (folder / "presets").is_dir() else []
     print(f"kept: {len(presets)} preset(s) in {folder / 'presets'}; the next start uses the show file's values")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from installation.core.commands import dispatch
-from installation.training.train_cli import _chain_arguments, add_train_arguments, chain_spec, cmd_train
+from installation.training.train_cli import add_chain_arguments, add_train_arguments, chain_spec, cmd_train
 
 
 def add_commands(sub: Any) -> None:
@@ -25,7 +25,7 @@ def add_commands(sub: Any) -> None:
                                     "preprocessing chain. Writes DIR/train, DIR/val and DIR/dataset.toml.")
     b.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, pictures, or folders of either")
     b.add_argument("--out", required=True, metavar="DIR", help="the dataset folder (new or empty)")
-    _chain_arguments(b, default="edges")
+    add_chain_arguments(b, default="edges")
     b.add_argument("--size", type=int, default=256, help="side of the model's input in pixels (default 256)")
     b.add_argument("--every", type=int, default=1, metavar="N", help="take every Nth video frame (default 1)")
     b.add_argument("--segment", choices=("chroma", "selfie", "none"), default="none",
@@ -72,7 +72,7 @@ def add_commands(sub: Any) -> None:
     e.add_argument("--arch", default=None, help="pix2pix checkpoints: unet_256, unet_128, resnet_9blocks "
                                                 "(default: guessed from the keys)")
     e.add_argument("--size", type=int, default=None, help="pix2pix checkpoints: input side (default: the arch's)")
-    _chain_arguments(e, default=None, what="pix2pix checkpoints and ONNX files: the card's chain (default plain)")
+    add_chain_arguments(e, default=None, what="pix2pix checkpoints and ONNX files: the card's chain (default plain)")
     e.add_argument("--name", default=None, help="the model's name (default: the folder's)")
     e.set_defaults(func=cmd_export)
 

@@ -20,7 +20,7 @@ from installation.core.errors import UserError
 from installation.vision.preprocess import NAMED_CHAINS
 
 
-def _chain_arguments(p: argparse.ArgumentParser, default: str | None, what: str = "") -> None:
+def add_chain_arguments(p: argparse.ArgumentParser, default: str | None, what: str = "") -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--chain", default=default, choices=sorted(NAMED_CHAINS), metavar="NAME",
                    help=(what or "the preprocessing chain") + f": {', '.join(NAMED_CHAINS)}"

@@ -91,7 +91,7 @@ PARAMS: list[Param] = [P_MODE, P_MODEL, P_THRESHOLD, P_GROW, P_FEATHER, P_SMOOTH
                        P_BG_TOLERANCE, P_BG_LIGHTNESS, P_BG_FRAMES, P_RELEARN]
 
 
-def _v(values: Mapping[str, Any], p: Param) -> Any:
+def param_value(values: Mapping[str, Any], p: Param) -> Any:
     """A parameter's value from a snapshot (or any partial mapping), coerced; the default when absent."""
     return p.coerce(values[p.name]) if p.name in values else p.default
 
@@ -199,7 +199,7 @@ class SelfieSegmenter:
         return task
 
     def configure(self, values: Mapping[str, Any]) -> None:
-        model = _v(values, P_MODEL)
+        model = param_value(values, P_MODEL)
         if model != self.model:
             for variant in self._variants(model):
                 self._path(variant)
@@ -251,10 +251,10 @@ class ChromaSegmenter:
         self.lightness_weight = lightness_weight
 
     def configure(self, values: Mapping[str, Any]) -> None:
-        self.key_rgb = (_v(values, P_KEY_R), _v(values, P_KEY_G), _v(values, P_KEY_B))
-        self.tolerance = _v(values, P_TOLERANCE)
-        self.softness = _v(values, P_SOFTNESS)
-        self.lightness_weight = _v(values, P_KEY_LIGHTNESS)
+        self.key_rgb = (param_value(values, P_KEY_R), param_value(values, P_KEY_G), param_value(values, P_KEY_B))
+        self.tolerance = param_value(values, P_TOLERANCE)
+        self.softness = param_value(values, P_SOFTNESS)
+        self.lightness_weight = param_value(values, P_KEY_LIGHTNESS)
 
     @property
     def key_lab(self) -> np.ndarray:
@@ -289,10 +289,10 @@ class BackgroundSegmenter:
         self._plate: np.ndarray | None = None  # Lab
 
     def configure(self, values: Mapping[str, Any]) -> None:
-        self.frames = _v(values, P_BG_FRAMES)
-        self.tolerance = _v(values, P_BG_TOLERANCE)
-        self.softness = _v(values, P_SOFTNESS)
-        self.lightness_weight = _v(values, P_BG_LIGHTNESS)
+        self.frames = param_value(values, P_BG_FRAMES)
+        self.tolerance = param_value(values, P_BG_TOLERANCE)
+        self.softness = param_value(values, P_SOFTNESS)
+        self.lightness_weight = param_value(values, P_BG_LIGHTNESS)
 
     @property
     def learned(self) -> bool:
@@ -343,7 +343,7 @@ def make_segmenter(mode: str, models_dir: str | Path = DEFAULT_MODELS_DIR,
     if mode == "none":
         return None
     if mode == "selfie":
-        seg = SelfieSegmenter(models_dir, _v(values or {}, P_MODEL))
+        seg = SelfieSegmenter(models_dir, param_value(values or {}, P_MODEL))
     elif mode == "chroma":
         seg = ChromaSegmenter()
     elif mode == "background":
@@ -373,22 +373,22 @@ class MaskTreatment:
 
     def apply(self, mask: np.ndarray, values: Mapping[str, Any], px_scale: float = 1.0) -> np.ndarray:
         m = np.asarray(mask, np.float32)
-        smooth = _v(values, P_SMOOTH)
+        smooth = param_value(values, P_SMOOTH)
         if smooth > 0 and self._prev is not None and self._prev.shape == m.shape:
             m = cv2.addWeighted(self._prev, smooth, m, 1.0 - smooth, 0.0)
         self._prev = m
 
-        threshold = _v(values, P_THRESHOLD)
+        threshold = param_value(values, P_THRESHOLD)
         if threshold > 0:
             m = (m >= threshold).astype(np.float32)
 
-        grow = round(_v(values, P_GROW) * px_scale)
+        grow = round(param_value(values, P_GROW) * px_scale)
         if grow:
             r = abs(grow)
             kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
             m = cv2.dilate(m, kernel) if grow > 0 else cv2.erode(m, kernel)
 
-        sigma = _v(values, P_FEATHER) * px_scale
+        sigma = param_value(values, P_FEATHER) * px_scale
         if sigma >= 0.3:  # below that the Gaussian kernel is a single pixel
             m = cv2.GaussianBlur(m, (0, 0), sigma)
         return m
@@ -404,7 +404,7 @@ def segment_frame(segmenter: Segmenter, treatment: MaskTreatment, rgb: np.ndarra
     _check_rgb(rgb)
     segmenter.configure(values)
     h, w = rgb.shape[:2]
-    scale = _v(values, P_SCALE)
+    scale = param_value(values, P_SCALE)
     sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
     small = rgb if (sw, sh) == (w, h) else cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
     raw = segmenter.segment(small)

@@ -21,8 +21,8 @@ from installation.vision.segment import (
     P_MODEL,
     MaskTreatment,
     Segmenter,
-    _v,
     make_segmenter,
+    param_value,
     segment_frame,
 )
 
@@ -77,10 +77,10 @@ class SegmentWorker:
     def submit(self, index: int, rgb: np.ndarray, snapshot: Mapping[str, Any], every: int = 1) -> bool:
         """Offer a frame; True when it was handed to the worker (every seg/every-th call is, or every
         `every`-th where that is sparser: the show's governor asks for it when frames do not fit)."""
-        every = max(int(_v(snapshot, P_EVERY)), every)
+        every = max(int(param_value(snapshot, P_EVERY)), every)
         n = self._submits
         self._submits += 1
-        if n % every and _v(snapshot, P_MODE) != "none":
+        if n % every and param_value(snapshot, P_MODE) != "none":
             return False
         return self._slot.put((index, rgb, snapshot))
 
@@ -118,8 +118,8 @@ class SegmentWorker:
 
     def _process(self, index: int, rgb: np.ndarray, values: Mapping[str, Any]) -> None:
         try:
-            mode = _v(values, P_MODE)
-            key = (mode, _v(values, P_MODEL))
+            mode = param_value(values, P_MODE)
+            key = (mode, param_value(values, P_MODEL))
             if key != self._key:
                 self._drop_segmenter()
                 if mode == "none":
@@ -145,11 +145,11 @@ class SegmentWorker:
             msg = f"{type(e).__name__}: {e}"
             self.last_error = msg
             if self._on_fault is not None:
-                self._on_fault("segment", f"mode {_v(values, P_MODE)}: {msg}", e)
+                self._on_fault("segment", f"mode {param_value(values, P_MODE)}: {msg}", e)
             elif msg not in self._seen_errors:
                 self._seen_errors.add(msg)
                 log.error("segmentation failed (mode %s), keeping the previous mask: %s",
-                          _v(values, P_MODE), msg)
+                          param_value(values, P_MODE), msg)
 
     def _publish(self, result: tuple[np.ndarray, int] | None) -> None:
         with self._cond:
