@@ -330,3 +330,44 @@ def test_grab_saves_the_frame_layers_in_the_state_folder(tmp_path, tiny_model):
     out = cv2.imread(str(next(grabs.glob("*-output.png"))))
     assert out.shape == (64, 64, 3)
     assert not (tmp_path / "show.toml").with_name("grabs").exists(), "nothing beside the show file"
+
+
+def test_a_frame_painted_during_a_crossfade_that_has_ended_shows_the_incoming_model(tmp_path, tiny_model):
+    """A worker paints a frame with both models while the fade runs; if the fade ends before that frame is
+    drawn, the incoming model (now playing) is what it shows, never the outgoing one for a frame."""
+    import copy
+
+    from conftest import make_tiny_onnx
+
+    from installation.show.workers import Result
+
+    other = make_model_folder(tmp_path / "models" / "other", size=64, name="other")
+    make_tiny_onnx(other / "model.onnx", 64, seed=5)  # another picture than tiny's
+    path = show_file(tmp_path, 'kind = "synthetic"\nwidth = 160\nheight = 90', tiny_model,
+                     '[params]\n"model/crossfade" = 0.3')
+    show = Show(load_show(path), RunOptions(headless=True, realtime=False, lockstep=True))
+    show.build()
+    show.store.set("model/select", "other")
+    during, t0 = None, time.monotonic()
+    while show.slot.model is None or show.slot.model.name != "other" or show.slot.incoming is not None:
+        show.update()
+        r = show.results.get(1.0)
+        if r is not None:
+            show.view(r)
+            if r.layers.output_b is not None:
+                during = r
+        assert time.monotonic() - t0 < 30, "swap never completed"
+    assert during is not None, "no frame was painted during the crossfade"
+
+    def shown(result: Result) -> np.ndarray:
+        show.view(result)
+        return show.display.read().astype(int)
+
+    late = shown(during)
+    incoming_only, outgoing_only = copy.copy(during.layers), copy.copy(during.layers)
+    incoming_only.output, incoming_only.output_b = during.layers.output_b, None
+    outgoing_only.output_b = None
+    new, old = shown(Result(during.frame, incoming_only)), shown(Result(during.frame, outgoing_only))
+    show.close()
+    assert np.abs(new - old).mean() > 5, "the two models paint the same picture: the test can't tell"
+    assert np.abs(late - new).mean() < 1.5, np.abs(late - old).mean()

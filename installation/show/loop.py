@@ -321,7 +321,10 @@ class Show:
                 assert result is not None
                 with st.time("upload"):
                     r.upload(result.layers, monitor=bool(snap["display/monitor"]))
-                content = r.content_for(snap, self.slot.crossfade())
+                fade = self.slot.crossfade()
+                if result.layers.output_b is not None and self.slot.incoming is None:
+                    fade = 1.0  # painted during a crossfade that ended since: the incoming model plays now
+                content = r.content_for(snap, fade)
             else:
                 content = r.content
             scale = self.governor.settings.render_scale
