@@ -1,5 +1,7 @@
-"""The training commands: `dataset build`, `dataset record`, `train`, `export`, `quantize` (the trainer's own
-arguments are in train_cli.py).
+"""The training commands under one parser (`add_commands`, which `installation` and
+`python -m installation.training.cli` both use): `dataset build`, `dataset record`, `export` and `quantize`
+are run here; `train` is train_cli.py's (its arguments, its run, the torchrun entry). The chain options
+the commands share are config.py's.
 
 torch is imported inside the commands, so `installation --help` stays fast.
 """
@@ -13,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from installation.core.commands import dispatch
-from installation.training.train_cli import add_chain_arguments, add_train_arguments, chain_spec, cmd_train
+from installation.training.config import add_chain_arguments, chain_spec
+from installation.training.train_cli import add_train_arguments, cmd_train
 
 
 def add_commands(sub: Any) -> None:

@@ -7,18 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from installation.core.errors import UserError
+from installation.training.config import TrainConfig
 from installation.training.dataset import DatasetInfo, read_dataset
 from installation.training.readers import PairReader, TargetReader
 from installation.vision.preprocess import Chain, ChainError
-
-if TYPE_CHECKING:
-    from installation.training.train import TrainConfig
 
 
 @dataclass

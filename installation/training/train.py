@@ -22,7 +22,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from installation.training.checkpoint import (
     save_atomic,
     versions,
 )
+from installation.training.config import TrainConfig
 from installation.training.distributed import any_rank, leave, setup_distributed, unwrap
 from installation.training.evaluate import sample_grid, sample_spike, val_l1
 from installation.training.networks import NORMS, UPSAMPLES, count_parameters, default_depth, define_D, define_G
@@ -53,50 +54,6 @@ from installation.training.rundata import open_run_data
 log = logging.getLogger("installation.train")
 
 LOSS_KEYS = ("G_GAN", "G_L1", "D_real", "D_fake")
-
-
-@dataclass
-class TrainConfig:
-    # data
-    dataset: str = ""  # a folder from `installation dataset build`, or of target pictures with from_targets
-    from_targets: bool = False  # make each input on the fly from a target picture (Learning to See's later way)
-    chain: Any = "grey_blur_downscale"  # from_targets only (a NAMED_CHAINS name or a spec list); pairs bring theirs
-    size: int = 0  # the model's input side; 0: the dataset's (from_targets: 256)
-    repeat: int = 1  # each training picture this many times an epoch, each time augmented anew (few pictures)
-    out: str = "runs/default"  # run folder: latest.pt, losses.jsonl, losses.png, samples/
-    # networks
-    width: int = 64  # generator base width (pix2pix's ngf); CPU cost grows with its square
-    depth: int = 0  # U-Net down-blocks; 0: down to 1x1 (8 at 256 like unet_256, 9 at 512)
-    dropout: bool = True  # pix2pix's decoder dropout; the exported model runs in eval mode, without it
-    upsample: str = "bilinear"  # decoder x2: "bilinear"/"nearest" resize + 3x3 conv (no checkerboard), or
-    #                             "transpose" (pix2pix's transposed convs; resumed and imported runs keep theirs)
-    d_width: int = 64  # discriminator base width (pix2pix's ndf)
-    d_layers: int = 3  # PatchGAN depth: 3 judges 70x70 patches, 2 34x34, 1 16x16
-    d_blur: bool = False  # a low-pass before each PatchGAN stride: no ripple, but blind to fine texture too
-    norm: str = "batch"  # "batch" or "instance" (per picture: no running statistics for small batches)
-    gan_weight: float = 1.0  # the adversarial term's weight beside l1_weight
-    # optimisation
-    epochs: int = 200
-    batch_size: int = 4  # pix2pix uses 1; a few more give batch norm running statistics close to the
-    #                      per-batch ones training used, and eval mode (the exported model) uses the former
-    lr: float = 2e-4
-    beta1: float = 0.5
-    l1_weight: float = 100.0
-    recipe: str = ""  # the --recipe the run was made with (train_cli.RECIPES), for the record
-    decay: float = 0.5  # fraction of the epochs over which the learning rate falls linearly to 0 (pix2pix: half)
-    # running
-    seed: int = 0
-    device: str = "auto"  # auto: cuda when there is one, else cpu
-    amp: bool = True  # float16 autocast + GradScaler on CUDA; the CPU trains in float32
-    workers: int = 0  # DataLoader worker processes (0: load in the training process)
-    samples: int = 4  # rows in each epoch's sample grid
-    save_every: float = 300.0  # also checkpoint mid-epoch after this many seconds of wall time (0: epoch ends only)
-    progress: bool = True  # tqdm bars
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 # ---- the trainer -------------------------------------------------------------------------------
