@@ -82,7 +82,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="set a parameter")
     p.add_argument("--fresh", action="store_true",
                    help="start from the show file's values: ignore the live values saved last time (for this run)")
-    from installation.control.osc.flags import add_run_flags
+    from installation.control.options import add_run_flags
 
     add_run_flags(p)  # --osc-*, --state
 
@@ -102,7 +102,7 @@ def set_values(items: list[str], registry: Registry | None = None) -> dict[str, 
 
 
 def _options(args: argparse.Namespace, registry: Registry) -> RunOptions:
-    from installation.control.osc.flags import run_options as osc_run_options
+    from installation.control.options import control_options
     from installation.render.displays import has_screen
 
     extra = set_values(args.set, registry)
@@ -116,8 +116,8 @@ def _options(args: argparse.Namespace, registry: Registry) -> RunOptions:
     return RunOptions(headless=headless, frames=args.frames, seconds=args.seconds, record=args.record,
                       stats=args.stats, lockstep=args.lockstep, realtime=not args.fast,
                       fullscreen=False if args.window else None, extra_params=extra,
-                      video=getattr(args, "video", None), fresh=getattr(args, "fresh", False),
-                      **osc_run_options(args))
+                      video=getattr(args, "video", None), state=getattr(args, "state", None),
+                      venue=bool(getattr(args, "venue", False)), control=control_options(args))
 
 
 # ---- flags checked before anything opens (run, rehearse) ---------------------------------------------

@@ -31,6 +31,7 @@ from installation.inference.models import ModelCard
 from installation.media.sources import BaseReader, Reconnecting
 from installation.render.renderer import Renderer
 from installation.render.shaders import SHADER_DIR
+from installation.show.options import ControlOptions
 from installation.vision.preprocess import Chain
 
 CAP_S = 90.0  # only a stuck scenario gets near this; it then fails on the step it was waiting for
@@ -95,9 +96,12 @@ def play(show: Show, script: Script) -> dict[str, Any]:
     return summary
 
 
-def build(cfg_path: Path, cls: type[Show] = Show, **opts: Any) -> Show:
+NO_OSC = ControlOptions(osc=False)  # frozen: one object serves every default
+
+
+def build(cfg_path: Path, cls: type[Show] = Show, control: ControlOptions = NO_OSC, **opts: Any) -> Show:
     cfg = load_show(cfg_path)
-    return cls(cfg, RunOptions(headless=True, seconds=CAP_S, **({"osc": False} | opts)))
+    return cls(cfg, RunOptions(headless=True, seconds=CAP_S, control=control, **opts))
 
 
 def lit(picture: np.ndarray | None) -> bool:
@@ -398,7 +402,8 @@ def _garbage(rng: np.random.Generator, i: int) -> bytes:
 
 def test_osc_flood_of_malformed_packets_changes_nothing(tmp_path: Path) -> None:
     pytest.importorskip("installation.control.osc")
-    show = build(show_file(tmp_path, osc=True), osc=True, osc_host="127.0.0.1", osc_port=0, oscquery_port=0).build()
+    show = build(show_file(tmp_path, osc=True),
+                 control=ControlOptions(osc_host="127.0.0.1", osc_port=0, oscquery_port=0)).build()
     osc = next(c for c in show.surfaces if type(c).__name__ == "OscControl")
     port = osc.port
     assert port > 0

@@ -31,6 +31,7 @@ from installation.control.addressmap import osc_map_markdown, osc_map_text
 from installation.control.osc import wire as oscwire
 from installation.control.osc.control import OscControl
 from installation.control.osc.wire import build_dgram
+from installation.show.options import ControlOptions
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -48,12 +49,18 @@ def show_file(tmp_path: Path, name: str = "osc_test", extra: str = "") -> Path:
                       osc=f'host = "127.0.0.1"\nport = 0\noscquery_port = 0\n{extra}')
 
 
-def make_show(tmp_path: Path, extra: str = "", name: str = "osc_test", **opts: Any) -> Show:
+def panel_off(**control: Any) -> ControlOptions:
+    """The control options these tests run with: the panel's fixed port is not what they test
+    (tests/scenarios/test_web_* do)."""
+    return ControlOptions(web_port=0, **control)
+
+
+def make_show(tmp_path: Path, extra: str = "", name: str = "osc_test", control: ControlOptions | None = None,
+              **opts: Any) -> Show:
     opts.setdefault("state", tmp_path / "state")
     opts.setdefault("realtime", True)
-    opts.setdefault("web_port", 0)  # the panel's fixed port is not what these test; tests/scenarios/test_web_* do
     cfg = load_show(show_file(tmp_path, name, extra))
-    return Show(cfg, RunOptions(headless=True, **opts)).build()
+    return Show(cfg, RunOptions(headless=True, control=control or panel_off(), **opts)).build()
 
 
 def control(show: Show) -> OscControl:
@@ -251,7 +258,7 @@ def test_bundle_lands_in_one_frame_without_waiting_for_its_timetag(show: Show) -
 
 def test_changes_from_any_source_are_mirrored_and_sync_sends_everything(tmp_path: Path) -> None:
     fb = Listener()
-    show = make_show(tmp_path, osc_feedback=[f"127.0.0.1:{fb.port}"])
+    show = make_show(tmp_path, control=panel_off(osc_feedback=(f"127.0.0.1:{fb.port}",)))
     try:
         c = control(show)
         # at start every value goes out, so a controller shows the show's state at once
@@ -331,7 +338,7 @@ def test_feedback_to_sender_without_echo(tmp_path: Path) -> None:
 # ---- access ---------------------------------------------------------------------------------------------------
 
 def test_allow_list_drops_other_senders(tmp_path: Path) -> None:
-    show = make_show(tmp_path, osc_allow=["127.0.0.2"])
+    show = make_show(tmp_path, control=panel_off(osc_allow=("127.0.0.2",)))
     try:
         c = control(show)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -352,7 +359,7 @@ def test_port_taken_is_reported_and_retried(tmp_path: Path, monkeypatch: pytest.
     blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     blocker.bind(("127.0.0.1", 0))
     port = blocker.getsockname()[1]
-    show = make_show(tmp_path, osc_port=port)
+    show = make_show(tmp_path, control=panel_off(osc_port=port))
     try:
         c = control(show)
         assert c.server is not None and not c.server.listening
@@ -416,7 +423,7 @@ def test_controller_layouts_cover_the_registry() -> None:
 
 def test_record_writes_accepted_messages_with_time_and_frame(tmp_path: Path) -> None:
     rec = tmp_path / "rec.jsonl"
-    show = make_show(tmp_path, osc_record=rec)
+    show = make_show(tmp_path, control=panel_off(osc_record=rec))
     try:
         c = control(show)
         client = SimpleUDPClient("127.0.0.1", c.port)
@@ -457,7 +464,7 @@ class ObservedShow(Show):
 def _rehearse(tmp_path: Path, recording: Path, run: int) -> dict[int, dict[str, Any]]:
     cfg = load_show(show_file(tmp_path, "replayed"))
     show = ObservedShow(cfg, RunOptions(headless=True, frames=24, lockstep=True, realtime=False,
-                                        osc_replay=recording, state=tmp_path / f"state{run}"))
+                                        control=ControlOptions(osc_replay=recording), state=tmp_path / f"state{run}"))
     show.seen = {}
     show.build()
     show.run()
@@ -490,7 +497,7 @@ def test_replay_by_time_waits_for_each_message(tmp_path: Path) -> None:
     rec = tmp_path / "cue.jsonl"
     rec.write_text(json.dumps({"t": 0.0, "frame": 0, "address": "/pre/blur", "args": [1.0]}) + "\n"
                    + json.dumps({"t": 0.6, "frame": 3, "address": "/pre/blur", "args": [2.0]}) + "\n")
-    show = make_show(tmp_path, osc_replay=rec)
+    show = make_show(tmp_path, control=panel_off(osc_replay=rec))
     try:
         t0 = time.monotonic()
         assert pump_until(show, lambda: show.store.target("pre/blur") == 1.0)
@@ -575,7 +582,7 @@ def _late_control(show: Show, target: str, resolve: Callable[[str], str] | None 
 
 
 def test_a_feedback_target_that_resolves_late_gets_every_value_without_the_loop_waiting(tmp_path: Path) -> None:
-    show = make_show(tmp_path, osc=False)
+    show = make_show(tmp_path, control=panel_off(osc=False))
     listener = Listener()
     hosts = HostsFile(tmp_path / "hosts", delay_s=0.5)
     c = _late_control(show, f"studio-pad:{listener.port}", hosts)
@@ -605,7 +612,7 @@ def test_a_feedback_target_that_resolves_late_gets_every_value_without_the_loop_
 
 
 def test_a_target_whose_sends_fail_is_held_with_back_off_and_counted(tmp_path: Path) -> None:
-    show = make_show(tmp_path, osc=False)
+    show = make_show(tmp_path, control=panel_off(osc=False))
     c = _late_control(show, "255.255.255.255:9001")  # broadcast without SO_BROADCAST: every send fails (EACCES)
     try:
         t_end = time.monotonic() + 3.5
@@ -639,7 +646,7 @@ def test_allow_list_rules_and_where_the_settings_come_from(tmp_path: Path) -> No
     cfg = load_show(show_file(tmp_path, extra='allow = ["10.0.0.0/8"]'))
     s = oscwire.OscSettings.resolve(cfg, RunOptions())
     assert s.allow == [ipaddress.ip_network("10.0.0.0/8")] and s.writes and not s.grabs  # rehearse-like
-    s = oscwire.OscSettings.resolve(cfg, RunOptions(osc_allow=["192.168.1.20"], venue=True))
+    s = oscwire.OscSettings.resolve(cfg, RunOptions(control=ControlOptions(osc_allow=("192.168.1.20",)), venue=True))
     assert s.allow == [ipaddress.ip_network("192.168.1.20/32")], "--osc-allow replaces the show's list"
     assert not s.writes and not s.grabs, "`run` refuses writes unless the show allows them"
     cfg.osc.allow_writes = True
@@ -663,7 +670,7 @@ def test_a_token_turns_udp_off_unless_the_show_says_so_and_host_info_follows(tmp
     import urllib.request
 
     f, qport = _token_show(tmp_path, udp, "tok")
-    show = Show(load_show(f), RunOptions(headless=True, state=tmp_path / "state", web_port=0)).build()
+    show = Show(load_show(f), RunOptions(headless=True, state=tmp_path / "state", control=panel_off())).build()
     try:
         c = control(show)
         info = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{qport}/?HOST_INFO", timeout=5).read())
@@ -708,7 +715,8 @@ def test_a_model_path_from_any_source_is_refused_by_the_slot_and_shown_nowhere_b
     secret = flat_model(tmp_path / "private" / "secret", (255, 0, 0))  # real, loadable, outside the show's folders
     cfg = load_show(small_show(tmp_path, name="slotpaths", model=model, source=SYNTHETIC + "\nfps = 30",
                                osc='host = "127.0.0.1"\nport = 0\noscquery_port = 0'))
-    show = Show(cfg, RunOptions(headless=True, state=tmp_path / "state", web_port=0, realtime=True)).build()
+    show = Show(cfg, RunOptions(headless=True, state=tmp_path / "state", control=panel_off(),
+                                    realtime=True)).build()
     try:
         for value, refused in ((str(secret), 1), ("../private/secret", 2), ("secret.onnx", 3), ("nosuch", 3)):
             show.store.set("model/select", value, source="preset")  # as a preset's recall sets it: no door

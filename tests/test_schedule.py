@@ -14,6 +14,7 @@ from conftest import small_show
 
 from installation.app import RunOptions, Show, default_registry, load_show
 from installation.media.sources import BaseReader, Reconnecting
+from installation.show.options import ControlOptions
 from installation.show.schedule import (
     BUILTIN_LOOKS,
     Hours,
@@ -249,7 +250,7 @@ def run_scenario(show: Show, steps: list[tuple[str, Callable[[Show], bool], Call
 
 def scheduled_show(tmp_path: Path, schedule: str, cls: type[Show] = Show) -> Show:
     p = small_show(tmp_path, name="show", tail=f"[schedule]\n{schedule}")
-    return cls(load_show(p), RunOptions(headless=True, seconds=60, osc=False))
+    return cls(load_show(p), RunOptions(headless=True, seconds=60, control=ControlOptions(osc=False)))
 
 
 def frames(show: Show) -> int:

@@ -1,5 +1,7 @@
-"""The live-control flags of `run` and `rehearse` (--osc-port, --osc-feedback, --state, --osc-record,
-...), and what `check` says about a show's exposure: ports, interfaces, who may send, writes, keys."""
+"""The control wing's options: the live-control flags of `run` and `rehearse` (--osc-port, --osc-feedback,
+--state, --osc-record, ...) read into the ControlOptions that RunOptions carries (the type is
+show/options.py's: the show wing holds RunOptions and sits below control), and what `check` says about a
+show's exposure: ports, interfaces, who may send, writes, keys."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from installation.control.net import interface_addresses, is_loopback, is_wildca
 from installation.control.osc.wire import udp_on
 from installation.core.errors import UserError
 from installation.show.config import FEEDBACK_PORT, OSC_PORT, OSCQUERY_PORT, WEB_PORT
+from installation.show.options import ControlOptions
 
 log = logging.getLogger("installation.osc")
 
@@ -37,18 +40,18 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="record accepted OSC as JSON lines (default file: in the state folder)")
     g.add_argument("--osc-replay", type=Path, metavar="FILE",
                    help="play an OSC recording back (by frame with --lockstep)")
-    # `run` faces a venue: kiosk keys and no OSC writes unless the show allows them (keys.py, access.py)
+    # `run` faces a venue: kiosk keys and no OSC writes unless the show allows them (keys.py, osc/wire.py)
     p.set_defaults(venue=p.prog.split()[-1] == "run")
 
 
-def run_options(args: argparse.Namespace) -> dict[str, Any]:
-    """RunOptions fields from the flags above, checked before anything opens (a parser without these flags
-    gets the defaults)."""
+def control_options(args: argparse.Namespace) -> ControlOptions:
+    """The flags above (and `--fresh`), checked before anything opens; a parser without them gets the
+    defaults."""
     get = lambda name, default=None: getattr(args, name, default)  # noqa: E731
-    feedback, allow = list(get("osc_feedback") or []), list(get("osc_allow") or [])
+    feedback, allow = tuple(get("osc_feedback") or ()), tuple(get("osc_allow") or ())
     for t in feedback:
         parse_target(t)
-    parse_allow(allow)
+    parse_allow(list(allow))
     for flag, port in (("--osc-port", get("osc_port")), ("--oscquery-port", get("oscquery_port")),
                        ("--web-port", get("web_port"))):
         if port is not None and not 0 <= port <= 65535:
@@ -56,11 +59,10 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
     replay = get("osc_replay")
     if replay is not None and not Path(replay).is_file():
         raise UserError("OSC recording not found", file=replay)
-    return {"state": get("state"), "osc": not get("no_osc", False), "osc_host": get("osc_host"),
-            "osc_port": get("osc_port"), "osc_feedback": feedback, "osc_allow": allow,
-            "oscquery_port": get("oscquery_port"), "web_port": get("web_port"), "osc_record": get("osc_record"),
-            "osc_replay": replay,
-            "venue": bool(get("venue", False))}
+    return ControlOptions(osc=not get("no_osc", False), osc_host=get("osc_host"), osc_port=get("osc_port"),
+                          osc_feedback=feedback, osc_allow=allow, oscquery_port=get("oscquery_port"),
+                          web_port=get("web_port"), osc_record=get("osc_record"), osc_replay=replay,
+                          fresh=bool(get("fresh", False)))
 
 
 def exposure_lines(cfg: Any) -> list[str]:

@@ -28,20 +28,20 @@ def attach_surfaces(show: ShowHandle) -> None:
     the last live values, then adds live state, presets, OSC, the web and MIDI as the show's surfaces."""
     cfg, opts = show.cfg, show.opts
     settings = OscSettings.resolve(cfg, opts)
-    folder = state_dir(cfg.name, getattr(opts, "state", None))
-    replay_file = getattr(opts, "osc_replay", None)
+    folder = state_dir(cfg.name, opts.state)
+    replay_file = opts.control.osc_replay
     handler = add_log_file(folder / "logs") if folder is not None else None
     keeper: LiveState | None = None
     if folder is not None:
         keeper = LiveState(folder, show.store, cfg.name)
         if cfg.state.restore and replay_file is None:
-            keeper.restore(fresh=getattr(opts, "fresh", False))
+            keeper.restore(fresh=opts.control.fresh)
             for name, v in opts.extra_params.items():  # --set still wins over what was left last time
                 show.store.set(name, v, source="config", ramp_s=0.0)
     presets = PresetBank(folder / "presets" if folder is not None else None, show.store, cfg.name,
                          declared={int(k): v for k, v in cfg.presets.items()})
     recorder = None
-    record = getattr(opts, "osc_record", None)
+    record = opts.control.osc_record
     if record is True:
         if folder is None:
             raise UserError("--osc-record without a FILE needs a state folder", expected="--osc-record FILE")
@@ -56,7 +56,7 @@ def attach_surfaces(show: ShowHandle) -> None:
     show.add(presets, presets.hud)
     show.add(control, control.hud)
     show.add_hud(help_line)
-    web_port = cfg.web.port if getattr(opts, "web_port", None) is None else opts.web_port
+    web_port = cfg.web.port if opts.control.web_port is None else opts.control.web_port
     if settings.enabled and (web_port or settings.oscquery_port):
         # the panel, the status page and OSCQuery: one server, the same intake, gate and store as OSC
         from installation.control.web.server import WebSettings

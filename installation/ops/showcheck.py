@@ -230,7 +230,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from installation.ops.rig import check_lines
 
     print("\n".join(check_lines(cfg)))  # NDI sources, virtual cameras, MIDI ports (rig.py)
-    from installation.control.osc.flags import exposure_lines
+    from installation.control.options import exposure_lines
 
     print("\n".join(exposure_lines(cfg)))  # the ports, who may send, writes, keys: the show's exposure
     from installation.core.cpu import cpu_name

@@ -182,8 +182,10 @@ def wait_presenting(tmp_path: Path, show: Path, proc: subprocess.Popen[str] | No
 def hud_after(show: Path, seconds: float, video: Path | None = None) -> list[str]:
     """Play a show in this process for `seconds` (real source, model and EGL), then the HUD's text."""
     from installation.app import RunOptions, Show, load_show
+    from installation.show.options import ControlOptions
 
-    s = Show(load_show(show), RunOptions(headless=True, seconds=seconds, video=video, osc=False))
+    s = Show(load_show(show), RunOptions(headless=True, seconds=seconds, video=video,
+                                         control=ControlOptions(osc=False)))
     s.build()
     s.run()
     return s.hud_text()

@@ -18,6 +18,7 @@ from installation.control.presets import ARG_TRIGGERS, slot_of
 from installation.core.params import Param, ParamError
 from installation.inference.models import is_model_name
 from installation.show.config import OSC_PORT, OSCQUERY_PORT
+from installation.show.options import RunOptions
 
 log = logging.getLogger("installation.osc")
 
@@ -51,17 +52,15 @@ class OscSettings:
     udp: bool = True  # OSC in over UDP; off, values change only over the web's channels (which carry a token)
 
     @classmethod
-    def resolve(cls, cfg: Any, opts: Any) -> OscSettings:
+    def resolve(cls, cfg: Any, opts: RunOptions) -> OscSettings:
         """The show file's [osc] table, overridden by the command line (--osc-allow replaces [osc] allow)."""
-        c = cfg.osc
-        port = c.port if getattr(opts, "osc_port", None) is None else opts.osc_port
-        qport = c.oscquery_port if getattr(opts, "oscquery_port", None) is None else opts.oscquery_port
-        writes = c.allow_writes if c.allow_writes is not None else not getattr(opts, "venue", False)
-        return cls(enabled=c.enabled and getattr(opts, "osc", True),
-                   host=getattr(opts, "osc_host", None) or c.host, port=port,
-                   feedback=[parse_target(t) for t in [*c.feedback, *getattr(opts, "osc_feedback", [])]],
-                   feedback_to_sender=c.feedback_to_sender,
-                   allow=parse_allow(getattr(opts, "osc_allow", None) or c.allow), oscquery_port=qport,
+        c, o = cfg.osc, opts.control
+        writes = c.allow_writes if c.allow_writes is not None else not opts.venue
+        return cls(enabled=c.enabled and o.osc, host=o.osc_host or c.host,
+                   port=c.port if o.osc_port is None else o.osc_port,
+                   feedback=[parse_target(t) for t in [*c.feedback, *o.osc_feedback]],
+                   feedback_to_sender=c.feedback_to_sender, allow=parse_allow(list(o.osc_allow) or c.allow),
+                   oscquery_port=c.oscquery_port if o.oscquery_port is None else o.oscquery_port,
                    writes=writes, grabs=c.allow_writes is True, udp=udp_on(cfg))
 
 
