@@ -41,9 +41,10 @@ def play(gov: Governor, cost_ms, seconds: float, t0: float = 0.0, stats: Stats |
     return st
 
 
-def draw_heavy(base: float, draw: float, seg: float = 0.0):
-    """A frame's cost: base work, a draw that scales with the render area, segmentation per segmented frame."""
-    return lambda s, t: base + draw * s.render_scale ** 2 + seg / s.seg_every
+def draw_heavy(base: float, draw: float, seg: float = 0.0, model: float = 0.0):
+    """A frame's cost: base work, a draw that scales with the render area, segmentation per segmented
+    frame, the model per inferred frame."""
+    return lambda s, t: base + draw * s.render_scale ** 2 + seg / s.seg_every + model / s.model_every
 
 
 def test_a_steady_overload_is_met_step_by_step_then_left_alone() -> None:
@@ -121,19 +122,42 @@ def test_on_the_edge_it_settles_instead_of_see_sawing() -> None:
 def test_when_even_the_cheapest_settings_do_not_fit_it_says_so() -> None:
     gov = Governor(GovernorConfig(render_scale_min=0.75), RATE, segmenting=True)
     play(gov, lambda s, t: 60.0, 15.0)  # a slow model: no knob helps
-    assert gov.settings == Settings(seg_every=3, render_scale=0.75), "never below the declared floor"
+    assert gov.settings == Settings(seg_every=3, render_scale=0.75, model_every=3), "never below the floor"
     assert gov.cheapest_too_slow
     assert gov.line().startswith("governor: even the cheapest settings do not fit: 16.7 fps of 30")
     assert gov.hud_lines()[0].startswith("! governor: even the cheapest")
 
 
+def test_the_model_on_fewer_frames_is_the_last_step() -> None:
+    """A slow model: the cheapest segmentation and render scale still leave 52 ms a frame, the model on
+    every 2nd frame 37; on every 3rd, 32, within the source's rate. A pin to every frame keeps it, and
+    says that even the cheapest settings do not fit."""
+    gov = Governor(GovernorConfig(), RATE, segmenting=True)
+    play(gov, draw_heavy(10.0, 40.0, 6.0, model=30.0), 60.0)
+    steps = [h["step"] for h in gov.history]
+    assert steps[-2:] == ["model every 2 frames", "model every 3 frames"] and len(steps) == 6, steps
+    assert gov.ups == 0 and not gov.cheapest_too_slow
+    assert gov.settings == Settings(seg_every=3, render_scale=0.5, model_every=3)
+    assert gov.status()["settings"]["model_every"] == 3
+    assert gov.line().startswith("governor: gave up segmentation every 3 frames, render scale 0.5, model every 3 "
+                                 "frames; late: ")
+    pinned = Governor(GovernorConfig(model_every=1), RATE, segmenting=True)
+    play(pinned, draw_heavy(10.0, 40.0, 6.0, model=30.0), 20.0)
+    assert pinned.settings == Settings(seg_every=3, render_scale=0.5) and pinned.cheapest_too_slow
+
+
 def test_pins_and_floors_narrow_the_steps() -> None:
     assert allowed_steps(GovernorConfig(), segmenting=True) == list(STEPS)
-    assert allowed_steps(GovernorConfig(), segmenting=False) == [("render_scale", 0.75), ("render_scale", 0.5)]
-    assert allowed_steps(GovernorConfig(seg_every=1, render_scale_min=0.75), segmenting=True) == \
-        [("render_scale", 0.75)]
-    assert allowed_steps(GovernorConfig(seg_every_max=2, render_scale=1.0), segmenting=True) == [("seg_every", 2)]
-    pinned = Governor(GovernorConfig(seg_every=2, render_scale=0.75), RATE, segmenting=True)
+    assert allowed_steps(GovernorConfig(), segmenting=False) == [("render_scale", 0.75), ("render_scale", 0.5),
+                                                                 ("model_every", 2), ("model_every", 3)]
+    assert allowed_steps(GovernorConfig(model_every_max=2), segmenting=False)[-1] == ("model_every", 2)
+    assert allowed_steps(GovernorConfig(seg_every=1, render_scale_min=0.75, model_every_max=1),
+                         segmenting=True) == [("render_scale", 0.75)]
+    assert allowed_steps(GovernorConfig(seg_every_max=2, render_scale=1.0, model_every=1), segmenting=True) == \
+        [("seg_every", 2)]
+    assert allowed_steps(GovernorConfig(seg_every=1, render_scale=1.0), segmenting=True) == \
+        [("model_every", 2), ("model_every", 3)]
+    pinned = Governor(GovernorConfig(seg_every=2, render_scale=0.75, model_every=1), RATE, segmenting=True)
     assert pinned.settings == Settings(seg_every=2, render_scale=0.75), "pins apply from the first frame"
     play(pinned, lambda s, t: 50.0, 10.0)
     assert pinned.settings == Settings(seg_every=2, render_scale=0.75) and pinned.cheapest_too_slow
@@ -154,7 +178,8 @@ def test_check_says_what_it_may_give_up_and_its_last_verdict(tmp_path: Path) -> 
     gov.save(tmp_path, "Test CPU")
     lines = check_lines(GovernorConfig(), False, tmp_path, "Test CPU")
     assert lines[0] == ("governor: auto; when frames do not fit the source's rate it gives up, in order: "
-                        "render scale 0.75, then render scale 0.5")
+                        "render scale 0.75, then render scale 0.5, then model every 2 frames, then model every "
+                        "3 frames")
     assert "(this CPU)" not in lines[1] and ", this CPU): even the cheapest settings do not fit" in lines[1]
     other = check_lines(GovernorConfig(mode="off"), False, tmp_path, "Another CPU")
     assert other[0] == "governor: off (plays what the file says)"

@@ -303,6 +303,21 @@ class Renderer:
         self._draw_present(present_program(mixed, graded), snap, size, m, self._mix(snap) if mixed else {})
         self.ctx.scissor = None
 
+    def warm_up(self, snap: Any, target: Any, size: tuple[int, int], camera: tuple[int, int],
+                output: int, mask: bool) -> None:
+        """Draw once with black layers of the show's sizes (camera WxH, the model's square side, a mask or
+        not), directly and at a render scale with its blit, then clear the target: llvmpipe compiles a
+        program the first time it draws with it, which cost the first frame of a 2-core machine 200 ms.
+        What the next upload brings replaces every layer."""
+        w, h = camera
+        self.upload(Layers(np.zeros((h, w, 3), np.uint8), np.zeros((output, output, 3), np.uint8),
+                           np.zeros((h, w), np.float32) if mask else None))
+        for scale in (1.0, 0.75):
+            self.present(snap, target, size, self.content_for(snap), scale=scale)
+        target.use()
+        self.ctx.clear(0.0, 0.0, 0.0, 1.0)
+        finish(self.ctx)
+
     def _scaled_fbo(self, size: tuple[int, int]) -> Any:
         if self._scaled is None or self._scaled[0].size != size:
             if self._scaled is not None:

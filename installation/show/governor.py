@@ -19,8 +19,10 @@ any other when there is room.
 
 The steps, cheapest loss of picture first (STEPS): segmentation every 2nd frame (the mask of the frame
 before is reused), the present pass at 3/4 of the screen's resolution (scaled up by a blit), every 3rd
-frame, then at 1/2. Each knob can be pinned in the show file ([governor] seg_every, render_scale), and
-its floor declared (seg_every_max, render_scale_min); segmentation itself is never turned off.
+frame, then at 1/2, and last the model every 2nd, then 3rd frame (the frames between keep the camera
+and the mask fresh and glide the model's last picture on through the card's output smoothing). Each knob can be pinned
+in the show file ([governor] seg_every, render_scale, model_every), and its floor declared
+(seg_every_max, render_scale_min, model_every_max); segmentation and the model are never turned off.
 """
 
 from __future__ import annotations
@@ -58,12 +60,14 @@ VERDICT_FILE = "governor.json"
 
 # (knob, level) in the order they are given up; taken back in reverse
 STEPS: tuple[tuple[str, float], ...] = (("seg_every", 2), ("render_scale", 0.75), ("seg_every", 3),
-                                        ("render_scale", 0.5))
+                                        ("render_scale", 0.5), ("model_every", 2), ("model_every", 3))
 
 
 # the pinnable knobs: (lowest, highest, what a value is)
 PINS = {"seg_every": (1, 30, "a segmentation interval in frames"),
-        "render_scale": (0.25, 1.0, "a share of the screen's resolution")}
+        "render_scale": (0.25, 1.0, "a share of the screen's resolution"),
+        "model_every": (1, 4, "an inference interval in frames")}
+INTERVALS = ("seg_every", "model_every")  # knobs where a larger value is cheaper
 
 
 class GovernorConfig(BaseModel):
@@ -79,8 +83,12 @@ class GovernorConfig(BaseModel):
     # the present pass's resolution as a share of the screen's; "auto": the governor's choice
     render_scale: str | float = "auto"
     render_scale_min: float = Field(0.5, ge=0.25, le=1.0)  # the lowest the governor may choose
+    # run the model on every Nth frame at least (the frames between glide its last picture through the
+    # card's output smoothing, with their own camera picture and mask); "auto": the governor's choice
+    model_every: str | int = "auto"
+    model_every_max: int = Field(3, ge=1, le=4)  # the sparsest inference the governor may choose
 
-    @field_validator("seg_every", "render_scale")
+    @field_validator("seg_every", "render_scale", "model_every")
     @classmethod
     def _auto_or_in_range(cls, v: str | float, info: ValidationInfo) -> str | float:
         lo, hi, what = PINS[info.field_name or ""]
@@ -95,20 +103,24 @@ class Settings:
 
     seg_every: int = 1  # at least this; the live seg/every may ask for more
     render_scale: float = 1.0
+    model_every: int = 1  # the model runs on every Nth frame
 
     def given_up(self) -> list[str]:
         out = []
         if self.seg_every > 1:
-            out.append(f"segmentation every {self.seg_every} frames")
+            out.append(describe_step("seg_every", self.seg_every))
         if self.render_scale < 1.0:
-            out.append(f"render scale {self.render_scale:g}")
+            out.append(describe_step("render_scale", self.render_scale))
+        if self.model_every > 1:
+            out.append(describe_step("model_every", self.model_every))
         return out
 
 
 def pinned_settings(cfg: GovernorConfig) -> Settings:
     """The settings the file asks for: its pins, full quality elsewhere (what `off` plays)."""
     return Settings(seg_every=1 if cfg.seg_every == "auto" else int(cfg.seg_every),
-                    render_scale=1.0 if cfg.render_scale == "auto" else float(cfg.render_scale))
+                    render_scale=1.0 if cfg.render_scale == "auto" else float(cfg.render_scale),
+                    model_every=1 if cfg.model_every == "auto" else int(cfg.model_every))
 
 
 def allowed_steps(cfg: GovernorConfig, segmenting: bool) -> list[tuple[str, float]]:
@@ -120,12 +132,18 @@ def allowed_steps(cfg: GovernorConfig, segmenting: bool) -> list[tuple[str, floa
             continue
         if knob == "render_scale" and (cfg.render_scale != "auto" or level < cfg.render_scale_min):
             continue
+        if knob == "model_every" and (cfg.model_every != "auto" or level > cfg.model_every_max):
+            continue
         out.append((knob, level))
     return out
 
 
 def describe_step(knob: str, level: float) -> str:
-    return f"segmentation every {int(level)} frames" if knob == "seg_every" else f"render scale {level:g}"
+    if knob == "seg_every":
+        return f"segmentation every {int(level)} frames"
+    if knob == "model_every":
+        return f"model every {int(level)} frames"
+    return f"render scale {level:g}"
 
 
 @dataclass
@@ -345,7 +363,8 @@ class Governor:
             "mode": self.cfg.mode if self.active or self.cfg.mode == "off" else "idle",
             "why_idle": self.off_why or None,
             "given_up": self.settings.given_up(),
-            "settings": {"seg_every": self.settings.seg_every, "render_scale": self.settings.render_scale},
+            "settings": {"seg_every": self.settings.seg_every, "render_scale": self.settings.render_scale,
+                         "model_every": self.settings.model_every},
             "why": self.taken[-1].why if self.taken else None,
             "cheapest_too_slow": self.cheapest_too_slow,
             "line": self.line(),
@@ -404,7 +423,7 @@ def _finite(x: float) -> float | None:
 
 
 def _cheaper(knob: str, new: float, old: float) -> bool:
-    return new > old if knob == "seg_every" else new < old
+    return new > old if knob in INTERVALS else new < old
 
 
 def check_lines(cfg: GovernorConfig, segmenting: bool, folder: Path | None, cpu: str) -> list[str]:

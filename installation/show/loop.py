@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from installation.core.frames import LatestSlot, SlotClosed
 from installation.core.params import ParamStore, Registry, Snapshot
 from installation.core.timing import Stats
@@ -83,7 +85,8 @@ class Show:
             else inference_threads
         self.workers = Workers(self.slot, self.store, self.stats, self._stop, threads=threads,
                                lockstep=opts.lockstep, content_size=cfg.render.content_size,
-                               seg_every=lambda: self.governor.settings.seg_every)
+                               seg_every=lambda: self.governor.settings.seg_every,
+                               model_every=lambda: self.governor.settings.model_every)
         self.input = Input(cfg, opts, self.store, self.stats, self.workers, last=lambda: self._last, stop=self.stop)
         self.display: Any = None
         self.renderer: Renderer | None = None
@@ -105,7 +108,6 @@ class Show:
         self.backend = show_backend(cfg.model.backend, cfg.path)  # first: a show that can't run fails at once
         self.workers.source = self.open_source()  # first: its frame rate decides how the model is run...
         self.load_initial_model()
-        self.source.start()  # ...and it starts once the model is ready, so no frame is skipped meanwhile
         values: dict[str, Any] = {}
         if self.slot.chain is not None:
             values.update(self.slot.chain.param_values())
@@ -133,8 +135,28 @@ class Show:
         self.parts[:0] = [health, schedule]
         self.hud_lines.append(schedule.hud)
         self.attach_surfaces()  # app.Show: live values restored, presets, OSC in/out, record/replay, MIDI
+        # the source starts last, when the model, the segmenter, the display and the shaders are ready: a
+        # frame taken earlier waits for them and reaches the screen late (the first second of a 2-core
+        # machine's rehearsal had a p95 of 150-280 ms while the screen and the segmenter opened)
+        self.warm_up()
+        self.source.start()
         self.workers.start()
         return self
+
+    def warm_up(self) -> None:
+        """Before the source starts, the first uses that cost far more than a frame: the segmenter's load
+        and the shaders' first draws, on a black frame of the source's size. Nothing is counted and the
+        screen stays black; the model had its trial inference when it was loaded."""
+        src = self.cfg.source
+        size = getattr(self.source, "size", None) or (src.width, src.height)
+        w, h = int(size[0]), int(size[1])
+        segmenting = self.snapshot["seg/mode"] != "none"
+        if segmenting and self.workers.segmenter is not None:
+            self.workers.segmenter.warm_up(np.zeros((h, w, 3), np.uint8), self.snapshot)
+        card = self.slot.model.card if self.slot.model is not None else None
+        side = card.size[0] if card is not None else self.cfg.render.content_size
+        if self.renderer is not None and self.display is not None:
+            self.renderer.warm_up(self.snapshot, self.display.fbo, self.display.size, (w, h), side, segmenting)
 
     def attach_surfaces(self) -> None:
         """Control surfaces: none in a bare show. The composition root's Show (app.py) attaches them."""

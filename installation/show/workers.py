@@ -58,16 +58,18 @@ class Workers:
 
     def __init__(self, slot: ModelSlot, store: ParamStore, stats: Stats, stop: threading.Event, *,
                  threads: int, lockstep: bool, content_size: int,
-                 seg_every: Callable[[], int] = lambda: 1) -> None:
+                 seg_every: Callable[[], int] = lambda: 1, model_every: Callable[[], int] = lambda: 1) -> None:
         """`threads`: inference threads start() starts, the most frames in flight (the playing model
         says how many it takes, Model.parallel); 0 starts none, and the caller hands each frame to
         process() itself (the bench's naive loop). `stop`: the show's; the threads end when it is set.
-        `seg_every`: segment every n-th frame at most (the governor's setting, asked each frame)."""
+        `seg_every`: segment every n-th frame at most; `model_every`: run the model on every n-th frame at
+        most, the frames between glide its last picture (the governor's settings, asked each frame)."""
         self.slot, self.store, self.stats = slot, store, stats
         self.threads = threads
         self.lockstep = lockstep
         self.content_size = content_size  # the plain chain's side when no model plays
         self.seg_every = seg_every
+        self.model_every = model_every
         self.source: Any = None  # where frames are taken from: the show sets it before start()
         self.segmenter: Any = None  # vision/segment_worker.SegmentWorker, from open_segmenter()
         self.still = StillnessGate()  # skips inference while the room is still (stillness.py)
@@ -80,6 +82,9 @@ class Workers:
         self._prev_output: np.ndarray | None = None  # the newest output by capture time (set with _t_out)
         self._seg_wait_s = SEG_WAIT_MIN_S  # how long mask_of may wait for a frame's own mask (set per inference)
         self._t_let_through = float("-inf")  # capture time of the newest frame the still-room gate let through
+        self._raw: np.ndarray | None = None  # the model's last picture before the output step (set with _t_out)
+        self._raw_of: Model | None = None  # ...and the model that painted it (a swap starts afresh)
+        self._since_model = 0  # frames taken since the last one the model ran on (model_every)
 
     def open_segmenter(self) -> None:
         """The segmentation thread (it starts at once; a show with seg/mode "none" leaves it idle)."""
@@ -182,6 +187,11 @@ class Workers:
                 from installation.inference.torch_backend import gpu_path_for
 
                 gpu = gpu_path_for(model)  # torch on CUDA: preprocess + infer on the GPU, output stays there
+                if gpu is None and self.between(model):
+                    # the newest mask, not a wait for this frame's: there is no inference to wait beside, and
+                    # a wait here holds back the next frame the model runs on
+                    mask = mask if early else self.mask_of(frame, submitted, 0.0)
+                    return self.glide(frame, chain, snap, state, mask)
             if model is not None and gpu is None:
                 with st.time("preprocess"):
                     model_input, _ = chain.apply_live(image, snap, state, mask, prev_output)
@@ -229,6 +239,31 @@ class Workers:
                                     **self._lazy_view(chain, image, snap, mask)),
                       fresh=output is not None, t_ready=time.monotonic())
 
+    def between(self, model: Model) -> bool:
+        """Under _pre_lock: is this a frame between two the model runs on (the governor's model_every)?
+        Counted from the last frame inferred, not by index, so frames the source dropped do not make two
+        skips in a row."""
+        n = 1 if self.lockstep else self.model_every()
+        if n > 1 and self._raw is not None and self._raw_of is model and self._since_model + 1 < n:
+            self._since_model += 1
+            return True
+        self._since_model = 0
+        return False
+
+    def glide(self, frame: Frame, chain: Chain, snap: Snapshot, state: ChainState,
+              mask: np.ndarray | None) -> Result | None:
+        """A frame between inferences: its own camera picture and mask, and the model's last picture through
+        the card's output step once more (the output smoothing glides on towards it; without one, the same
+        picture). None when a frame another worker is inferring is newer: its picture is the one to show."""
+        with self._out_lock:
+            if self._t_out < self._t_let_through or frame.t_capture < self._t_out or self._raw is None:
+                return None
+            output = chain.apply_output(self._raw, snap, state)
+            self._t_out, self._prev_output = frame.t_capture, output
+        self.stats.count("frames_between")
+        return Result(frame, Layers(output=output, **self._lazy_view(chain, frame.image, snap, mask)),
+                      fresh=False, t_ready=time.monotonic())
+
     @staticmethod
     def _lazy_view(chain: Chain, image: np.ndarray, snap: Snapshot, mask: np.ndarray | None) -> dict[str, Any]:
         """The camera view (flip and crop) and the mask cut alike, made when a pass, a grab or a look
@@ -268,6 +303,7 @@ class Workers:
                 if frame.t_capture < self._t_out:
                     st.count("frames_late")
                     return _LATE
+                raw = output
                 try:
                     output = finish(output)
                 except Exception as e:
@@ -280,6 +316,8 @@ class Workers:
             self._t_out = frame.t_capture
             if isinstance(output, np.ndarray):  # a GPU picture stays on the device, never fed back
                 self._prev_output = output
+                self._raw = raw if isinstance(raw, np.ndarray) and not self.slot.stages else None
+                self._raw_of = model
             st.count("frames_inferred")
             self.slot.succeeded()
             return output

@@ -32,6 +32,9 @@ log = logging.getLogger("installation.segment")
 SegmenterFactory = Callable[[str, Path, Mapping[str, Any]], "Segmenter | None"]
 
 
+WARM_UP = -1  # the index of warm_up()'s frame: source frames count from 0
+
+
 class SegmentWorker:
     """Segments on its own thread so the live loop keeps its rate.
 
@@ -54,6 +57,7 @@ class SegmentWorker:
         self._cond = threading.Condition()
         self._latest: tuple[np.ndarray, int] | None = None
         self._relearn = threading.Event()
+        self._warmed = threading.Event()
         self._seen_errors: set[str] = set()
         self._submits = 0
         self._segmenter: Segmenter | None = None
@@ -83,6 +87,14 @@ class SegmentWorker:
         if n % every and param_value(snapshot, P_MODE) != "none":
             return False
         return self._slot.put((index, rgb, snapshot))
+
+    def warm_up(self, rgb: np.ndarray, snapshot: Mapping[str, Any], timeout: float = 10.0) -> None:
+        """Build the segmenter for the snapshot's mode and run it once on `rgb`, before the source starts,
+        and wait for it: the first real frame's mask then takes a frame's time, not the segmenter's load
+        (50-100 ms on a 2-core machine). Nothing is published, and the mask's smoothing does not see it."""
+        self._warmed.clear()
+        if self._slot.put((WARM_UP, rgb, snapshot)):
+            self._warmed.wait(timeout)
 
     def relearn(self) -> None:
         """Learn the empty room again (the show calls this when it drains seg/relearn)."""
@@ -115,6 +127,8 @@ class SegmentWorker:
                 return
             if item is not None:
                 self._process(*item)
+                if item[0] == WARM_UP:
+                    self._warmed.set()
 
     def _process(self, index: int, rgb: np.ndarray, values: Mapping[str, Any]) -> None:
         try:
@@ -130,6 +144,9 @@ class SegmentWorker:
                 self._key = key  # only once built: a failed build is tried again on the next frame
             if self._segmenter is None:
                 return
+            if index == WARM_UP:
+                segment_frame(self._segmenter, MaskTreatment(), rgb, values, full_size=False)
+                return
             if self._relearn.is_set():
                 self._relearn.clear()
                 relearn = getattr(self._segmenter, "relearn", None)
@@ -141,6 +158,8 @@ class SegmentWorker:
             self.segmented += 1
             self._publish((mask, index))
         except Exception as e:  # one bad frame or a missing model must not end the thread
+            if index == WARM_UP:
+                return  # the first real frame meets the same fault and says it
             self.failures += 1
             msg = f"{type(e).__name__}: {e}"
             self.last_error = msg

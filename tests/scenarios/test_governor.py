@@ -38,7 +38,7 @@ def test_a_show_that_does_not_fit_gives_up_render_scale_and_says_why(tmp_path: P
     out = tmp_path / "out.mp4"
     s, stdout = rehearse(tmp_path, show, 9, "--record", out)
     g = s["health"]["governor"]
-    assert g["mode"] == "auto" and g["settings"] == {"seg_every": 1, "render_scale": 0.5}
+    assert g["mode"] == "auto" and g["settings"] == {"seg_every": 1, "render_scale": 0.5, "model_every": 1}
     assert g["given_up"] == ["render scale 0.5"]
     assert [h["step"] for h in g["history"]][:2] == ["render scale 0.75", "render scale 0.5"]
     assert g["why"].startswith("late: ") and "fps of 30" in g["why"]
@@ -63,7 +63,7 @@ def test_governor_off_plays_what_the_file_says(tmp_path: Path, loaded: None) -> 
     s, stdout = rehearse(tmp_path, show, 5)
     g = s["health"]["governor"]
     assert g["mode"] == "off" and g["changes"] == 0 and g["given_up"] == []
-    assert g["settings"] == {"seg_every": 1, "render_scale": 1.0}
+    assert g["settings"] == {"seg_every": 1, "render_scale": 1.0, "model_every": 1}
     assert "governor: off in the show file" in stdout
 
 
@@ -72,11 +72,12 @@ def test_pinned_knobs_stay_pinned_and_it_says_when_nothing_is_left(tmp_path: Pat
     sparser, down to the show's declared limit, never off; then it says even that does not fit, in the
     stats, the command's last lines, the HUD and `check`."""
     model = flat_model(tmp_path / "flat", (200, 40, 160))
-    tail = '[params]\n"seg/mode" = "chroma"\n"mix/mode" = "person"\n[governor]\nrender_scale = 1.0\nseg_every_max = 2'
+    tail = ('[params]\n"seg/mode" = "chroma"\n"mix/mode" = "person"\n'
+            '[governor]\nrender_scale = 1.0\nseg_every_max = 2\nmodel_every = 1')
     show = small_show(tmp_path, source=SOURCE_30, model=model, tail=tail)
     s, stdout = rehearse(tmp_path, show, 8)
     g = s["health"]["governor"]
-    assert g["settings"] == {"seg_every": 2, "render_scale": 1.0}
+    assert g["settings"] == {"seg_every": 2, "render_scale": 1.0, "model_every": 1}
     assert [h["step"] for h in g["history"]] == ["segmentation every 2 frames"]
     assert g["cheapest_too_slow"]
     assert s["segmented_frames"] > 0, "segmentation is never turned off"
