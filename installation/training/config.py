@@ -38,6 +38,8 @@ class TrainConfig:
     d_blur: bool = False  # a low-pass before each PatchGAN stride: no ripple, but blind to fine texture too
     norm: str = "batch"  # "batch" or "instance" (per picture: no running statistics for small batches)
     gan_weight: float = 1.0  # the adversarial term's weight beside l1_weight
+    spike_weight: float = 0.0  # the spike penalty's weight (spike_loss.py: power at the grid's periods 2-16 px
+    #                            against its spectral neighbourhood, the figure quality.spike_figure reads); 0: off
     # optimisation
     epochs: int = 200
     batch_size: int = 4  # pix2pix uses 1; a few more give batch norm running statistics close to the

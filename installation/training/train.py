@@ -50,10 +50,12 @@ from installation.training.evaluate import sample_grid, sample_spike, val_l1
 from installation.training.networks import NORMS, UPSAMPLES, count_parameters, default_depth, define_D, define_G
 from installation.training.pace import Pace
 from installation.training.rundata import open_run_data
+from installation.training.spike_loss import spike_penalty
 
 log = logging.getLogger("installation.train")
 
 LOSS_KEYS = ("G_GAN", "G_L1", "D_real", "D_fake")
+SPIKE_KEY = "G_spike"  # the spike penalty (before its weight), reported only by runs that use it
 
 
 # ---- the trainer -------------------------------------------------------------------------------
@@ -165,7 +167,7 @@ class Trainer:
         self.global_step, self.seconds = ckpt.get("global_step", 0), ckpt.get("seconds", 0.0)
         self.history = list(ckpt.get("losses", []))
         self.runs = list(ckpt.get("runs", []))
-        self.sums = dict(ckpt.get("sums") or self.sums)
+        self.sums = {**self.sums, **(ckpt.get("sums") or {})}
         rng = ckpt.get("rng", {})
         if self.dist.rank == 0 and "torch" in rng:
             torch.set_rng_state(rng["torch"].cpu())
@@ -224,11 +226,12 @@ class Trainer:
         return any_rank(due and self.dist.main, self.dist, self.device)
 
     def _report(self, seconds: float) -> dict[str, Any]:
-        sums = torch.tensor([self.sums[k] for k in (*LOSS_KEYS, "n")], dtype=torch.float64)
+        keys = self._loss_keys()
+        sums = torch.tensor([self.sums.get(k, 0.0) for k in (*keys, "n")], dtype=torch.float64)
         if self.dist.on:
             dist.all_reduce(sums)
         n = max(1.0, float(sums[-1]))
-        row: dict[str, Any] = {"epoch": self.epoch + 1, **{k: float(sums[i]) / n for i, k in enumerate(LOSS_KEYS)}}
+        row: dict[str, Any] = {"epoch": self.epoch + 1, **{k: float(sums[i]) / n for i, k in enumerate(keys)}}
         row["lr"] = self.opt_G.param_groups[0]["lr"]
         row["seconds"] = round(seconds, 2)
         if self.dist.main:
@@ -237,6 +240,9 @@ class Trainer:
                 row["val_L1"] = v
             row["spike"] = round(sample_spike(unwrap(self.G), self.fixed, self.device), 2)
         return row
+
+    def _loss_keys(self) -> tuple[str, ...]:
+        return (*LOSS_KEYS, SPIKE_KEY) if self.cfg.spike_weight else LOSS_KEYS
 
     # -- training --
 
@@ -285,11 +291,16 @@ class Trainer:
             loss_G_GAN = self.gan_loss(pred, torch.ones_like(pred))
             loss_G_L1 = self.l1(fake_B.float(), real_B)
             loss_G = self.cfg.gan_weight * loss_G_GAN + self.cfg.l1_weight * loss_G_L1
+        losses = {"G_GAN": loss_G_GAN.item(), "G_L1": loss_G_L1.item(), "D_real": loss_D_real.item(),
+                  "D_fake": loss_D_fake.item()}
+        if self.cfg.spike_weight:
+            spike = spike_penalty(fake_B)  # in float32, outside autocast: an FFT of float16 loses the peaks
+            loss_G = loss_G + self.cfg.spike_weight * spike
+            losses[SPIKE_KEY] = spike.item()
         self.scaler.scale(loss_G).backward()
         self.scaler.step(self.opt_G)
         self.scaler.update()
-        return {"G_GAN": loss_G_GAN.item(), "G_L1": loss_G_L1.item(), "D_real": loss_D_real.item(),
-                "D_fake": loss_D_fake.item()}
+        return losses
 
     def fit(self) -> list[dict[str, Any]]:
         cfg = self.cfg
@@ -319,7 +330,7 @@ class Trainer:
                                              batch["B"].to(self.device, non_blocking=True))
                     n = len(batch["A"])
                     for k, v in losses.items():
-                        self.sums[k] += v * n
+                        self.sums[k] = self.sums.get(k, 0.0) + v * n
                     self.sums["n"] += n
                     self.step += 1
                     self.global_step += 1
@@ -336,7 +347,7 @@ class Trainer:
                 row = self._report(elapsed)
                 self.history.append(row)
                 self.epoch, self.step = self.epoch + 1, 0
-                self.sums = dict.fromkeys((*LOSS_KEYS, "n"), 0.0)
+                self.sums = dict.fromkeys((*self._loss_keys(), "n"), 0.0)
                 if self.dist.main:
                     with (self.out / "losses.jsonl").open("a") as f:
                         f.write(json.dumps(row) + "\n")
@@ -344,7 +355,8 @@ class Trainer:
                                sample_grid(unwrap(self.G), self.fixed, self.device))
                     self.save()
                     pace.add(time.monotonic() - t0)
-                    log.info("epoch %d/%d  " + "  ".join(f"{k} {row[k]:.4f}" for k in (*LOSS_KEYS, "val_L1", "spike")
+                    log.info("epoch %d/%d  " + "  ".join(f"{k} {row[k]:.4f}" for k in (*self._loss_keys(), "val_L1",
+                                                                                        "spike")
                                                         if k in row) + "  %.1fs; %s", self.epoch, cfg.epochs, elapsed,
                              pace.line(self.epoch))
         if self.dist.main:

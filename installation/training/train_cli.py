@@ -73,7 +73,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     command = shlex.join(["installation", "train", *_train_argv(args)])
     if args.resume is not None:
         ckpt = load_checkpoint(args.resume)
-        given = [f"--{k.replace('_', '-')}" for k in _FIXED_BY_CHECKPOINT
+        given = ["--set" if k == "overrides" else f"--{k.replace('_', '-')}" for k in _FIXED_BY_CHECKPOINT
                  if getattr(args, k, None) not in (None, False, [])]
         if given:
             raise UserError(f"{', '.join(given)}: fixed by the checkpoint", file=args.resume,
