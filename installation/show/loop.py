@@ -52,6 +52,7 @@ log = logging.getLogger("installation.show")
 
 HOLD_AFTER_S = 0.5  # headless: with no fresh frame for this long, present the last picture again...
 HOLD_FPS = 5.0  # ...at this rate (counted as frames_held, apart from fresh frames_presented)
+SHADER_CHECK_S = 0.25  # how often the shader files are looked at for live editing
 # a documented test load (docs/performance.md): milliseconds added to each drawn frame at full render
 # scale, times the render scale squared as the pass's own cost goes, so the governor's knob pays for it
 DRAW_COST_ENV = "INSTALLATION_DRAW_COST_MS"
@@ -378,6 +379,7 @@ class Show:
         t0 = time.monotonic()
         opts = self.opts
         next_redraw = 0.0
+        next_shader_check = 0.0
         t_fresh = t0
         headless = self.display.headless
         try:
@@ -387,9 +389,13 @@ class Show:
                     result = self.workers.results.get(timeout=1 / 120)
                 except SlotClosed:
                     break
-                if self.renderer and self.renderer.shaders.reload_if_changed():
-                    next_redraw = 0.0
                 now = time.monotonic()
+                if self.renderer and now >= next_shader_check:
+                    # a few times a second: stat()ing every shader file on each pass of this loop (up to 120
+                    # a second) took an eighth of the main thread's busy time on a 2-core EPYC (py-spy)
+                    next_shader_check = now + SHADER_CHECK_S
+                    if self.renderer.shaders.reload_if_changed():
+                        next_redraw = 0.0
                 if result is not None:
                     self.view(result)
                     next_redraw = now + 0.05
