@@ -53,3 +53,19 @@ def test_unknown_norm_is_a_user_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "norm 'group'" in err and "batch or instance" in err and "Traceback" not in err
     assert not Path(tmp_path / "run" / "latest.pt").exists()
+
+
+def test_the_blur_pool_discriminator_is_recorded_and_refused_beside_blur(tmp_path, capsys):
+    folder = pictures(tmp_path / "pics", 2, seed=8)
+    run = tmp_path / "run"
+    assert main([*tiny_command(folder, run, 2), "--set", "d_blur_pool=true"]) == 0
+    ckpt = load_checkpoint(run / "latest.pt")
+    assert ckpt["disc"]["blur_pool"] is True and ckpt["config"]["d_blur_pool"] is True
+    plain = tmp_path / "plain"
+    assert main([*tiny_command(folder, plain, 2)]) == 0
+    assert "blur_pool" not in load_checkpoint(plain / "latest.pt")["disc"]  # runs without it: as before
+    capsys.readouterr()
+    assert main([*tiny_command(folder, tmp_path / "both", 2), "--set", "d_blur=true",
+                 "--set", "d_blur_pool=true"]) == 2
+    err = capsys.readouterr().err
+    assert "d_blur and d_blur_pool both set" in err and "Traceback" not in err

@@ -36,6 +36,7 @@ class TrainConfig:
     d_width: int = 64  # discriminator base width (pix2pix's ndf)
     d_layers: int = 3  # PatchGAN depth: 3 judges 70x70 patches, 2 34x34, 1 16x16
     d_blur: bool = False  # a low-pass before each PatchGAN stride: no ripple, but blind to fine texture too
+    d_blur_pool: bool = False  # each PatchGAN stride as stride-1 conv, activation, blur, subsample (Zhang's order)
     norm: str = "batch"  # "batch" or "instance" (per picture: no running statistics for small batches)
     gan_weight: float = 1.0  # the adversarial term's weight beside l1_weight
     spike_weight: float = 0.0  # the spike penalty's weight (spike_loss.py: power at the grid's periods 2-16 px

@@ -182,26 +182,53 @@ class Blur(nn.Module):
                                     groups=self.channels)
 
 
+class BlurPool(nn.Module):
+    """Blur, then keep every second pixel: Zhang's (2019) anti-aliased subsampling."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.blur = Blur(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blur(x)[:, :, ::2, ::2]
+
+
 class PatchDiscriminator(nn.Module):
     """pix2pix's PatchGAN (NLayerDiscriminator): one logit per overlapping patch (70x70 at 3 layers).
     It sees the input and the picture side by side in channels, so in_channels is 6 for RGB pairs.
     blur: a Blur before each stride-2 convolution (anti-aliased, as in Zhang 2019 and StyleGAN2's
-    discriminator); no weights of its own, so the state dict's keys shift but its tensors are the same."""
+    discriminator); no weights of its own, so the state dict's keys shift but its tensors are the same.
+    blur_pool: each stride-2 convolution runs at stride 1 (full resolution), its activation follows, then a
+    BlurPool subsamples (Zhang's order): the judge sees the finest scales through the nonlinearity, and
+    what the stride would alias is blurred away. Same keys and tensors as without (the BlurPool rides in
+    the activation's slot), so a plain PatchGAN's weights load into it; four times the cost of those
+    convolutions."""
 
     def __init__(self, in_channels: int = 6, width: int = 64, layers: int = 3, norm: str = "batch",
-                 blur: bool = False) -> None:
+                 blur: bool = False, blur_pool: bool = False) -> None:
         super().__init__()
+        if blur and blur_pool:
+            raise ValueError("blur and blur_pool are two ways of the same thing: one at most")
         bias = norm == "instance"
-        seq: list[nn.Module] = [*([Blur(in_channels)] if blur else []), nn.Conv2d(in_channels, width, 4, 2, 1),
-                                nn.LeakyReLU(0.2, True)]
+
+        def strided(cin: int, cout: int, conv_bias: bool) -> nn.Conv2d:
+            return nn.Conv2d(cin, cout, 4, 1 if blur_pool else 2, 1, bias=conv_bias)
+
+        def act(channels: int, stride2: bool) -> nn.Module:
+            lrelu = nn.LeakyReLU(0.2, True)
+            return nn.Sequential(lrelu, BlurPool(channels)) if blur_pool and stride2 else lrelu
+
+        seq: list[nn.Module] = [*([Blur(in_channels)] if blur else []), strided(in_channels, width, True),
+                                act(width, True)]
         mult = 1
         for n in range(1, layers + 1):
             prev, mult = mult, min(2 ** n, 8)
-            stride = 2 if n < layers else 1  # the last one keeps the resolution: finer patches
-            if blur and stride == 2:
+            stride2 = n < layers  # the last one keeps the resolution: finer patches
+            if blur and stride2:
                 seq.append(Blur(width * prev))
-            seq += [nn.Conv2d(width * prev, width * mult, 4, stride, 1, bias=bias), _norm(norm, width * mult),
-                    nn.LeakyReLU(0.2, True)]
+            conv = strided(width * prev, width * mult, bias) if stride2 else \
+                nn.Conv2d(width * prev, width * mult, 4, 1, 1, bias=bias)
+            seq += [conv, _norm(norm, width * mult), act(width * mult, stride2)]
         seq.append(nn.Conv2d(width * mult, 1, 4, 1, 1))
         self.model = nn.Sequential(*seq)
 

@@ -118,7 +118,11 @@ class Trainer:
         if self.arch.get("norm", "batch") not in NORMS:
             raise UserError(f"norm {self.arch['norm']!r}", key="norm", expected=" or ".join(NORMS))
         self.disc = resume["disc"] if resume else {"in_channels": 6, "width": cfg.d_width, "layers": cfg.d_layers,
-                                                   "norm": cfg.norm, "blur": cfg.d_blur}
+                                                   "norm": cfg.norm, "blur": cfg.d_blur,
+                                                   **({"blur_pool": True} if cfg.d_blur_pool else {})}
+        if self.disc.get("blur") and self.disc.get("blur_pool"):
+            raise UserError("d_blur and d_blur_pool both set", key="d_blur_pool",
+                            expected="one of them at most: two ways of anti-aliasing the PatchGAN")
         self.G = define_G(**self.arch).to(self.device)
         self.D = define_D(**self.disc).to(self.device)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
