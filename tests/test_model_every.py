@@ -71,3 +71,18 @@ def test_every_frame_is_inferred_when_the_model_is_pinned_to_every_frame(tmp_pat
         assert all(r.fresh for r in results) and "frames_between" not in show.stats.counters
     finally:
         show.close()
+
+
+def test_beside_another_workers_inference_a_frame_is_inferred_not_dropped(tmp_path: Path) -> None:
+    """Two workers: while one has a frame in the model, a glide on the other could only be dropped (its
+    picture would be older than the one coming), so that frame is inferred instead."""
+    show = _show(tmp_path, 2)
+    try:
+        frames = _frames(3)
+        assert _play(show, frames[:1])[0].fresh
+        show.workers.let_through(frames[1].t_capture)  # the other worker has frame 1 in the model now
+        result = _play(show, frames[2:])[0]
+        assert result is not None and result.fresh
+        assert "frames_between" not in show.stats.counters
+    finally:
+        show.close()

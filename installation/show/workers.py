@@ -244,7 +244,11 @@ class Workers:
         Counted from the last frame inferred, not by index, so frames the source dropped do not make two
         skips in a row."""
         n = 1 if self.lockstep else self.model_every()
-        if n > 1 and self._raw is not None and self._raw_of is model and self._since_model + 1 < n:
+        # with another worker's frame still in the model, this one is inferred too: a glide now would
+        # have to be dropped (its picture older than the one coming), costing a frame instead of a run
+        in_flight = self._t_out < self._t_let_through
+        if n > 1 and self._raw is not None and self._raw_of is model and self._since_model + 1 < n \
+                and not in_flight:
             self._since_model += 1
             return True
         self._since_model = 0
