@@ -113,3 +113,34 @@ def test_a_run_without_it_is_as_before_and_old_checkpoints_read_it_as_off(tmp_pa
     assert all("G_spike" not in r for r in ckpt["losses"])
     older = {k: v for k, v in ckpt["config"].items() if k != "spike_weight"}  # a checkpoint from before the key
     assert TrainConfig.from_dict(older).spike_weight == 0.0
+
+
+def test_a_branch_goes_on_from_a_run_with_the_penalty_and_leaves_the_run_alone(tmp_path, capsys):
+    """`train --from`: a new run, in its own folder, from another run's checkpoint (its weights, steps and
+    networks), with other loss settings: how a long run of the texture recipe takes up the penalty."""
+    folder = pictures(tmp_path / "pics", 2, seed=13)
+    old = tmp_path / "old"
+    assert main(tiny_command(folder, old, 2)) == 0
+    before = (old / "latest.pt").read_bytes()
+    new = tmp_path / "new"
+    assert main(["train", "--from", str(old / "latest.pt"), "--out", str(new), "--epochs", "2",
+                 "--set", "spike_weight=1e-4", "--set", "d_blur_pool=true", "--no-progress"]) == 0
+    assert (old / "latest.pt").read_bytes() == before
+    ckpt = load_checkpoint(new / "latest.pt")
+    first = load_checkpoint(old / "latest.pt")
+    assert ckpt["epoch"] == 2 and ckpt["global_step"] == 2 * first["global_step"]
+    assert ckpt["config"]["spike_weight"] == 1e-4 and ckpt["disc"]["blur_pool"] is True
+    assert ckpt["arch"] == first["arch"] and ckpt["chain"] == first["chain"]
+    assert "G_spike" in ckpt["losses"][-1] and "G_spike" not in ckpt["losses"][0]
+    assert "--from" in ckpt["command"] and len(ckpt["runs"]) == 2
+    # and it resumes as a run of its own
+    assert main(["train", "--resume", str(new / "latest.pt"), "--epochs", "3", "--no-progress"]) == 0
+    assert load_checkpoint(new / "latest.pt")["config"]["spike_weight"] == 1e-4
+    capsys.readouterr()
+    for argv, said in ((["--out", str(old)], "--out is the old run's folder"),
+                       (["--out", str(tmp_path / "x"), "--width", "8"], "--width: fixed by the checkpoint"),
+                       ([], "no run folder given")):
+        assert main(["train", "--from", str(old / "latest.pt"), *argv, "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err, err
+    assert (old / "latest.pt").read_bytes() == before

@@ -117,9 +117,11 @@ class Trainer:
             raise UserError(f"upsample {self.arch['upsample']!r}", key="upsample", expected=" or ".join(UPSAMPLES))
         if self.arch.get("norm", "batch") not in NORMS:
             raise UserError(f"norm {self.arch['norm']!r}", key="norm", expected=" or ".join(NORMS))
-        self.disc = resume["disc"] if resume else {"in_channels": 6, "width": cfg.d_width, "layers": cfg.d_layers,
-                                                   "norm": cfg.norm, "blur": cfg.d_blur,
-                                                   **({"blur_pool": True} if cfg.d_blur_pool else {})}
+        pool = {"blur_pool": True} if cfg.d_blur_pool else {}
+        # A branch (train --from) may turn the BlurPool order on: the same weights, key for key
+        self.disc = {**resume["disc"], **pool} if resume else {
+            "in_channels": 6, "width": cfg.d_width, "layers": cfg.d_layers, "norm": cfg.norm, "blur": cfg.d_blur,
+            **pool}
         if self.disc.get("blur") and self.disc.get("blur_pool"):
             raise UserError("d_blur and d_blur_pool both set", key="d_blur_pool",
                             expected="one of them at most: two ways of anti-aliasing the PatchGAN")

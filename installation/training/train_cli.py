@@ -30,6 +30,10 @@ def add_train_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--out", default=None, metavar="DIR", help="the run folder, e.g. runs/NAME")
     t.add_argument("--resume", type=Path, default=None, metavar="CHECKPOINT",
                    help="go on from runs/NAME/latest.pt; everything else comes from it (--epochs may extend it)")
+    t.add_argument("--from", type=Path, default=None, metavar="CHECKPOINT", dest="branch",
+                   help="a new run in --out that goes on from another run's checkpoint (weights, optimisers, steps, "
+                        "crops) with other loss settings (--recipe, --set); its networks, chain, size and pictures "
+                        "are the checkpoint's. The old run's folder is left as it is")
     t.add_argument("--epochs", type=int, default=None, help="epochs in all (default 200)")
     t.add_argument("--width", type=int, default=None, help="generator base width (default 64; 16 runs live on a CPU)")
     t.add_argument("--size", type=int, default=None, help="input side, 256 or 512 (default: the dataset's)")
@@ -58,7 +62,7 @@ def _train_argv(args: argparse.Namespace) -> list[str]:
     for name, value in vars(args).items():
         if name in ("dataset", "func", "command", "verbose", "nproc", "overrides") or value in (None, False):
             continue
-        flag = "--" + name.replace("_", "-")
+        flag = "--from" if name == "branch" else "--" + name.replace("_", "-")
         out += [flag] if value is True else [flag, str(value)]
     for item in args.overrides:
         out += ["--set", item]
@@ -71,7 +75,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from installation.training.train import Interrupted, load_checkpoint, train
 
     command = shlex.join(["installation", "train", *_train_argv(args)])
-    if args.resume is not None:
+    start = args.resume
+    if args.branch is not None:
+        cfg, start = _branch(args), args.branch
+    elif args.resume is not None:
         ckpt = load_checkpoint(args.resume)
         given = ["--set" if k == "overrides" else f"--{k.replace('_', '-')}" for k in _FIXED_BY_CHECKPOINT
                  if getattr(args, k, None) not in (None, False, [])]
@@ -87,7 +94,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UserError("no run folder given", key="--out", expected="--out runs/NAME")
         cfg = train_config(args)
     try:
-        trainer = train(cfg, resume=args.resume, command=command)
+        trainer = train(cfg, resume=start, command=command)
     except Interrupted as e:
         if int(os.environ.get("RANK", "0")) == 0:
             print(f"train: stopped; {e}. Go on with: installation train --resume {e.path}", file=sys.stderr)
@@ -98,6 +105,34 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"train: {trainer.epoch} epochs done, {losses}; checkpoint {trainer.latest}; "
               f"next: installation export {trainer.latest} --out models/NAME")
     return 0
+
+
+# What a branch keeps from the run it leaves: the networks, the pictures and how they are cut.
+_FIXED_BY_BRANCH = ("width", "size", "from_targets", "chain", "chain_file", "batch_size")
+
+
+def _branch(args: argparse.Namespace) -> TrainConfig:
+    """The config of a new run going on from args.branch: the old run's, then --recipe and --set (loss weights,
+    the discriminator's anti-aliasing), in a folder of its own."""
+    from installation.training.train import load_checkpoint
+
+    ckpt = load_checkpoint(args.branch)
+    if args.resume is not None:
+        raise UserError("--from and --resume together", key="--from",
+                        expected="--resume to go on with a run, --from to start a new one from it")
+    given = [f"--{k.replace('_', '-')}" for k in _FIXED_BY_BRANCH if getattr(args, k, None) not in (None, False)]
+    if given:
+        raise UserError(f"{', '.join(given)}: fixed by the checkpoint", file=args.branch,
+                        expected="--out, --recipe, --set, --epochs, --device, --workers or a moved DATASET with --from")
+    if args.out is None:
+        raise UserError("no run folder given", key="--out", expected="--out runs/NEW (not the old run's folder)")
+    if Path(args.out).resolve() == Path(args.branch).resolve().parent:
+        raise UserError("--out is the old run's folder", file=args.branch,
+                        expected="a folder of its own for the new run: the old one is left as it is")
+    cfg = train_config(args, TrainConfig.from_dict(ckpt["config"]))
+    if cfg.d_blur and cfg.d_blur_pool:
+        raise UserError("d_blur and d_blur_pool both set", key="d_blur_pool", expected="one of them at most")
+    return cfg
 
 
 def _launch_torchrun(args: argparse.Namespace) -> int:
