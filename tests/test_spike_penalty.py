@@ -144,3 +144,13 @@ def test_a_branch_goes_on_from_a_run_with_the_penalty_and_leaves_the_run_alone(t
         err = capsys.readouterr().err
         assert said in err and "Traceback" not in err, err
     assert (old / "latest.pt").read_bytes() == before
+
+
+def test_the_texture_spike_recipe_turns_the_penalty_on_and_the_others_name_it_off():
+    from installation.training.config import RECIPES, train_config
+    from tests.test_train_config import parse
+
+    assert train_config(parse("pics", "--recipe", "texture-spike")).spike_weight == 1e-4
+    assert train_config(parse("pics", "--recipe", "texture")).spike_weight == 0.0
+    # every recipe names the new settings, so a look's run that differs in them is seen (scripts/train_looks.py)
+    assert all({"spike_weight", "d_blur_pool"} <= set(r) for r in RECIPES.values())

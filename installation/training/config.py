@@ -72,9 +72,18 @@ class TrainConfig:
 # the spike figure crossed 10 within 600 steps (leaves 110, water 18 on the room); a low-pass before each
 # of the PatchGAN's strides (d_blur) kept it under 9 but took the detail back to the shipped looks' (water
 # 4.0 at 378 steps against 35.0 at 432 without): it blinds the judge to the finest scales. Not in the recipe.
+# "texture-spike": texture with the spike penalty (spike_loss.py) at 1e-4, the weight that, in fine-tunes of
+# the long runs' checkpoints, took water's spike figure under 10 on all three held-back pictures and the
+# leaves' room from 70 to 7 with the detail kept, but not the leaves' portrait (20) nor water's ringing
+# bands, which the spike figure does not see (docs/texture.md): the setting to try next, not a proven one.
+# Every recipe names spike_weight and d_blur_pool, so scripts/train_looks.py sees a run that differs in them.
 RECIPES: dict[str, dict[str, Any]] = {
-    "pix2pix": {"l1_weight": 100.0, "gan_weight": 1.0, "d_layers": 3, "norm": "batch", "d_blur": False},
-    "texture": {"l1_weight": 10.0, "gan_weight": 1.0, "d_layers": 3, "norm": "batch", "d_blur": False},
+    "pix2pix": {"l1_weight": 100.0, "gan_weight": 1.0, "d_layers": 3, "norm": "batch", "d_blur": False,
+                "spike_weight": 0.0, "d_blur_pool": False},
+    "texture": {"l1_weight": 10.0, "gan_weight": 1.0, "d_layers": 3, "norm": "batch", "d_blur": False,
+                "spike_weight": 0.0, "d_blur_pool": False},
+    "texture-spike": {"l1_weight": 10.0, "gan_weight": 1.0, "d_layers": 3, "norm": "batch", "d_blur": False,
+                      "spike_weight": 1e-4, "d_blur_pool": False},
 }
 
 
