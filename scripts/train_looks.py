@@ -43,9 +43,10 @@ sys.path.insert(0, str(ROOT))
 # edge pixels (4-20 %) as a portrait or a room (5-15 %); the defaults (50/150, 2 px) gave the leaves
 # 0-3 %, and a model that learns from nearly black inputs paints one flat green.
 # The shipped models were 10 epochs of the pix2pix recipe (GAN + 100 x L1); the runs these entries now
-# make are the long ones of issue 25: the texture recipe (GAN + 10 x L1, anti-aliased PatchGAN), about
+# make are the long ones of issue 25: the texture recipe (GAN + 10 x L1, 70x70 PatchGAN), about
 # 5,400 steps each (water 100 epochs of 54 steps, leaves 200 of 27, bloom 110 of 50), over several
-# sessions (docs/texture.md).
+# sessions (docs/texture.md). "texture-spike" adds the spike penalty: docs/texture.md says how a run of
+# "texture" branches into it (`installation train --from`) before its look's recipe here is changed.
 LOOKS: dict[str, dict[str, Any]] = {
     "water": {  # the main look: the default show's model, so its folder is models/default
         "folder": "default", "set": "water", "width": 16, "epochs": 100, "repeat": 24, "recipe": "texture",
