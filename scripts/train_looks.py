@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 # "texture" branches into it (`installation train --from`) before its look's recipe here is changed.
 LOOKS: dict[str, dict[str, Any]] = {
     "water": {  # the main look: the default show's model, so its folder is models/default
-        "folder": "default", "set": "water", "width": 16, "epochs": 100, "repeat": 24, "recipe": "texture",
+        "folder": "default", "set": "water", "width": 16, "epochs": 100, "repeat": 24, "recipe": "texture-spike",
         "description": "water and sky at dusk: a soft grey picture of the room (1/12 size) repainted in the "
                        "blues and pinks of nine lake, sea and sky photographs",
         "chain": [{"step": "flip", "flip": True}, {"step": "crop", "crop": "centre"}, {"step": "resize"},
@@ -59,7 +59,7 @@ LOOKS: dict[str, dict[str, Any]] = {
     "leaves": {
         # repeat 15 (105 crops an epoch), half of the first run's 30: 10 epochs of 30 grew a period-4 ripple
         # (spike figure 14.4 on the cameraman, 12.8 on the room); half the steps, same schedule, keeps it away
-        "set": "leaves", "width": 12, "epochs": 200, "repeat": 15, "recipe": "texture",
+        "set": "leaves", "width": 12, "epochs": 200, "repeat": 15, "recipe": "texture-spike",
         "description": "green: the room's edges (Canny) grown into leaves, grass, moss and forest from seven "
                        "photographs",
         "chain": [{"step": "flip", "flip": True}, {"step": "crop", "crop": "centre"}, {"step": "resize"},
@@ -217,9 +217,13 @@ def status(look: str, runs: Path) -> None:
           f"saved {c.get('created', '?')}")
 
 
+BAR_SHARE, BAR_SPIKE, BAR_FLICKER = 0.5, 10.0, 1.0  # issue 25's bar: half the photographs' detail, no ripple
+
+
 def measure(look: str, runs: Path, photos: Path) -> None:
     """The run's detail, spike and flicker figures now (scripts/look_detail.py on a copy of its checkpoint, which
-    the trainer may rewrite meanwhile), appended to RUNS/LOOK/detail.jsonl: how texture grows with the steps."""
+    the trainer may rewrite meanwhile), appended to RUNS/LOOK/detail.jsonl: how texture grows with the steps. A
+    checkpoint that reaches the bar is kept as RUNS/LOOK/passed/step-N.pt, a candidate for export."""
     import shutil
 
     latest = runs / look / "latest.pt"
@@ -232,16 +236,22 @@ def measure(look: str, runs: Path, photos: Path) -> None:
         res = subprocess.run([sys.executable, str(ROOT / "scripts" / "look_detail.py"), str(copy), "--json",
                               "--photos", str(photos / "sets" / LOOKS[look]["set"]),
                               "--stills", str(runs / look / "detail.png")], capture_output=True, text=True)
-    if res.returncode:
-        print(f"{look}: {res.stderr.strip()}", file=sys.stderr)
-        return
-    row = json.loads(res.stdout.strip().splitlines()[-1])
-    row["look"] = look
+        if res.returncode:
+            print(f"{look}: {res.stderr.strip()}", file=sys.stderr)
+            return
+        row = json.loads(res.stdout.strip().splitlines()[-1])
+        row["look"] = look
+        # a GAN's figures move from one checkpoint to the next: keep each that reaches the bar (docs/texture.md)
+        if row["share"] >= BAR_SHARE and row["spike"] <= BAR_SPIKE and row["flicker"] < BAR_FLICKER:
+            kept = runs / look / "passed" / f"step-{row['global_step']:06d}.pt"
+            kept.parent.mkdir(exist_ok=True)
+            shutil.copyfile(copy, kept)
+            row["kept"] = str(kept)
     with open(runs / look / "detail.jsonl", "a") as f:
         f.write(json.dumps(row) + "\n")
     print(f"{look}: step {row['global_step']}: detail on the portrait {row['grace_hopper']['detail']} "
           f"({100 * row['share']:.0f} % of {row['photographs_median']}), spike {row['spike']}, "
-          f"flicker {row['flicker']}")
+          f"flicker {row['flicker']}" + (f"; kept as {row['kept']}" if "kept" in row else ""))
 
 
 def bench(model_dir: Path, threads: int = 2, n: int = 200) -> float:
@@ -264,7 +274,8 @@ def bench(model_dir: Path, threads: int = 2, n: int = 200) -> float:
     return statistics.median(times)
 
 
-def export(look: str, photos: Path, runs: Path, models: Path) -> None:
+def export(look: str, photos: Path, runs: Path, models: Path, checkpoint: Path | None = None) -> None:
+    """The look's model folder from its run's newest checkpoint, or `checkpoint` (one `measure` kept)."""
     from installation.core.cpu import cpu_name
     from installation.inference.models import read_card
     from installation.training.quality import model_spike_figure
@@ -272,8 +283,9 @@ def export(look: str, photos: Path, runs: Path, models: Path) -> None:
     spec = LOOKS[look]
     out = models / spec.get("folder", look)
     run_dir = runs / look
+    ckpt = checkpoint or run_dir / "latest.pt"
     py = [sys.executable, "-m", "installation.training.cli"]
-    if run([*py, "export", str(run_dir / "latest.pt"), "--out", str(out), "--name", look]):
+    if run([*py, "export", str(ckpt), "--out", str(out), "--name", look]):
         raise SystemExit(2)
     record = json.loads((photos / "sets" / f"{spec['set']}.json").read_text())
     ms = bench(out)
@@ -305,8 +317,8 @@ def export(look: str, photos: Path, runs: Path, models: Path) -> None:
     if "spike" in final:
         card.provenance["final_losses"] = {k: v for k, v in final.items() if k != "spike"}
         card.provenance["final_sample_spike_figure"] = final["spike"]
-    _lengthened(card.provenance, run_dir / "latest.pt")
-    _totals(card.provenance, run_dir / "latest.pt")
+    _lengthened(card.provenance, ckpt)
+    _totals(card.provenance, ckpt)
     card.save(out)
     size_mb = (out / "model.onnx").stat().st_size / 1e6
     print(f"{look}: {out} ({size_mb:.1f} MB), {ms:.2f} ms a 256x256 frame on 2 CPU threads, spike figure {spikes}")
@@ -356,6 +368,9 @@ def main() -> int:
                     help="scripts/fetch_photos.py's folder (default RUNS/photos)")
     ap.add_argument("--models", type=Path, default=Path("models"))
     ap.add_argument("--threads", type=int, default=THREADS, help="CPU threads for training (OMP_NUM_THREADS)")
+    ap.add_argument("--checkpoint", type=Path, default=None,
+                    help="export: this checkpoint of the run (one `measure` kept in RUNS/LOOK/passed/) rather "
+                         "than its newest")
     args = ap.parse_args()
     runs = args.runs or runs_root()
     photos = args.photos or runs / "photos"
@@ -373,7 +388,7 @@ def main() -> int:
         elif args.action == "measure":
             measure(look, runs, photos)
         elif args.action == "export":
-            export(look, photos, runs, args.models)
+            export(look, photos, runs, args.models, args.checkpoint)
         else:
             with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
                 f.write(chain_toml(LOOKS[look]["chain"]))

@@ -16,6 +16,7 @@ from installation.show.governor import (
     Governor,
     GovernorConfig,
     Settings,
+    Taken,
     allowed_steps,
     check_lines,
 )
@@ -144,6 +145,65 @@ def test_the_model_on_fewer_frames_is_the_last_step() -> None:
     pinned = Governor(GovernorConfig(model_every=1), RATE, segmenting=True)
     play(pinned, draw_heavy(10.0, 40.0, 6.0, model=30.0), 20.0)
     assert pinned.settings == Settings(seg_every=3, render_scale=0.5) and pinned.cheapest_too_slow
+
+
+def test_a_first_start_whose_trial_inference_is_over_half_a_frame_begins_with_the_model_on_every_2nd() -> None:
+    """No verdict to resume: the model's trial inference at load (on every core) and the warm-up's
+    segmentation decide whether the run begins with the model on every 2nd frame; a model that fits, a
+    resumed verdict or a pin leave it."""
+    gov = Governor(GovernorConfig(), RATE, segmenting=True)
+    gov.start(25.0)  # 0.75 of a 33 ms frame
+    assert gov.settings == Settings(model_every=2) and gov.changes == 0
+    assert gov.history[-1]["dir"] == "start" and "trial inference took 25.0 ms" in gov.line()
+    for cfg, trial in ((GovernorConfig(), 12.0), (GovernorConfig(model_every=1), 25.0),
+                       (GovernorConfig(mode="off"), 25.0), (GovernorConfig(), None)):
+        other = Governor(cfg, RATE, segmenting=True)
+        other.start(trial)
+        assert other.settings.model_every == 1 and not other.history, (cfg, trial)
+    segmenting = Governor(GovernorConfig(), RATE, segmenting=True)
+    segmenting.start(12.0, 6.0)  # a show that segments: its segmentation counts too
+    assert segmenting.settings == Settings(model_every=2) and "a segmentation 6.0 ms" in segmenting.line()
+    resumed = Governor(GovernorConfig(), RATE, segmenting=True)
+    resumed.taken = [Taken("render_scale", 0.75, "where the last run settled", 40.0, 30.0)]
+    resumed.start(25.0)
+    assert [(t.knob, t.level) for t in resumed.taken] == [("render_scale", 0.75)]
+
+
+def test_a_last_run_that_settled_with_nothing_given_up_is_not_second_guessed(tmp_path: Path) -> None:
+    first = Governor(GovernorConfig(), RATE, segmenting=False)
+    play(first, draw_heavy(5.0, 8.0), 3.0)
+    first.save(tmp_path, "cpu")
+    again = Governor(GovernorConfig(), RATE, segmenting=False)
+    again.resume(tmp_path, "cpu")
+    again.start(25.0)
+    assert again.settings == Settings() and not again.history
+    elsewhere = Governor(GovernorConfig(), RATE, segmenting=False)
+    elsewhere.resume(tmp_path, "another cpu")
+    elsewhere.start(25.0)
+    assert elsewhere.settings == Settings(model_every=2)
+
+
+def test_the_first_guess_stays_while_taking_it_back_would_not_fit() -> None:
+    """A model of 32 ms on a 5 ms frame: on every frame 37 ms (27 fps, late), on every 2nd 21 ms. The
+    start's guess is judged by what it is thought to save (the trial's time on each frame's latency), so
+    31 ms of latency times (31 + 32) / 31 is no room for it: nothing changes."""
+    gov = Governor(GovernorConfig(), RATE, segmenting=False)
+    gov.start(32.0)
+    play(gov, draw_heavy(5.0, 0.0, model=32.0), 30.0, wait_ms=10.0)
+    assert gov.settings == Settings(model_every=2) and gov.changes == 0, gov.history
+
+
+def test_a_step_back_that_does_not_fit_is_given_up_again_not_the_next_in_order() -> None:
+    """The same load, but a guess thought to save only 17 ms: taking it back looks like room, is late, and
+    the governor gives the model's step up again (not segmentation, the first of the order) and waits
+    twice as long before the next try."""
+    gov = Governor(GovernorConfig(), RATE, segmenting=True)
+    gov.start(17.0)
+    play(gov, draw_heavy(5.0, 0.0, model=32.0), 12.0, wait_ms=10.0)
+    dirs = [(h["dir"], h["step"]) for h in gov.history]
+    assert dirs[:3] == [("start", "model every 2 frames"), ("up", "model every 2 frames"),
+                        ("down", "model every 2 frames")], dirs
+    assert gov.settings == Settings(model_every=2) and gov.bounces == 1 and gov.hold == 8
 
 
 def test_pins_and_floors_narrow_the_steps() -> None:

@@ -4,6 +4,8 @@ session, real chain; the workers driven by hand, frame by frame)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -84,5 +86,72 @@ def test_beside_another_workers_inference_a_frame_is_inferred_not_dropped(tmp_pa
         result = _play(show, frames[2:])[0]
         assert result is not None and result.fresh
         assert "frames_between" not in show.stats.counters
+    finally:
+        show.close()
+
+
+def _hold_the_lane(show: Show) -> tuple[threading.Event, list[np.ndarray]]:
+    """The model lane started, the model's runs held until the returned event is set (the real session runs
+    then); the list gets each picture the model paints."""
+    model = show.slot.model
+    go, raws, real = threading.Event(), [], model.infer
+
+    def held(x: np.ndarray) -> np.ndarray:
+        assert go.wait(10)
+        raws.append(real(x))
+        return raws[-1]
+
+    show.workers.start_lane()
+    model.infer = held
+    return go, raws
+
+
+def _until(what, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not what() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert what()
+
+
+def test_with_the_lane_no_frame_waits_for_the_model_and_its_picture_is_glided_in(tmp_path: Path) -> None:
+    """The model on every 3rd frame, painting on its lane: the frame it paints is shown at once (it glides
+    the last picture), as are the frames that come while the model is busy; when the picture is done, the
+    next frame glides towards it."""
+    show = _show(tmp_path, 3)
+    try:
+        frames = _frames(6)
+        first = _play(show, frames[:3])  # the first picture is painted in line: nothing to glide yet
+        assert [r.fresh for r in first] == [True, False, False]
+        go, raws = _hold_the_lane(show)
+        due, beside = _play(show, frames[3:5])  # frame 3 is due: handed to the lane, shown now
+        assert not raws, "the frames were shown while the model was still held"
+        assert [r.frame for r in (due, beside)] == frames[3:5]
+        assert not due.fresh and not beside.fresh
+        assert due.t_model == beside.t_model == frames[0].t_capture
+        go.set()
+        _until(lambda: show.stats.counters["frames_inferred"] == 2)
+        after = _play(show, frames[5:6])[0]
+        assert after.t_model == frames[3].t_capture, "the lane's picture is glided in"
+        a = float(show.store.snapshot()["post/output_lerp"])
+        shown, raw = beside.layers.output.astype(np.float32), raws[0].astype(np.float32)
+        assert np.abs(after.layers.output.astype(np.float32) - (shown * a + raw * (1 - a))).max() <= 1.0
+        assert show.stats.counters["frames_between"] == 5
+    finally:
+        show.close()
+
+
+def test_a_frame_due_while_the_lane_is_busy_glides_and_the_next_is_due(tmp_path: Path) -> None:
+    show = _show(tmp_path, 2)
+    try:
+        frames = _frames(6)
+        assert [r.fresh for r in _play(show, frames[:2])] == [True, False]
+        go, raws = _hold_the_lane(show)
+        held = _play(show, frames[2:5])  # 2 to the lane; 3 between; 4 due, but the lane is busy
+        assert not raws and [r.t_model for r in held] == [frames[0].t_capture] * 3
+        go.set()
+        _until(lambda: show.stats.counters["frames_inferred"] == 2)
+        _play(show, frames[5:6])  # due, the lane free: painted
+        _until(lambda: show.stats.counters["frames_inferred"] == 3)
+        assert len(raws) == 2
     finally:
         show.close()

@@ -399,6 +399,7 @@ class Model:
         self.card = card
         self.backend = backend
         self.parallel = parallel
+        self.trial_ms: float | None = None  # its trial inference at load, on every core (load_for_rate)
         self._buffers = threading.local()  # each worker thread fills its own input tensor
 
     @property
@@ -594,8 +595,11 @@ def load_for_rate(path: str | Path, providers: list[str] | str | None = None, wo
     if ms is not None:
         log.info("model %s: %s", model.name, plan.why)
     if plan.workers == 1 and plan.threads == 0:
+        model.trial_ms = ms
         return model
     threads = kw.pop("threads", None)
     if threads is None and not os.environ.get("INSTALLATION_ORT_THREADS"):
         threads = plan.threads
-    return load_model(path, providers, workers=plan.workers, threads=threads, **kw)
+    planned = load_model(path, providers, workers=plan.workers, threads=threads, **kw)
+    planned.trial_ms = ms
+    return planned

@@ -10,17 +10,20 @@ passed two frame periods (the budget); it has *room* for the last step given up 
 presented and the p95 times what that step saved (the median latency of the late window before it over
 that of the window after it) stays under ROOM_P95 of the budget. Hysteresis: one step down after a late
 window; one step back only after `hold` windows in a row with room, and a step back that is late again
-within BOUNCE_WINDOWS doubles `hold` (up to HOLD_MAX_WINDOWS), so a show on the edge settles instead of
-see-sawing. Every change starts a fresh window: the effect of a step is measured before the next. Until
-the first window that is not late the windows last a third of a second and a window far behind takes two
-steps, so a show finds its steps in its first second or two; and a start on the same CPU at the same rate
-begins where the last run settled (the verdict it leaves in the state folder), its steps taken back like
-any other when there is room.
+within BOUNCE_WINDOWS gives that step up again and doubles `hold` (up to HOLD_MAX_WINDOWS), so a show on
+the edge settles instead of see-sawing. Every change starts a fresh window: the effect of a step is
+measured before the next. Until the first window that is not late the windows last a third of a second
+and a window far behind takes two steps, so a show finds its steps in its first second or two. A start on
+the same CPU at the same rate begins where the last run settled (the verdict it leaves in the state
+folder); a first start where the model's trial inference at load took more than TRIAL_SHARE of a frame
+interval begins with the model on every 2nd frame (start). Either is taken back like any other step
+when there is room.
 
 The steps, cheapest loss of picture first (STEPS): segmentation every 2nd frame (the mask of the frame
 before is reused), the present pass at 3/4 of the screen's resolution (scaled up by a blit), every 3rd
 frame, then at 1/2, and last the model every 2nd, then 3rd frame (the frames between keep the camera
-and the mask fresh and glide the model's last picture on through the card's output smoothing). Each knob can be pinned
+and the mask fresh and glide the model's last picture on through the card's output smoothing, and the
+model paints beside them on a lane of its own, so no frame waits for it: show/workers.py). Each knob can be pinned
 in the show file ([governor] seg_every, render_scale, model_every), and its floor declared
 (seg_every_max, render_scale_min, model_every_max); segmentation and the model are never turned off.
 """
@@ -58,6 +61,11 @@ HOLD_WINDOWS = 4  # windows with room in a row before a step back
 HOLD_MAX_WINDOWS = 64
 BOUNCE_WINDOWS = 3  # late this soon after a step back: it did not fit, wait twice as long next time
 VERDICT_FILE = "governor.json"
+# a first run on a CPU where the model's trial inference (at load, on every core) and a segmentation (the
+# warm-up's) took more than this share of a frame interval begins with the model on every 2nd frame:
+# finding it a window at a time, after the four cheaper steps, cost the first second's frames
+# (docs/performance.md)
+TRIAL_SHARE = 0.5
 
 # (knob, level) in the order they are given up; taken back in reverse
 STEPS: tuple[tuple[str, float], ...] = (("seg_every", 2), ("render_scale", 0.75), ("seg_every", 3),
@@ -175,6 +183,9 @@ class Taken:
     why: str
     p50_before: float
     p50_after: float = float("nan")  # the first judged window after it
+    # a step taken before any window (Governor.start): what it is thought to save a frame, in ms; its
+    # p50_before is then the first judged window's median plus this
+    saves_ms: float = 0.0
 
     def cost(self) -> float:
         """How much longer the frames took with this step not given up: the late window's median latency
@@ -221,6 +232,8 @@ class Governor:
         self._warned = False
         self._anchor: float | None = None  # when the last frame judged was presented
         self._finding = True  # short windows, two steps when far behind, until one is not late
+        self._given_back: Taken | None = None  # the last step taken back
+        self._resumed = False  # began where the last run on this CPU settled (resume)
 
     # ---- each frame (main thread) ------------------------------------------------------------------
     def update(self, stats: Any, now: float | None = None, source_frames: int | None = None) -> None:
@@ -266,6 +279,9 @@ class Governor:
     def judge(self, w: Window, now: float) -> None:
         """One window's verdict: a step down, a step back, or nothing."""
         assert self.rate
+        for t in self.taken:
+            if t.saves_ms and not np.isfinite(t.p50_after) and np.isfinite(w.p50_ms):
+                t.p50_after, t.p50_before = w.p50_ms, w.p50_ms + t.saves_ms
         pending = [t for t in self.taken if np.isfinite(t.p50_before) and not np.isfinite(t.p50_after)]
         if pending and np.isfinite(w.p50_ms) and w.p50_ms > 0:  # what the last change bought, shared out
             share = max(1.0, pending[0].p50_before / w.p50_ms) ** (1.0 / len(pending))  # between its steps
@@ -278,13 +294,14 @@ class Governor:
         finding, self._finding = self._finding, self._finding and late
         if late:
             self._room_run = 0
-            if self._windows - self._last_up_window <= BOUNCE_WINDOWS:
+            bounced = self._windows - self._last_up_window <= BOUNCE_WINDOWS
+            if bounced:
                 self.bounces += 1
                 self.hold = min(self.hold * 2, HOLD_MAX_WINDOWS)  # that step back did not fit
             far = (w.fps < FAR_FPS * self.rate
                    or (w.over_budget() and w.p95_ms > FAR_P95 * self.budget_ms))
             for _ in range(2 if finding and far else 1):
-                self.step_down(w, now)
+                self.step_down(w, now, again=self._given_back if bounced else None)
         elif room:
             self.cheapest_too_slow = False
             self._room_run += 1
@@ -294,9 +311,13 @@ class Governor:
             self.cheapest_too_slow = False
             self._room_run = 0
 
-    def step_down(self, w: Window, now: float) -> None:
+    def step_down(self, w: Window, now: float, again: Taken | None = None) -> None:
+        """Give up the first step of the order not given up yet; after a step back that did not fit
+        (`again`), that step once more."""
         done = {(t.knob, t.level) for t in self.taken}
         todo = [s for s in self.steps if s not in done]
+        if again is not None and (again.knob, again.level) in todo:
+            todo.insert(0, (again.knob, again.level))
         why = f"late: {w.words(self.rate or 0)} (budget {self.budget_ms:.0f} ms)"
         if not todo:
             if not self._warned:  # once a run: the HUD, /status and the stats keep saying it
@@ -310,7 +331,7 @@ class Governor:
         self._apply(now, "down", knob, level, why, w)
 
     def step_up(self, w: Window, now: float) -> None:
-        step = self.taken.pop()
+        step = self._given_back = self.taken.pop()
         knob, level = step.knob, step.level
         self.ups += 1
         self._room_run = 0
@@ -329,14 +350,15 @@ class Governor:
     def _apply(self, now: float, direction: str, knob: str, level: float, why: str,
                w: Window | None = None) -> None:
         self.settings = self._settings_of()
-        self.changes += direction != "resume"
+        self.changes += direction not in ("resume", "start")
         t = round(now - (self._t_start or now), 2)
         self.history.append({"t_s": t, "dir": direction, "step": describe_step(knob, level), "why": why,
                              "fps": None if w is None else round(w.fps, 2),
                              "p95_ms": None if w is None else _finite(w.p95_ms)})
-        if direction == "resume":
+        if direction in ("resume", "start"):
             self.history[-1]["step"] = ", ".join(self.settings.given_up())
-            log.info("governor: starts %s", why)
+            log.info("governor: starts %s", why if direction == "resume" else
+                     f"with {describe_step(knob, level)}: {why}")
             return
         log.info("governor %s at %.1f s: %s (%s)", "gave up" if direction == "down" else "took back",
                  t, describe_step(knob, level), why)
@@ -414,9 +436,27 @@ class Governor:
             return
         allowed = set(self.steps)
         self.taken = [t for t in steps if (t.knob, t.level) in allowed]
+        self._resumed = True  # nothing given up is a verdict too: no first guess over it (start)
         if self.taken:
             self._apply(0.0, "resume", self.taken[-1].knob, self.taken[-1].level,
                         f"where the last run on this CPU settled ({', '.join(self._settings_of().given_up())})")
+
+    def start(self, trial_ms: float | None, seg_ms: float = 0.0) -> None:
+        """A run with nothing to resume: where the model's trial inference and a segmentation (0 where the
+        show does not segment) took more than TRIAL_SHARE of a frame interval, begin with the model on
+        every 2nd frame (the frames between glide, and the model paints beside them: show/workers.py).
+        Taken back like any other step when there is room; a CPU where they fit, or where the last run
+        settled with nothing given up, begins with nothing given up."""
+        step = ("model_every", 2.0)
+        if (not self.active or self._resumed or self.taken or trial_ms is None or not self.rate
+                or step not in self.steps or (trial_ms + seg_ms) * self.rate / 1000.0 <= TRIAL_SHARE):
+            return
+        seg = f" and a segmentation {seg_ms:.1f} ms" if seg_ms else ""
+        why = (f"the model's trial inference took {trial_ms:.1f} ms on every core{seg}, over "
+               f"{TRIAL_SHARE:.0%} of a frame at {self.rate:g} fps")
+        # without it every frame waits for an inference: about the trial's time added to each frame's latency
+        self.taken = [Taken("model_every", 2.0, why, float("nan"), saves_ms=trial_ms)]
+        self._apply(0.0, "start", "model_every", 2.0, why)
 
 
 def _finite(x: float) -> float | None:

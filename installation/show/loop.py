@@ -139,25 +139,30 @@ class Show:
         # the source starts last, when the model, the segmenter, the display and the shaders are ready: a
         # frame taken earlier waits for them and reaches the screen late (the first second of a 2-core
         # machine's rehearsal had a p95 of 150-280 ms while the screen and the segmenter opened)
-        self.warm_up()
+        seg_ms = self.warm_up()
+        # nothing resumed: a first guess from the model's trial inference at load and the warm-up's segmentation
+        self.governor.start(self.slot.model.trial_ms if self.slot.model is not None else None, seg_ms or 0.0)
         self.source.start()
         self.workers.start()
         return self
 
-    def warm_up(self) -> None:
+    def warm_up(self) -> float | None:
         """Before the source starts, the first uses that cost far more than a frame: the segmenter's load
         and the shaders' first draws, on a black frame of the source's size. Nothing is counted and the
-        screen stays black; the model had its trial inference when it was loaded."""
+        screen stays black; the model had its trial inference when it was loaded. Returns what a
+        segmentation took here once loaded, in ms (None: the show does not segment)."""
         src = self.cfg.source
         size = getattr(self.source, "size", None) or (src.width, src.height)
         w, h = int(size[0]), int(size[1])
         segmenting = self.snapshot["seg/mode"] != "none"
+        seg_ms = None
         if segmenting and self.workers.segmenter is not None:
-            self.workers.segmenter.warm_up(np.zeros((h, w, 3), np.uint8), self.snapshot)
+            seg_ms = self.workers.segmenter.warm_up(np.zeros((h, w, 3), np.uint8), self.snapshot)
         card = self.slot.model.card if self.slot.model is not None else None
         side = card.size[0] if card is not None else self.cfg.render.content_size
         if self.renderer is not None and self.display is not None:
             self.renderer.warm_up(self.snapshot, self.display.fbo, self.display.size, (w, h), side, segmenting)
+        return seg_ms
 
     def attach_surfaces(self) -> None:
         """Control surfaces: none in a bare show. The composition root's Show (app.py) attaches them."""
@@ -362,6 +367,8 @@ class Show:
             st.count("frames_held")  # the last picture again: no fresh frame came (source down, or stalled)
         else:
             st.presented(result.frame.t_capture, t_done)
+            if result.t_model is not None:  # how old the model's picture on screen is (model_every glides)
+                st.add_time("model_age", (t_done - result.t_model) * 1000.0)
             if not result.fresh:
                 st.count("frames_reused")
         # a held picture is on screen too (blackout or HUD may change it); lockstep records source frames only

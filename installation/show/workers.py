@@ -9,8 +9,11 @@ into the results slot as a Result. The locks, once: `_pre_lock` holds everything
 order they were taken; the model itself runs outside any lock (ONNX Runtime sessions take concurrent
 runs); `_out_lock` holds the output's temporal step and the newest-output bookkeeping (`_t_out`,
 `prev_output`), in capture order. A result that finishes after a newer one is dropped (_LATE), so the
-screen never steps back. The show hands the workers what they use (model slot, store, stats, the stop
-event, the governor's segmentation rate); nothing here reads the show itself.
+screen never steps back. While the governor has the model on every Nth frame only (model_every), the
+frames between glide its last picture (glide), and a frame due for the model hands its input to the model
+lane (a thread of its own) and glides too: no frame waits for an inference, and the lane's picture is
+glided in by the frames after it (_glide_in). The show hands the workers what they use (model slot, store,
+stats, the stop event, the governor's segmentation rate); nothing here reads the show itself.
 """
 
 
@@ -25,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from installation.core.frames import EndOfStream, Frame, LatestSlot
+from installation.core.frames import EndOfStream, Frame, LatestSlot, SlotClosed
 from installation.core.params import ParamStore, Snapshot
 from installation.core.timing import Stats
 from installation.inference.models import Model
@@ -51,6 +54,21 @@ class Result:
     layers: Layers
     fresh: bool = True  # False when the output was reused rather than inferred
     t_ready: float = 0.0
+    # capture time of the frame the model's picture was painted from: this frame's when inferred, an older
+    # one's for a frame between inferences (the stats' model_age); None without a model picture to date
+    t_model: float | None = None
+
+
+@dataclass
+class _Painting:
+    """A frame's model input, handed to the lane that paints beside the frames (Workers._lane_loop)."""
+
+    model: Model
+    frame: Frame
+    x: np.ndarray
+
+    def infer(self) -> np.ndarray:
+        return self.model.infer(self.x)
 
 
 class Workers:
@@ -84,6 +102,11 @@ class Workers:
         self._t_let_through = float("-inf")  # capture time of the newest frame the still-room gate let through
         self._raw: np.ndarray | None = None  # the model's last picture before the output step (set with _t_out)
         self._raw_of: Model | None = None  # ...and the model that painted it (a swap starts afresh)
+        self._raw_t = float("-inf")  # ...and the capture time of the frame it was painted from
+        # the lane: while the model runs on every Nth frame only, it paints there, beside the frames
+        self._paintings: LatestSlot[_Painting] = LatestSlot("paintings")
+        self._lane: threading.Thread | None = None
+        self._painting = False  # the lane has a frame in the model (under _pre_lock)
         self._since_model = 0  # frames taken since the last one the model ran on (model_every)
 
     def open_segmenter(self) -> None:
@@ -93,11 +116,23 @@ class Workers:
         self.segmenter = SegmentWorker(on_fault=lambda kind, msg, e: self.stats.fault(kind, msg, exc=e))
 
     def start(self) -> None:
-        """Start the inference threads; they take frames from `self.source`."""
+        """Start the inference threads; they take frames from `self.source`. And the lane, unless no
+        thread is started (frames handed over by hand)."""
         self._threads = [threading.Thread(target=self._infer_loop, args=(i,), name=f"inference-{i}", daemon=True)
                          for i in range(self.threads)]
         for t in self._threads:
             t.start()
+        if self.threads:
+            self.start_lane()
+
+    def start_lane(self) -> None:
+        """The thread the model paints on while it runs on every Nth frame only (model_every > 1): the frame
+        it paints is shown at once, gliding the last picture like the frames between, so no frame waits for
+        an inference; the picture, once painted, is glided in by the frames after it. Without the lane
+        (the bench's naive loop, a test driving frames by hand) the model runs in line."""
+        if self._lane is None:
+            self._lane = threading.Thread(target=self._lane_loop, name="model-lane", daemon=True)
+            self._lane.start()
 
     def join(self, timeout: float = 5.0) -> None:
         """Wait for the threads to end (after the stop event, or the source's end)."""
@@ -108,9 +143,12 @@ class Workers:
         """End the threads (the show's stop event is set first): the results slot and the source close,
         the threads are joined, the segmenter closes."""
         self.results.close()
+        self._paintings.close()
         if self.source is not None:
             self.source.close()
         self.join()
+        if self._lane is not None:
+            self._lane.join(timeout=5.0)
         if self.segmenter is not None:
             self.segmenter.close()
 
@@ -210,6 +248,12 @@ class Workers:
                                                 **self._lazy_view(chain, image, snap, mask)),
                                   fresh=False, t_ready=time.monotonic())
                 self._t_let_through = frame.t_capture
+                if self._lane is not None and incoming is None and not stages and self.glides(model):
+                    # painted on the lane; this frame is shown now, gliding the last picture
+                    self._painting = True
+                    self._paintings.put(_Painting(model, frame, model_input))
+                    mask = mask if early else self.mask_of(frame, submitted, 0.0)
+                    return self.glide(frame, chain, snap, state, mask)
         if model is not None:
             infer: Callable[[], Any]
             finish: Callable[[Any], Any]
@@ -237,19 +281,28 @@ class Workers:
             output_b = self._infer_incoming(incoming, incoming_state, frame, snap, mask)
         return Result(frame, Layers(output=output, model_input=model_input, output_b=output_b,
                                     **self._lazy_view(chain, image, snap, mask)),
-                      fresh=output is not None, t_ready=time.monotonic())
+                      fresh=output is not None, t_ready=time.monotonic(),
+                      t_model=frame.t_capture if output is not None else None)
+
+    def glides(self, model: Model) -> bool:
+        """Under _pre_lock: may a frame glide the last picture of `model` (model_every > 1, a picture of its
+        own to glide)?"""
+        n = 1 if self.lockstep else self.model_every()
+        return n > 1 and self._raw is not None and self._raw_of is model
 
     def between(self, model: Model) -> bool:
         """Under _pre_lock: is this a frame between two the model runs on (the governor's model_every)?
         Counted from the last frame inferred, not by index, so frames the source dropped do not make two
-        skips in a row."""
-        n = 1 if self.lockstep else self.model_every()
+        skips in a row. A frame due while the lane is still painting glides too, and the next one is due."""
+        if not self.glides(model):
+            self._since_model = 0
+            return False
+        n = self.model_every()
         # with another worker's frame still in the model, this one is inferred too: a glide now would
         # have to be dropped (its picture older than the one coming), costing a frame instead of a run
         in_flight = self._t_out < self._t_let_through
-        if n > 1 and self._raw is not None and self._raw_of is model and self._since_model + 1 < n \
-                and not in_flight:
-            self._since_model += 1
+        if (self._since_model + 1 < n or self._painting) and not in_flight:
+            self._since_model = min(self._since_model + 1, n - 1)
             return True
         self._since_model = 0
         return False
@@ -260,13 +313,30 @@ class Workers:
         the card's output step once more (the output smoothing glides on towards it; without one, the same
         picture). None when a frame another worker is inferring is newer: its picture is the one to show."""
         with self._out_lock:
-            if self._t_out < self._t_let_through or frame.t_capture < self._t_out or self._raw is None:
+            if (self._t_out < self._t_let_through and not self._painting) or frame.t_capture < self._t_out \
+                    or self._raw is None:
                 return None
             output = chain.apply_output(self._raw, snap, state)
-            self._t_out, self._prev_output = frame.t_capture, output
+            self._t_out, self._prev_output, t_model = frame.t_capture, output, self._raw_t
         self.stats.count("frames_between")
         return Result(frame, Layers(output=output, **self._lazy_view(chain, frame.image, snap, mask)),
-                      fresh=False, t_ready=time.monotonic())
+                      fresh=False, t_ready=time.monotonic(), t_model=t_model)
+
+    def _lane_loop(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                job = self._paintings.get(timeout=0.25)
+            except SlotClosed:
+                return
+            if job is None:
+                continue
+            try:
+                self._run_model(job.model, job.frame, job.infer, lambda y: y, None, shown=True)
+            except Exception as e:  # _run_model counts the model's own faults; anything else here too
+                self.stats.fault("inference", f"{type(e).__name__}: {e}", exc=e)
+            finally:
+                with self._pre_lock:
+                    self._painting = False
 
     @staticmethod
     def _lazy_view(chain: Chain, image: np.ndarray, snap: Snapshot, mask: np.ndarray | None) -> dict[str, Any]:
@@ -286,11 +356,11 @@ class Workers:
         return output
 
     def _run_model(self, model: Model, frame: Frame, infer: Callable[[], Any], finish: Callable[[Any], Any],
-                   prev_output: np.ndarray | None) -> Any:
-        """The one fault handling every inference path goes through (CPU, chained, GPU): a failure is
-        counted and its traceback logged the first time, the last picture stays up, and a model that
+                   prev_output: np.ndarray | None, shown: bool = False) -> Any:
+        """The one fault handling every inference path goes through (CPU, chained, GPU, the lane): a failure
+        is counted and its traceback logged the first time, the last picture stays up, and a model that
         keeps failing is dropped (ModelSlot.drop_failing), to be loaded again. _LATE when a newer frame
-        finished first."""
+        finished first, or the frame was `shown` already (the lane): then its picture is glided in."""
         st = self.stats
         failure: Exception | None = None
         output = None
@@ -304,8 +374,12 @@ class Workers:
         self._seg_wait_s = max(SEG_WAIT_MIN_S, min(time.perf_counter() - t0, SEG_WAIT_MAX_S))
         with self._out_lock:  # the output's temporal step, in capture order
             if failure is None:
-                if frame.t_capture < self._t_out:
-                    st.count("frames_late")
+                if shown or frame.t_capture < self._t_out:
+                    if not self._glide_in(model, frame, output):
+                        st.count("frames_late")
+                        return _LATE
+                    st.count("frames_inferred")
+                    self.slot.succeeded()
                     return _LATE
                 raw = output
                 try:
@@ -321,10 +395,20 @@ class Workers:
             if isinstance(output, np.ndarray):  # a GPU picture stays on the device, never fed back
                 self._prev_output = output
                 self._raw = raw if isinstance(raw, np.ndarray) and not self.slot.stages else None
-                self._raw_of = model
+                self._raw_of, self._raw_t = model, frame.t_capture
             st.count("frames_inferred")
             self.slot.succeeded()
             return output
+
+    def _glide_in(self, model: Model, frame: Frame, raw: Any) -> bool:
+        """Under _out_lock: a picture the lane painted for a frame already shown is not a frame of its own;
+        the frames after it glide towards it. False when it is of no use: older than the picture gliding
+        now, another model's, not a picture on the CPU, or under chained models."""
+        if (not isinstance(raw, np.ndarray) or self.slot.stages or model is not self._raw_of
+                or frame.t_capture <= self._raw_t):
+            return False
+        self._raw, self._raw_t = raw, frame.t_capture
+        return True
 
     def _infer_incoming(self, incoming: Model, state: ChainState, frame: Frame, snap: Snapshot,
                         mask: np.ndarray | None) -> np.ndarray | None:

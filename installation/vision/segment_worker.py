@@ -88,13 +88,20 @@ class SegmentWorker:
             return False
         return self._slot.put((index, rgb, snapshot))
 
-    def warm_up(self, rgb: np.ndarray, snapshot: Mapping[str, Any], timeout: float = 10.0) -> None:
-        """Build the segmenter for the snapshot's mode and run it once on `rgb`, before the source starts,
-        and wait for it: the first real frame's mask then takes a frame's time, not the segmenter's load
-        (50-100 ms on a 2-core machine). Nothing is published, and the mask's smoothing does not see it."""
-        self._warmed.clear()
-        if self._slot.put((WARM_UP, rgb, snapshot)):
-            self._warmed.wait(timeout)
+    def warm_up(self, rgb: np.ndarray, snapshot: Mapping[str, Any], timeout: float = 10.0) -> float | None:
+        """Build the segmenter for the snapshot's mode and run it on `rgb`, before the source starts, and
+        wait for it: the first real frame's mask then takes a frame's time, not the segmenter's load
+        (50-100 ms on a 2-core machine). Nothing is published, and the mask's smoothing does not see it.
+        Runs it a second time and returns how long that took, in ms (what a frame's segmentation costs
+        here: the governor's first guess); None when it did not finish in time."""
+        took = None
+        for _ in range(2):
+            self._warmed.clear()
+            t0 = time.perf_counter()
+            if not self._slot.put((WARM_UP, rgb, snapshot)) or not self._warmed.wait(timeout):
+                return None
+            took = (time.perf_counter() - t0) * 1000.0
+        return took
 
     def relearn(self) -> None:
         """Learn the empty room again (the show calls this when it drains seg/relearn)."""

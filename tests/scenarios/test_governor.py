@@ -13,7 +13,7 @@ import pytest
 
 from installation.show.loop import DRAW_COST_ENV
 from tests.conftest import small_show
-from tests.scenarios.conftest import flat_model, frames_of, run_cli
+from tests.scenarios.conftest import flat_model, frames_of, run_cli, slow_model
 
 # 80 ms at full scale: ~12 fps against a 30 fps source; 45 ms at 0.75 (still late); 20 ms at 0.5 (fits)
 DRAW_COST_MS = "80"
@@ -158,3 +158,34 @@ def test_the_status_page_and_osc_status_say_it_while_the_show_plays(tmp_path: Pa
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=20)
         feedback.close()
+
+
+def test_a_slow_model_paints_beside_the_frames_on_every_3rd_and_each_frame_is_shown(tmp_path: Path) -> None:
+    """A model of ~80 ms (timed on this CPU) against a 30 fps source: in line, no more than ~12 frames a
+    second reach the screen; with the model on every 3rd frame it paints on its lane and the frames go on at
+    the source's rate, each with its own capture time, the model's layer older (model_age)."""
+    model = slow_model(tmp_path / "slow", 80.0)
+    played = {}
+    for every in (1, 3):
+        (tmp_path / str(every)).mkdir()
+        show = small_show(tmp_path / str(every), source=SOURCE_30, model=model,
+                          tail=f'[governor]\nmode = "off"\nmodel_every = {every}')
+        played[every], _ = rehearse(tmp_path / str(every), show, 5)
+    inline, lane = played[1], played[3]
+    assert lane["frames_presented"] >= 1.6 * inline["frames_presented"], (inline["fps_mean"], lane["fps_mean"])
+    assert lane["fps_mean"] >= 0.8 * 30, lane["fps_mean"]
+    c = lane["counters"]
+    assert c["frames_inferred"] >= 10 and c["frames_between"] >= 2 * c["frames_inferred"] - 5, c
+    assert lane["stage_ms"]["model_age"]["p50"] > lane["latency_ms"]["p50"] + 40.0, "the model's layer is older"
+    assert lane["latency_ms"]["p95"] < 2 * 1000 / 30, "no frame waits for the model"
+    assert "frames_between" not in inline["counters"] and sum(lane["faults"].values()) == 0
+
+
+def test_a_first_run_with_a_slow_model_begins_with_the_model_on_every_2nd_frame(tmp_path: Path) -> None:
+    model = slow_model(tmp_path / "slow", 80.0)
+    show = small_show(tmp_path, source=SOURCE_30, model=model)
+    stats, _ = rehearse(tmp_path, show, 3)
+    g = stats["health"]["governor"]
+    assert g["history"][0]["dir"] == "start" and g["history"][0]["step"].startswith("model every 2 frames"), g
+    assert "trial inference took" in g["history"][0]["why"]
+    assert stats["counters"]["frames_between"] > 0

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.conftest import small_show
 from tests.scenarios.conftest import (
@@ -43,9 +44,9 @@ def classify(frames: list[np.ndarray]) -> list[str]:
     return [colour_of(f) for f in frames]
 
 
-def osc_show(tmp_path: Path, model: Path, port: int, name: str = "swap") -> Path:
+def osc_show(tmp_path: Path, model: Path, port: int, name: str = "swap", tail: str = "") -> Path:
     return small_show(tmp_path, name=name, model=model,
-                      osc=f'enabled = true\nhost = "127.0.0.1"\nport = {port}\noscquery_port = 0')
+                      osc=f'enabled = true\nhost = "127.0.0.1"\nport = {port}\noscquery_port = 0', tail=tail)
 
 
 def play_and_select(tmp_path: Path, show: Path, port: int, select: str, seconds: float, after_s: float,
@@ -71,11 +72,13 @@ def runs(labels: list[str]) -> str:
     return "".join(c for i, c in enumerate(labels) if i == 0 or c != labels[i - 1])
 
 
-def test_a_model_swap_crossfades_from_red_through_a_blend_to_blue(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tail", ["", '[governor]\nmode = "off"\nmodel_every = 2'],
+                         ids=["as-the-governor-says", "model-on-every-2nd-frame-with-its-lane"])
+def test_a_model_swap_crossfades_from_red_through_a_blend_to_blue(tmp_path: Path, tail: str) -> None:
     red = flat_model(tmp_path / "models" / "red", RED)
     blue = flat_model(tmp_path / "models" / "blue", BLUE)
     port = free_udp_port()
-    show = osc_show(tmp_path, red, port)
+    show = osc_show(tmp_path, red, port, tail=tail)
     seconds, fade = 8.0, 3.0
     labels, stats, _ = play_and_select(tmp_path, show, port, blue.name, seconds, 1.5,
                                          ["--set", f"model/crossfade={fade}"])
