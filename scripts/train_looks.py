@@ -59,7 +59,10 @@ LOOKS: dict[str, dict[str, Any]] = {
     "leaves": {
         # repeat 15 (105 crops an epoch), half of the first run's 30: 10 epochs of 30 grew a period-4 ripple
         # (spike figure 14.4 on the cameraman, 12.8 on the room); half the steps, same schedule, keeps it away
+        # the recipe's spike weight (1e-4) left leaves' ripple at 77-80 (the samples, 3,078-3,200 steps) and
+        # 224 on the held-back portrait: ten times that, from 3,250 steps (2026-12-06, 13:45)
         "set": "leaves", "width": 12, "epochs": 200, "repeat": 15, "recipe": "texture-spike",
+        "options": {"spike_weight": 0.001},
         "description": "green: the room's edges (Canny) grown into leaves, grass, moss and forest from seven "
                        "photographs",
         "chain": [{"step": "flip", "flip": True}, {"step": "crop", "crop": "centre"}, {"step": "resize"},
@@ -111,7 +114,7 @@ def settings(look: str) -> dict[str, Any]:
     from installation.training.train_cli import RECIPES
 
     return {**RECIPES[spec.get("recipe", "pix2pix")], "width": spec["width"], "d_width": D_WIDTH,
-            "repeat": spec["repeat"], "upsample": UPSAMPLE, "size": 256}
+            "repeat": spec["repeat"], "upsample": UPSAMPLE, "size": 256, **spec.get("options", {})}
 
 
 def differences(look: str, ckpt: dict[str, Any]) -> list[str]:
@@ -176,7 +179,8 @@ def train(look: str, photos: Path, runs: Path, threads: int) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     chain_file = run_dir / "chain.toml"
     chain_file.write_text(chain_toml(spec["chain"]))
-    sets = [f"d_width={D_WIDTH}", f"repeat={spec['repeat']}", f"upsample={UPSAMPLE}"]
+    sets = [f"d_width={D_WIDTH}", f"repeat={spec['repeat']}", f"upsample={UPSAMPLE}",
+            *(f"{k}={v}" for k, v in spec.get("options", {}).items())]
     return run([*py, "train", str(data), "--from-targets", "--chain-file", str(chain_file), "--out", str(run_dir),
                 "--epochs", str(spec["epochs"]), "--width", str(spec["width"]), "--size", "256",
                 "--recipe", spec.get("recipe", "pix2pix"), *[a for kv in sets for a in ("--set", kv)],
