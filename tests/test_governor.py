@@ -240,7 +240,11 @@ def test_check_says_what_it_may_give_up_and_its_last_verdict(tmp_path: Path) -> 
     assert lines[0] == ("governor: auto; when frames do not fit the source's rate it gives up, in order: "
                         "render scale 0.75, then render scale 0.5, then model every 2 frames, then model every "
                         "3 frames")
-    assert "(this CPU)" not in lines[1] and ", this CPU): even the cheapest settings do not fit" in lines[1]
+    assert lines[1].startswith("governor: a run with no verdict of this CPU's to resume begins with the model on "
+                               "every 2nd frame where its trial inference and a segmentation take over 50%")
+    assert "(this CPU)" not in lines[2] and ", this CPU): even the cheapest settings do not fit" in lines[2]
+    pinned = check_lines(GovernorConfig(model_every=1), False, None, "Test CPU")
+    assert len(pinned) == 1, "with the model's rate pinned, no first guess to announce"
     other = check_lines(GovernorConfig(mode="off"), False, tmp_path, "Another CPU")
     assert other[0] == "governor: off (plays what the file says)"
     assert "another CPU (Test CPU)" in other[1]

@@ -477,6 +477,10 @@ def check_lines(cfg: GovernorConfig, segmenting: bool, folder: Path | None, cpu:
         steps = allowed_steps(cfg, segmenting)
         may = ", then ".join(describe_step(k, v) for k, v in steps) or "nothing (every knob pinned)"
         lines = [f"governor: auto; when frames do not fit the source's rate it gives up, in order: {may}{pinned}"]
+        if ("model_every", 2) in steps:
+            lines.append(f"governor: a run with no verdict of this CPU's to resume begins with the model on every "
+                         f"2nd frame where its trial inference and a segmentation take over {TRIAL_SHARE:.0%} of a "
+                         "frame interval")
     path = folder / VERDICT_FILE if folder is not None else None
     if path is None or not path.is_file():
         return lines
