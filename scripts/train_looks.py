@@ -251,11 +251,19 @@ def measure(look: str, runs: Path, photos: Path) -> None:
             kept.parent.mkdir(exist_ok=True)
             shutil.copyfile(copy, kept)
             row["kept"] = str(kept)
+            # the issue's own reading: through the show's renderer and recorder, which soften a little more
+            shown = subprocess.run([sys.executable, str(ROOT / "scripts" / "look_through_show.py"), str(kept),
+                                    "--json", "--photos", str(photos / "sets" / LOOKS[look]["set"])],
+                                   capture_output=True, text=True)
+            if shown.returncode == 0:
+                row["through_show"] = json.loads(shown.stdout.strip().splitlines()[-1])
     with open(runs / look / "detail.jsonl", "a") as f:
         f.write(json.dumps(row) + "\n")
     print(f"{look}: step {row['global_step']}: detail on the portrait {row['grace_hopper']['detail']} "
           f"({100 * row['share']:.0f} % of {row['photographs_median']}), spike {row['spike']}, "
-          f"flicker {row['flicker']}" + (f"; kept as {row['kept']}" if "kept" in row else ""))
+          f"flicker {row['flicker']}" + (f"; kept as {row['kept']}" if "kept" in row else "")
+          + (f"; through the show {100 * row['through_show']['share']:.0f} %, spike {row['through_show']['spike']}"
+             if "through_show" in row else ""))
 
 
 def bench(model_dir: Path, threads: int = 2, n: int = 200) -> float:
