@@ -15,9 +15,9 @@ the edge settles instead of see-sawing. Every change starts a fresh window: the 
 measured before the next. Until the first window that is not late the windows last a third of a second
 and a window far behind takes two steps, so a show finds its steps in its first second or two. A start on
 the same CPU at the same rate begins where the last run settled (the verdict it leaves in the state
-folder); a first start where the model's trial inference at load took more than TRIAL_SHARE of a frame
-interval begins with the model on every 2nd frame (start). Either is taken back like any other step
-when there is room.
+folder); a first start where the model's trial inference at load and the warm-up's segmentation took more
+than TRIAL_SHARE of a frame interval begins with the model on every 2nd frame (start). Either is taken
+back like any other step when there is room.
 
 The steps, cheapest loss of picture first (STEPS): segmentation every 2nd frame (the mask of the frame
 before is reused), the present pass at 3/4 of the screen's resolution (scaled up by a blit), every 3rd
