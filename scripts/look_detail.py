@@ -31,23 +31,17 @@ sys.path.insert(0, str(ROOT))
 
 from installation.core.errors import UserError  # noqa: E402
 from installation.training.quality import (  # noqa: E402
+    PORTRAIT,
     detail_figure,
     held_back_photographs,
+    photographs_detail,
+    set_pictures,
     spike_figure,
     square,
 )
 from installation.vision.preprocess import Chain, ChainState  # noqa: E402
 
-PORTRAIT = "grace_hopper"
-IMAGE_EXT = (".jpg", ".jpeg", ".png", ".webp")
 SETTLE, FRAMES = 30, 10  # frames played on a still input before flicker is measured, and frames measured
-
-
-def photographs_detail(folder: Path) -> list[float]:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXT)
-    if not files:
-        raise UserError("no pictures", file=folder, expected="a set folder of photographs (jpg/png)")
-    return [detail_figure(square(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE))) for f in files]
 
 
 def open_look(path: Path) -> tuple[Chain, Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
@@ -109,7 +103,7 @@ def measure(path: Path, photos: Path | None) -> tuple[dict[str, Any], list[np.nd
         own = photographs_detail(photos)
         row["photographs_median"] = round(statistics.median(own), 1)
         row["share"] = round(row[PORTRAIT]["detail"] / row["photographs_median"], 3)
-        first = sorted(p for p in photos.iterdir() if p.suffix.lower() in IMAGE_EXT)[0]
+        first = set_pictures(photos)[0]
         crop = cv2.cvtColor(square(cv2.imread(str(first))), cv2.COLOR_BGR2RGB)
         tiles[-1] = np.concatenate([tiles[-1], crop], axis=1)
     return row, tiles

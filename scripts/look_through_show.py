@@ -34,13 +34,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from installation.training.quality import detail_figure, held_back_photographs, spike_figure, square  # noqa: E402
+from installation.training.quality import (  # noqa: E402
+    PORTRAIT,
+    detail_figure,
+    held_back_photographs,
+    photographs_detail,
+    spike_figure,
+    square,
+)
 
 SCREEN = (1280, 720)  # the default show's screen; its content box is the centred 720x720 square
 FRAMES = 45  # the output smoothing settles within 20-30 frames
 LAST = 10  # frames the flicker is read over
-PORTRAIT = "grace_hopper"
-IMAGE_EXT = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp"}
 
 
 def still_clip(picture: np.ndarray, path: Path, frames: int = FRAMES) -> Path:
@@ -124,9 +129,7 @@ def measure(look: Path, photos: Path | None) -> tuple[dict[str, Any], list[np.nd
     row["spike"] = max(row[n]["spike"] for n in names)
     row["flicker"] = max(row[n]["flicker"] for n in names)
     if photos is not None:
-        own = [detail_figure(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB))
-               for p in sorted(photos.iterdir()) if p.suffix.lower() in IMAGE_EXT]
-        row["photographs_median"] = round(statistics.median(own), 1)
+        row["photographs_median"] = round(statistics.median(photographs_detail(photos)), 1)
         row["share"] = round(row[PORTRAIT]["detail"] / row["photographs_median"], 3)
     return row, tiles
 

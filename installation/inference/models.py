@@ -594,12 +594,10 @@ def load_for_rate(path: str | Path, providers: list[str] | str | None = None, wo
         return model
     if ms is not None:
         log.info("model %s: %s", model.name, plan.why)
-    if plan.workers == 1 and plan.threads == 0:
-        model.trial_ms = ms
-        return model
-    threads = kw.pop("threads", None)
-    if threads is None and not os.environ.get("INSTALLATION_ORT_THREADS"):
-        threads = plan.threads
-    planned = load_model(path, providers, workers=plan.workers, threads=threads, **kw)
-    planned.trial_ms = ms
-    return planned
+    if plan.workers != 1 or plan.threads != 0:
+        threads = kw.pop("threads", None)
+        if threads is None and not os.environ.get("INSTALLATION_ORT_THREADS"):
+            threads = plan.threads
+        model = load_model(path, providers, workers=plan.workers, threads=threads, **kw)
+    model.trial_ms = ms
+    return model

@@ -66,6 +66,7 @@ VERDICT_FILE = "governor.json"
 # finding it a window at a time, after the four cheaper steps, cost the first second's frames
 # (docs/performance.md)
 TRIAL_SHARE = 0.5
+FIRST_GUESS = ("model_every", 2)  # the step such a first run begins with
 
 # (knob, level) in the order they are given up; taken back in reverse
 STEPS: tuple[tuple[str, float], ...] = (("seg_every", 2), ("render_scale", 0.75), ("seg_every", 3),
@@ -447,16 +448,16 @@ class Governor:
         every 2nd frame (the frames between glide, and the model paints beside them: show/workers.py).
         Taken back like any other step when there is room; a CPU where they fit, or where the last run
         settled with nothing given up, begins with nothing given up."""
-        step = ("model_every", 2.0)
         if (not self.active or self._resumed or self.taken or trial_ms is None or not self.rate
-                or step not in self.steps or (trial_ms + seg_ms) * self.rate / 1000.0 <= TRIAL_SHARE):
+                or FIRST_GUESS not in self.steps or (trial_ms + seg_ms) * self.rate / 1000.0 <= TRIAL_SHARE):
             return
         seg = f" and a segmentation {seg_ms:.1f} ms" if seg_ms else ""
         why = (f"the model's trial inference took {trial_ms:.1f} ms on every core{seg}, over "
                f"{TRIAL_SHARE:.0%} of a frame at {self.rate:g} fps")
         # without it every frame waits for an inference: about the trial's time added to each frame's latency
-        self.taken = [Taken("model_every", 2.0, why, float("nan"), saves_ms=trial_ms)]
-        self._apply(0.0, "start", "model_every", 2.0, why)
+        knob, level = FIRST_GUESS
+        self.taken = [Taken(knob, float(level), why, float("nan"), saves_ms=trial_ms)]
+        self._apply(0.0, "start", knob, level, why)
 
 
 def _finite(x: float) -> float | None:
@@ -477,7 +478,7 @@ def check_lines(cfg: GovernorConfig, segmenting: bool, folder: Path | None, cpu:
         steps = allowed_steps(cfg, segmenting)
         may = ", then ".join(describe_step(k, v) for k, v in steps) or "nothing (every knob pinned)"
         lines = [f"governor: auto; when frames do not fit the source's rate it gives up, in order: {may}{pinned}"]
-        if ("model_every", 2) in steps:
+        if FIRST_GUESS in steps:
             lines.append(f"governor: a run with no verdict of this CPU's to resume begins with the model on every "
                          f"2nd frame where its trial inference and a segmentation take over {TRIAL_SHARE:.0%} of a "
                          "frame interval")

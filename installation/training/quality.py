@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from installation.core.errors import UserError
 from installation.vision.preprocess import Chain
 
 PERIODS = (2, 4, 8, 16)
@@ -115,3 +116,22 @@ def detail_figure(picture: np.ndarray) -> float:
     if grey.shape != (DETAIL_SIDE, DETAIL_SIDE):
         grey = square(grey)
     return float(cv2.Laplacian(grey.astype(np.float64), cv2.CV_64F).var())
+
+
+IMAGE_EXT = (".jpg", ".jpeg", ".png", ".webp")  # a photograph set's pictures (scripts/fetch_photos.py)
+PORTRAIT = "grace_hopper"  # the held-back picture a look's share of its photographs' detail is read on
+
+
+def set_pictures(folder: Path) -> list[Path]:
+    """The pictures of a photograph set folder, in name order."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXT)
+    if not files:
+        raise UserError("no pictures", file=folder, expected="a set folder of photographs (jpg/png)")
+    return files
+
+
+def photographs_detail(folder: Path) -> list[float]:
+    """The detail figure of each picture of a photograph set (grey, short side 256, centre crop): the
+    figures a look's picture is measured against."""
+    return [detail_figure(square(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE))) for f in set_pictures(folder)]
+
