@@ -118,7 +118,7 @@ def detail_figure(picture: np.ndarray) -> float:
     return float(cv2.Laplacian(grey.astype(np.float64), cv2.CV_64F).var())
 
 
-IMAGE_EXT = (".jpg", ".jpeg", ".png", ".webp")  # a photograph set's pictures (scripts/fetch_photos.py)
+IMAGE_EXT = (".jpg", ".jpeg", ".png", ".webp")  # the picture files a photograph set holds
 PORTRAIT = "grace_hopper"  # the held-back picture a look's share of its photographs' detail is read on
 
 
