@@ -96,7 +96,7 @@
      "id": "obj-5",
      "maxclass": "newobj",
      "numinlets": 2,
-     "numoutlets": 69,
+     "numoutlets": 70,
      "patching_rect": [
       15,
       75,
@@ -172,9 +172,10 @@
       "",
       "",
       "",
+      "",
       ""
      ],
-     "text": "route /pre/flip /pre/crop /pre/blur /pre/median /pre/canny_low /pre/canny_high /pre/threshold /pre/adaptive_block /pre/adaptive_c /pre/posterize /pre/downscale /pre/mask_mode /pre/input_lerp /pre/feedback /post/output_lerp /seg/mode /seg/model /seg/threshold /seg/grow /seg/feather /seg/smooth /seg/scale /seg/every /seg/key_r /seg/key_g /seg/key_b /seg/tolerance /seg/softness /seg/key_lightness /seg/bg_tolerance /seg/bg_lightness /seg/bg_frames /mix/mode /mix/amount /mix/feedback /display/fit /display/rotate /display/mirror_x /display/mirror_y /display/tl_x /display/tl_y /display/tr_x /display/tr_y /display/br_x /display/br_y /display/bl_x /display/bl_y /display/gamma /colour/brightness /colour/contrast /colour/saturation /display/monitor /hud/show /show/blackout /show/freeze /model/crossfade /model/skip_still /preset/morph_s /status/fps /status/latency_ms /status/dropped /status/errors /status/heartbeat /status/frames /status/reconnects /status/memory_mb /status/preset /status/governor"
+     "text": "route /pre/flip /pre/crop /pre/blur /pre/median /pre/canny_low /pre/canny_high /pre/threshold /pre/adaptive_block /pre/adaptive_c /pre/posterize /pre/downscale /pre/mask_mode /pre/input_lerp /pre/feedback /post/output_lerp /seg/mode /seg/model /seg/threshold /seg/grow /seg/feather /seg/smooth /seg/scale /seg/every /seg/key_r /seg/key_g /seg/key_b /seg/tolerance /seg/softness /seg/key_lightness /seg/bg_tolerance /seg/bg_lightness /seg/bg_frames /mix/mode /mix/amount /mix/feedback /display/fit /display/rotate /display/mirror_x /display/mirror_y /display/tl_x /display/tl_y /display/tr_x /display/tr_y /display/br_x /display/br_y /display/bl_x /display/bl_y /display/upscale /display/gamma /colour/brightness /colour/contrast /colour/saturation /display/monitor /hud/show /show/blackout /show/freeze /model/crossfade /model/skip_still /preset/morph_s /status/fps /status/latency_ms /status/dropped /status/errors /status/heartbeat /status/frames /status/reconnects /status/memory_mb /status/preset /status/governor"
     }
    },
    {
@@ -3725,15 +3726,15 @@
       130,
       20
      ],
-     "text": "/display/gamma"
+     "text": "/display/upscale"
     }
    },
    {
     "box": {
      "id": "obj-197",
-     "maxclass": "flonum",
+     "maxclass": "umenu",
      "numinlets": 1,
-     "numoutlets": 2,
+     "numoutlets": 3,
      "patching_rect": [
       750,
       120,
@@ -3741,12 +3742,15 @@
       22
      ],
      "outlettype": [
+      "int",
       "",
-      "bang"
+      ""
      ],
-     "format": 6,
-     "minimum": 0.2,
-     "maximum": 5.0,
+     "items": [
+      "sharp",
+      ",",
+      "smooth"
+     ],
      "parameter_enable": 0
     }
    },
@@ -3765,7 +3769,7 @@
      "outlettype": [
       ""
      ],
-     "text": "prepend /display/gamma"
+     "text": "prepend /display/upscale"
     }
    },
    {
@@ -3799,7 +3803,7 @@
       130,
       20
      ],
-     "text": "/colour/brightness"
+     "text": "/display/gamma"
     }
    },
    {
@@ -3819,8 +3823,8 @@
       "bang"
      ],
      "format": 6,
-     "minimum": 0,
-     "maximum": 2,
+     "minimum": 0.2,
+     "maximum": 5.0,
      "parameter_enable": 0
     }
    },
@@ -3839,7 +3843,7 @@
      "outlettype": [
       ""
      ],
-     "text": "prepend /colour/brightness"
+     "text": "prepend /display/gamma"
     }
    },
    {
@@ -3873,7 +3877,7 @@
       130,
       20
      ],
-     "text": "/colour/contrast"
+     "text": "/colour/brightness"
     }
    },
    {
@@ -3894,7 +3898,7 @@
      ],
      "format": 6,
      "minimum": 0,
-     "maximum": 3,
+     "maximum": 2,
      "parameter_enable": 0
     }
    },
@@ -3913,7 +3917,7 @@
      "outlettype": [
       ""
      ],
-     "text": "prepend /colour/contrast"
+     "text": "prepend /colour/brightness"
     }
    },
    {
@@ -3947,7 +3951,7 @@
       130,
       20
      ],
-     "text": "/colour/saturation"
+     "text": "/colour/contrast"
     }
    },
    {
@@ -3987,7 +3991,7 @@
      "outlettype": [
       ""
      ],
-     "text": "prepend /colour/saturation"
+     "text": "prepend /colour/contrast"
     }
    },
    {
@@ -4021,24 +4025,28 @@
       130,
       20
      ],
-     "text": "/display/monitor"
+     "text": "/colour/saturation"
     }
    },
    {
     "box": {
      "id": "obj-213",
-     "maxclass": "toggle",
+     "maxclass": "flonum",
      "numinlets": 1,
-     "numoutlets": 1,
+     "numoutlets": 2,
      "patching_rect": [
       750,
       248,
-      22,
+      60,
       22
      ],
      "outlettype": [
-      "int"
+      "",
+      "bang"
      ],
+     "format": 6,
+     "minimum": 0,
+     "maximum": 3,
      "parameter_enable": 0
     }
    },
@@ -4057,7 +4065,7 @@
      "outlettype": [
       ""
      ],
-     "text": "prepend /display/monitor"
+     "text": "prepend /colour/saturation"
     }
    },
    {
@@ -4091,7 +4099,7 @@
       130,
       20
      ],
-     "text": "/hud/show"
+     "text": "/display/monitor"
     }
    },
    {
@@ -4127,7 +4135,7 @@
      "outlettype": [
       ""
      ],
-     "text": "prepend /hud/show"
+     "text": "prepend /display/monitor"
     }
    },
    {
@@ -4161,7 +4169,7 @@
       130,
       20
      ],
-     "text": "/show/blackout"
+     "text": "/hud/show"
     }
    },
    {
@@ -4197,7 +4205,7 @@
      "outlettype": [
       ""
      ],
-     "text": "prepend /show/blackout"
+     "text": "prepend /hud/show"
     }
    },
    {
@@ -4231,7 +4239,7 @@
       130,
       20
      ],
-     "text": "/show/freeze"
+     "text": "/show/blackout"
     }
    },
    {
@@ -4267,7 +4275,7 @@
      "outlettype": [
       ""
      ],
-     "text": "prepend /show/freeze"
+     "text": "prepend /show/blackout"
     }
    },
    {
@@ -4301,30 +4309,67 @@
       130,
       20
      ],
-     "text": "/model/select"
+     "text": "/show/freeze"
     }
    },
    {
     "box": {
      "id": "obj-229",
-     "maxclass": "message",
-     "numinlets": 2,
+     "maxclass": "toggle",
+     "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
       750,
       376,
-      150,
+      22,
       22
      ],
      "outlettype": [
-      ""
+      "int"
      ],
-     "text": "/model/select default"
+     "parameter_enable": 0
     }
    },
    {
     "box": {
      "id": "obj-230",
+     "maxclass": "newobj",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "patching_rect": [
+      815,
+      376,
+      95,
+      22
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "prepend /show/freeze"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-231",
+     "maxclass": "newobj",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "patching_rect": [
+      815,
+      390,
+      70,
+      22
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "prepend set",
+     "hidden": 1
+    }
+   },
+   {
+    "box": {
+     "id": "obj-232",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
@@ -4334,66 +4379,25 @@
       130,
       20
      ],
-     "text": "/model/crossfade"
-    }
-   },
-   {
-    "box": {
-     "id": "obj-231",
-     "maxclass": "flonum",
-     "numinlets": 1,
-     "numoutlets": 2,
-     "patching_rect": [
-      750,
-      408,
-      60,
-      22
-     ],
-     "outlettype": [
-      "",
-      "bang"
-     ],
-     "format": 6,
-     "minimum": 0,
-     "maximum": 30,
-     "parameter_enable": 0
-    }
-   },
-   {
-    "box": {
-     "id": "obj-232",
-     "maxclass": "newobj",
-     "numinlets": 1,
-     "numoutlets": 1,
-     "patching_rect": [
-      815,
-      408,
-      95,
-      22
-     ],
-     "outlettype": [
-      ""
-     ],
-     "text": "prepend /model/crossfade"
+     "text": "/model/select"
     }
    },
    {
     "box": {
      "id": "obj-233",
-     "maxclass": "newobj",
-     "numinlets": 1,
+     "maxclass": "message",
+     "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      815,
-      422,
-      70,
+      750,
+      408,
+      150,
       22
      ],
      "outlettype": [
       ""
      ],
-     "text": "prepend set",
-     "hidden": 1
+     "text": "/model/select default"
     }
    },
    {
@@ -4408,7 +4412,7 @@
       130,
       20
      ],
-     "text": "/model/skip_still"
+     "text": "/model/crossfade"
     }
    },
    {
@@ -4429,7 +4433,7 @@
      ],
      "format": 6,
      "minimum": 0,
-     "maximum": 20,
+     "maximum": 30,
      "parameter_enable": 0
     }
    },
@@ -4448,7 +4452,7 @@
      "outlettype": [
       ""
      ],
-     "text": "prepend /model/skip_still"
+     "text": "prepend /model/crossfade"
     }
    },
    {
@@ -4482,18 +4486,92 @@
       130,
       20
      ],
-     "text": "/show/grab"
+     "text": "/model/skip_still"
     }
    },
    {
     "box": {
      "id": "obj-239",
+     "maxclass": "flonum",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "patching_rect": [
+      750,
+      472,
+      60,
+      22
+     ],
+     "outlettype": [
+      "",
+      "bang"
+     ],
+     "format": 6,
+     "minimum": 0,
+     "maximum": 20,
+     "parameter_enable": 0
+    }
+   },
+   {
+    "box": {
+     "id": "obj-240",
+     "maxclass": "newobj",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "patching_rect": [
+      815,
+      472,
+      95,
+      22
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "prepend /model/skip_still"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-241",
+     "maxclass": "newobj",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "patching_rect": [
+      815,
+      486,
+      70,
+      22
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "prepend set",
+     "hidden": 1
+    }
+   },
+   {
+    "box": {
+     "id": "obj-242",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      615,
+      504,
+      130,
+      20
+     ],
+     "text": "/show/grab"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-243",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
       750,
-      472,
+      504,
       150,
       22
      ],
@@ -4505,13 +4583,13 @@
    },
    {
     "box": {
-     "id": "obj-240",
+     "id": "obj-244",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       615,
-      504,
+      536,
       130,
       20
      ],
@@ -4520,13 +4598,13 @@
    },
    {
     "box": {
-     "id": "obj-241",
+     "id": "obj-245",
      "maxclass": "number",
      "numinlets": 1,
      "numoutlets": 2,
      "patching_rect": [
       750,
-      504,
+      536,
       50,
       22
      ],
@@ -4541,13 +4619,13 @@
    },
    {
     "box": {
-     "id": "obj-242",
+     "id": "obj-246",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
       805,
-      504,
+      536,
       100,
       22
      ],
@@ -4559,13 +4637,13 @@
    },
    {
     "box": {
-     "id": "obj-243",
+     "id": "obj-247",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       615,
-      536,
+      568,
       130,
       20
      ],
@@ -4574,13 +4652,13 @@
    },
    {
     "box": {
-     "id": "obj-244",
+     "id": "obj-248",
      "maxclass": "number",
      "numinlets": 1,
      "numoutlets": 2,
      "patching_rect": [
       750,
-      536,
+      568,
       50,
       22
      ],
@@ -4595,13 +4673,13 @@
    },
    {
     "box": {
-     "id": "obj-245",
+     "id": "obj-249",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
       805,
-      536,
+      568,
       100,
       22
      ],
@@ -4613,13 +4691,13 @@
    },
    {
     "box": {
-     "id": "obj-246",
+     "id": "obj-250",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       615,
-      568,
+      600,
       130,
       20
      ],
@@ -4628,13 +4706,13 @@
    },
    {
     "box": {
-     "id": "obj-247",
+     "id": "obj-251",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
       750,
-      568,
+      600,
       150,
       22
      ],
@@ -4646,13 +4724,13 @@
    },
    {
     "box": {
-     "id": "obj-248",
+     "id": "obj-252",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       615,
-      600,
+      632,
       130,
       20
      ],
@@ -4661,13 +4739,13 @@
    },
    {
     "box": {
-     "id": "obj-249",
+     "id": "obj-253",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
       750,
-      600,
+      632,
       150,
       22
      ],
@@ -4679,13 +4757,13 @@
    },
    {
     "box": {
-     "id": "obj-250",
+     "id": "obj-254",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       615,
-      632,
+      664,
       130,
       20
      ],
@@ -4694,13 +4772,13 @@
    },
    {
     "box": {
-     "id": "obj-251",
+     "id": "obj-255",
      "maxclass": "flonum",
      "numinlets": 1,
      "numoutlets": 2,
      "patching_rect": [
       750,
-      632,
+      664,
       60,
       22
      ],
@@ -4716,13 +4794,13 @@
    },
    {
     "box": {
-     "id": "obj-252",
+     "id": "obj-256",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
       815,
-      632,
+      664,
       95,
       22
      ],
@@ -4734,13 +4812,13 @@
    },
    {
     "box": {
-     "id": "obj-253",
+     "id": "obj-257",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
      "patching_rect": [
       815,
-      646,
+      678,
       70,
       22
      ],
@@ -4753,13 +4831,13 @@
    },
    {
     "box": {
-     "id": "obj-254",
+     "id": "obj-258",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       615,
-      664,
+      696,
       130,
       20
      ],
@@ -4768,13 +4846,13 @@
    },
    {
     "box": {
-     "id": "obj-255",
+     "id": "obj-259",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
       750,
-      664,
+      696,
       150,
       22
      ],
@@ -4786,87 +4864,17 @@
    },
    {
     "box": {
-     "id": "obj-256",
-     "maxclass": "comment",
-     "numinlets": 1,
-     "numoutlets": 0,
-     "patching_rect": [
-      615,
-      696,
-      130,
-      20
-     ],
-     "text": "/status/fps"
-    }
-   },
-   {
-    "box": {
-     "id": "obj-257",
-     "maxclass": "flonum",
-     "numinlets": 1,
-     "numoutlets": 2,
-     "patching_rect": [
-      750,
-      696,
-      70,
-      22
-     ],
-     "outlettype": [
-      "",
-      "bang"
-     ],
-     "format": 6,
-     "parameter_enable": 0
-    }
-   },
-   {
-    "box": {
-     "id": "obj-258",
-     "maxclass": "comment",
-     "numinlets": 1,
-     "numoutlets": 0,
-     "patching_rect": [
-      615,
-      728,
-      130,
-      20
-     ],
-     "text": "/status/latency_ms"
-    }
-   },
-   {
-    "box": {
-     "id": "obj-259",
-     "maxclass": "flonum",
-     "numinlets": 1,
-     "numoutlets": 2,
-     "patching_rect": [
-      750,
-      728,
-      70,
-      22
-     ],
-     "outlettype": [
-      "",
-      "bang"
-     ],
-     "format": 6,
-     "parameter_enable": 0
-    }
-   },
-   {
-    "box": {
      "id": "obj-260",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       615,
-      760,
+      728,
       130,
       20
      ],
-     "text": "/status/dropped"
+     "text": "/status/fps"
     }
    },
    {
@@ -4877,7 +4885,7 @@
      "numoutlets": 2,
      "patching_rect": [
       750,
-      760,
+      728,
       70,
       22
      ],
@@ -4897,11 +4905,11 @@
      "numoutlets": 0,
      "patching_rect": [
       615,
-      792,
+      760,
       130,
       20
      ],
-     "text": "/status/errors"
+     "text": "/status/latency_ms"
     }
    },
    {
@@ -4912,7 +4920,7 @@
      "numoutlets": 2,
      "patching_rect": [
       750,
-      792,
+      760,
       70,
       22
      ],
@@ -4932,11 +4940,11 @@
      "numoutlets": 0,
      "patching_rect": [
       615,
-      824,
+      792,
       130,
       20
      ],
-     "text": "/status/heartbeat"
+     "text": "/status/dropped"
     }
    },
    {
@@ -4947,7 +4955,7 @@
      "numoutlets": 2,
      "patching_rect": [
       750,
-      824,
+      792,
       70,
       22
      ],
@@ -4967,16 +4975,51 @@
      "numoutlets": 0,
      "patching_rect": [
       615,
-      856,
+      824,
       130,
       20
      ],
-     "text": "/status/frames"
+     "text": "/status/errors"
     }
    },
    {
     "box": {
      "id": "obj-267",
+     "maxclass": "flonum",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "patching_rect": [
+      750,
+      824,
+      70,
+      22
+     ],
+     "outlettype": [
+      "",
+      "bang"
+     ],
+     "format": 6,
+     "parameter_enable": 0
+    }
+   },
+   {
+    "box": {
+     "id": "obj-268",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      615,
+      856,
+      130,
+      20
+     ],
+     "text": "/status/heartbeat"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-269",
      "maxclass": "flonum",
      "numinlets": 1,
      "numoutlets": 2,
@@ -4996,52 +5039,17 @@
    },
    {
     "box": {
-     "id": "obj-268",
-     "maxclass": "comment",
-     "numinlets": 1,
-     "numoutlets": 0,
-     "patching_rect": [
-      915,
-      120,
-      130,
-      20
-     ],
-     "text": "/status/reconnects"
-    }
-   },
-   {
-    "box": {
-     "id": "obj-269",
-     "maxclass": "flonum",
-     "numinlets": 1,
-     "numoutlets": 2,
-     "patching_rect": [
-      1050,
-      120,
-      70,
-      22
-     ],
-     "outlettype": [
-      "",
-      "bang"
-     ],
-     "format": 6,
-     "parameter_enable": 0
-    }
-   },
-   {
-    "box": {
      "id": "obj-270",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
      "patching_rect": [
       915,
-      152,
+      120,
       130,
       20
      ],
-     "text": "/status/memory_mb"
+     "text": "/status/frames"
     }
    },
    {
@@ -5052,7 +5060,7 @@
      "numoutlets": 2,
      "patching_rect": [
       1050,
-      152,
+      120,
       70,
       22
      ],
@@ -5072,11 +5080,11 @@
      "numoutlets": 0,
      "patching_rect": [
       915,
-      184,
+      152,
       130,
       20
      ],
-     "text": "/status/preset"
+     "text": "/status/reconnects"
     }
    },
    {
@@ -5087,7 +5095,7 @@
      "numoutlets": 2,
      "patching_rect": [
       1050,
-      184,
+      152,
       70,
       22
      ],
@@ -5107,11 +5115,11 @@
      "numoutlets": 0,
      "patching_rect": [
       915,
-      216,
+      184,
       130,
       20
      ],
-     "text": "/status/governor"
+     "text": "/status/memory_mb"
     }
    },
    {
@@ -5122,7 +5130,77 @@
      "numoutlets": 2,
      "patching_rect": [
       1050,
+      184,
+      70,
+      22
+     ],
+     "outlettype": [
+      "",
+      "bang"
+     ],
+     "format": 6,
+     "parameter_enable": 0
+    }
+   },
+   {
+    "box": {
+     "id": "obj-276",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      915,
       216,
+      130,
+      20
+     ],
+     "text": "/status/preset"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-277",
+     "maxclass": "flonum",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "patching_rect": [
+      1050,
+      216,
+      70,
+      22
+     ],
+     "outlettype": [
+      "",
+      "bang"
+     ],
+     "format": 6,
+     "parameter_enable": 0
+    }
+   },
+   {
+    "box": {
+     "id": "obj-278",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      915,
+      248,
+      130,
+      20
+     ],
+     "text": "/status/governor"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-279",
+     "maxclass": "flonum",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "patching_rect": [
+      1050,
+      248,
       70,
       22
      ],
@@ -7819,7 +7897,7 @@
       0
      ],
      "destination": [
-      "obj-2",
+      "obj-230",
       0
      ]
     }
@@ -7827,19 +7905,7 @@
    {
     "patchline": {
      "source": [
-      "obj-231",
-      0
-     ],
-     "destination": [
-      "obj-232",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-232",
+      "obj-230",
       0
      ],
      "destination": [
@@ -7855,7 +7921,19 @@
       55
      ],
      "destination": [
-      "obj-233",
+      "obj-231",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-231",
+      0
+     ],
+     "destination": [
+      "obj-229",
       0
      ]
     }
@@ -7867,7 +7945,7 @@
       0
      ],
      "destination": [
-      "obj-231",
+      "obj-2",
       0
      ]
     }
@@ -7927,7 +8005,31 @@
       0
      ],
      "destination": [
+      "obj-240",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-240",
+      0
+     ],
+     "destination": [
       "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-5",
+      57
+     ],
+     "destination": [
+      "obj-241",
       0
      ]
     }
@@ -7939,7 +8041,7 @@
       0
      ],
      "destination": [
-      "obj-242",
+      "obj-239",
       0
      ]
     }
@@ -7947,23 +8049,11 @@
    {
     "patchline": {
      "source": [
-      "obj-242",
+      "obj-243",
       0
      ],
      "destination": [
       "obj-2",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-244",
-      0
-     ],
-     "destination": [
-      "obj-245",
       0
      ]
     }
@@ -7975,6 +8065,18 @@
       0
      ],
      "destination": [
+      "obj-246",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-246",
+      0
+     ],
+     "destination": [
       "obj-2",
       0
      ]
@@ -7983,11 +8085,11 @@
    {
     "patchline": {
      "source": [
-      "obj-247",
+      "obj-248",
       0
      ],
      "destination": [
-      "obj-2",
+      "obj-249",
       0
      ]
     }
@@ -8011,7 +8113,7 @@
       0
      ],
      "destination": [
-      "obj-252",
+      "obj-2",
       0
      ]
     }
@@ -8019,7 +8121,7 @@
    {
     "patchline": {
      "source": [
-      "obj-252",
+      "obj-253",
       0
      ],
      "destination": [
@@ -8031,31 +8133,19 @@
    {
     "patchline": {
      "source": [
-      "obj-5",
-      57
-     ],
-     "destination": [
-      "obj-253",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-253",
-      0
-     ],
-     "destination": [
-      "obj-251",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
       "obj-255",
+      0
+     ],
+     "destination": [
+      "obj-256",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-256",
       0
      ],
      "destination": [
@@ -8079,11 +8169,23 @@
    {
     "patchline": {
      "source": [
-      "obj-5",
-      59
+      "obj-257",
+      0
      ],
      "destination": [
+      "obj-255",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
       "obj-259",
+      0
+     ],
+     "destination": [
+      "obj-2",
       0
      ]
     }
@@ -8092,7 +8194,7 @@
     "patchline": {
      "source": [
       "obj-5",
-      60
+      59
      ],
      "destination": [
       "obj-261",
@@ -8104,7 +8206,7 @@
     "patchline": {
      "source": [
       "obj-5",
-      61
+      60
      ],
      "destination": [
       "obj-263",
@@ -8116,7 +8218,7 @@
     "patchline": {
      "source": [
       "obj-5",
-      62
+      61
      ],
      "destination": [
       "obj-265",
@@ -8128,7 +8230,7 @@
     "patchline": {
      "source": [
       "obj-5",
-      63
+      62
      ],
      "destination": [
       "obj-267",
@@ -8140,7 +8242,7 @@
     "patchline": {
      "source": [
       "obj-5",
-      64
+      63
      ],
      "destination": [
       "obj-269",
@@ -8152,7 +8254,7 @@
     "patchline": {
      "source": [
       "obj-5",
-      65
+      64
      ],
      "destination": [
       "obj-271",
@@ -8164,7 +8266,7 @@
     "patchline": {
      "source": [
       "obj-5",
-      66
+      65
      ],
      "destination": [
       "obj-273",
@@ -8176,10 +8278,34 @@
     "patchline": {
      "source": [
       "obj-5",
-      67
+      66
      ],
      "destination": [
       "obj-275",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-5",
+      67
+     ],
+     "destination": [
+      "obj-277",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-5",
+      68
+     ],
+     "destination": [
+      "obj-279",
       0
      ]
     }

@@ -17,11 +17,13 @@ uniform float u_crossfade;      // 0: model a, 1: model b
 uniform float u_feedback;       // 0: no trails, 0.95: long trails
 out vec4 f_color;
 
+#include "enlarge.glsl"
+
 void main() {
     vec2 uv = gl_FragCoord.xy / u_size;
     vec3 cam = texture(u_camera, uv).rgb;
     float m = texture(u_mask, uv).r;
-    vec3 model = mix(texture(u_out_a, uv).rgb, texture(u_out_b, uv).rgb, u_crossfade);
+    vec3 model = mix(enlarged(u_out_a, uv), enlarged(u_out_b, uv), u_crossfade);
     vec3 c = mix(cam * u_cam_gain, model, clamp(u_w0 + u_w1 * m, 0.0, 1.0));
     c = mix(c, texture(u_prev, uv).rgb, u_feedback);
     f_color = vec4(c, 1.0);

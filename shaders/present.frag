@@ -30,6 +30,7 @@ out vec4 f_color;
 #ifndef GRADE
 #define GRADE 1
 #endif
+#include "enlarge.glsl"
 
 void main() {
     if (u_blackout) {
@@ -47,9 +48,9 @@ void main() {
 #if MIX
     vec3 cam = texture(u_camera, uv).rgb;
     float m = texture(u_mask, uv).r;
-    vec3 c = mix(cam * u_cam_gain, texture(u_output, uv).rgb, clamp(u_w0 + u_w1 * m, 0.0, 1.0));
+    vec3 c = mix(cam * u_cam_gain, enlarged(u_output, uv), clamp(u_w0 + u_w1 * m, 0.0, 1.0));
 #else
-    vec3 c = texture(u_content, uv).rgb;
+    vec3 c = enlarged(u_content, uv);
 #endif
 #if GRADE
     float luma = dot(c, vec3(0.2126, 0.7152, 0.0722));

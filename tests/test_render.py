@@ -158,7 +158,7 @@ def test_mirror_x_swaps_left_and_right():
 def test_broken_shader_on_reload_keeps_the_last_good_program(gl, tmp_path):
     from installation.render.shaders import SHADER_DIR
 
-    for f in ("quad.vert", "composite.frag", "present.frag", "hud.frag"):
+    for f in ("quad.vert", "composite.frag", "present.frag", "hud.frag", "enlarge.glsl"):
         (tmp_path / f).write_text((SHADER_DIR / f).read_text())
     shaders = ShaderSet(gl, tmp_path)
     good = shaders.programs["composite"]
@@ -168,7 +168,7 @@ def test_broken_shader_on_reload_keeps_the_last_good_program(gl, tmp_path):
     frag = tmp_path / "composite.frag"
     frag.write_text(frag.read_text().replace("void main() {", "void main() { this is not glsl;"))
     os.utime(frag, (time.time() + 5, time.time() + 5))
-    assert shaders.reload_if_changed() == ["composite"]
+    assert shaders.reload_if_changed() == ["composite", "composite_sharp"]
     assert shaders.programs["composite"] is good
     assert "composite" in shaders.errors and "error" in shaders.errors["composite"].lower()
     frag.write_text((SHADER_DIR / "composite.frag").read_text())
@@ -212,7 +212,7 @@ def test_present_mixing_the_layers_shows_what_the_composite_pass_did(gl, store, 
     rng = np.random.default_rng(1)
     camera = rng.integers(0, 256, (S, S, 3), dtype=np.uint8)
     output = rng.integers(0, 256, (S // 2, S // 2, 3), dtype=np.uint8)
-    output[:, :2] = (10, 200, 90)  # a flat band where the person is, to check the mix itself below
+    output[:, :3] = (10, 200, 90)  # a flat band where the person is (as wide as the cubic reads), to check the mix
     screen = (3 * S, S)
     store.set("mix/mode", mode)
     store.set("mix/amount", 0.75, ramp_s=0)
@@ -235,3 +235,74 @@ def test_present_mixing_the_layers_shows_what_the_composite_pass_did(gl, store, 
         expected_left = 0.25 * camera[:, :2] + 0.75 * np.array((10, 200, 90))
         assert np.abs(fused_pic[:, S:S + 2] - expected_left).max() <= 2
         assert np.abs(fused_pic[:, 2 * S - 4:2 * S] - camera[:, S - 4:]).max() <= 1
+
+
+def textured(n: int = 64) -> np.ndarray:
+    """A picture with detail at every scale down to a texel: a fixed noise, as a look's foam or petals."""
+    rng = np.random.default_rng(7)
+    grey = rng.integers(40, 216, (n, n)).astype(np.uint8)
+    return np.stack([grey, 255 - grey, grey // 2 + 60], axis=-1)
+
+
+def shown(gl, store, picture: np.ndarray, upscale: str, mode: str = "output", feedback: float = 0.0) -> np.ndarray:
+    """`picture` as the model's output, presented three times its size on a square screen."""
+    side = 3 * picture.shape[0]
+    store.set("display/upscale", upscale)
+    store.set("mix/mode", mode)
+    store.set("mix/feedback", feedback, ramp_s=0)
+    r = Renderer(gl, content_size=side)
+    r.upload(Layers(camera=solid((0, 0, 0), side), output=picture, mask=np.ones((side, side), np.float32)))
+    snap = store.publish()
+    fbo = gl.framebuffer(color_attachments=[gl.renderbuffer((side, side), 3)])
+    r.present(snap, fbo, (side, side), r.content_for(snap))
+    return read_pixels(fbo, (side, side))
+
+
+@pytest.mark.parametrize(("mode", "feedback"), [("output", 0.0), ("person", 0.0), ("output", 0.5)],
+                         ids=["model-texture", "mixed-in-present", "composite-pass"])
+def test_sharp_upscale_keeps_the_texture_a_linear_one_blurs(gl, store, mode, feedback):
+    """display/upscale "sharp" enlarges the model's picture with a cubic on every path a picture takes to
+    the screen: the fine detail (the variance of the Laplacian, issue 25's figure) survives where a linear
+    lookup smears it, the picture is the cubic's and not noise, and a flat picture stays flat (no ringing)."""
+    import cv2
+
+    from installation.training.quality import detail_figure
+
+    pic = textured()
+    side = 3 * pic.shape[0]
+    sharp, smooth = (shown(gl, store, pic, u, mode, feedback) for u in ("sharp", "smooth"))
+    if feedback:  # trails: the composite remembers a black first frame; compare against the same fold
+        pic_sharp = 0.5 * cv2.resize(pic, (side, side), interpolation=cv2.INTER_CUBIC).astype(float)
+        pic_smooth = 0.5 * cv2.resize(pic, (side, side), interpolation=cv2.INTER_LINEAR).astype(float)
+    else:
+        pic_sharp = cv2.resize(pic, (side, side), interpolation=cv2.INTER_CUBIC).astype(float)
+        pic_smooth = cv2.resize(pic, (side, side), interpolation=cv2.INTER_LINEAR).astype(float)
+    assert detail_figure(sharp) > 1.5 * detail_figure(smooth), (detail_figure(sharp), detail_figure(smooth))
+    inner = (slice(6, -6), slice(6, -6))  # the edges clamp differently from OpenCV's border rule
+    assert np.abs(sharp[inner] - pic_sharp[inner]).mean() < 4.0
+    assert np.abs(smooth[inner] - pic_smooth[inner]).mean() < 2.0
+    flat = shown(gl, store, solid((30, 160, 220), pic.shape[0]), "sharp", mode)
+    assert np.abs(flat.astype(int) - (30, 160, 220)).max() <= 1
+
+
+def test_an_included_shader_file_reloads_every_program_that_includes_it(gl, tmp_path):
+    """enlarge.glsl is #include'd by the present and composite programs: a broken edit of it keeps them all
+    drawing, each with the compiler's complaint, and its fix rebuilds them all."""
+    import os
+    import shutil
+    import time
+
+    from installation.render.shaders import SHADER_DIR
+
+    shutil.copytree(SHADER_DIR, tmp_path, dirs_exist_ok=True)
+    shaders = ShaderSet(gl, tmp_path)
+    includers = sorted(n for n in shaders.specs if n.startswith(("present", "composite")))
+    good = {n: shaders.programs[n] for n in includers}
+    inc = tmp_path / "enlarge.glsl"
+    inc.write_text(inc.read_text().replace("vec3 enlarged(", "vec3 enlarged(this is not glsl"))
+    os.utime(inc, (time.time() + 5, time.time() + 5))
+    assert sorted(shaders.reload_if_changed()) == includers
+    assert all(shaders.programs[n] is good[n] for n in includers) and sorted(shaders.errors) == includers
+    inc.write_text((SHADER_DIR / "enlarge.glsl").read_text())
+    os.utime(inc, (time.time() + 10, time.time() + 10))
+    assert sorted(shaders.reload_if_changed()) == includers and not shaders.errors

@@ -15,7 +15,7 @@ import numpy as np
 
 from installation.core.params import Param
 from installation.render.projection import content_box, matrix_from_snapshot
-from installation.render.shaders import ShaderSet, present_program
+from installation.render.shaders import ShaderSet, composite_program, present_program
 
 log = logging.getLogger("installation.render")
 
@@ -42,6 +42,9 @@ PARAMS: list[Param] = [
          f"corner pin: move the picture's {c.upper()} corner along {a} "
          f"({'+ right, in screen widths' if a == 'x' else '+ down, in screen heights'})",
          unit="screen") for c in ("tl", "tr", "br", "bl") for a in ("x", "y")],
+    _p("display/upscale", "choice", "sharp", choices=("sharp", "smooth"),
+       desc="how the model's picture is enlarged to the screen: sharp keeps its texture (a cubic), "
+            "smooth is softer and a little cheaper on a CPU (linear)"),
     _p("display/gamma", "float", 1.0, 0.2, 5.0,
        "projector gamma correction: above 1 brightens the mid-tones, below 1 darkens them (out = in^(1/gamma))",
        smoothing_s=0.1),
@@ -239,13 +242,14 @@ class Renderer:
         (self.out_b if self.has_b else self.out_a).use(3)
         src_tex.use(4)
         s = self.content_size
-        self.shaders.set("composite", u_camera=0, u_mask=1, u_out_a=2, u_out_b=3, u_prev=4, u_size=(s, s),
+        program = composite_program(snap["display/upscale"] == "sharp")
+        self.shaders.set(program, u_camera=0, u_mask=1, u_out_a=2, u_out_b=3, u_prev=4, u_size=(s, s),
                          u_crossfade=float(crossfade) if self.has_b else 0.0,
                          u_feedback=float(snap["mix/feedback"]), **self._mix(snap))
         dst_fbo.use()
         self.ctx.viewport = (0, 0, s, s)
         self.ctx.disable(self.ctx.BLEND)
-        self.shaders.draw("composite")
+        self.shaders.draw(program)
         self.content = dst_tex
         return dst_tex
 
@@ -300,7 +304,8 @@ class Renderer:
         if box is not None:  # shade only where the content lands; the bars are a plain clear
             self.ctx.clear(0.0, 0.0, 0.0, 1.0)
             self.ctx.scissor = box
-        self._draw_present(present_program(mixed, graded), snap, size, m, self._mix(snap) if mixed else {})
+        sharp = snap["display/upscale"] == "sharp" and (mixed or content is self.out_a.tex)
+        self._draw_present(present_program(mixed, graded, sharp), snap, size, m, self._mix(snap) if mixed else {})
         self.ctx.scissor = None
 
     def warm_up(self, snap: Any, target: Any, size: tuple[int, int], camera: tuple[int, int],
