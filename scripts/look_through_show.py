@@ -39,6 +39,7 @@ from installation.training.quality import (  # noqa: E402
     detail_figure,
     held_back_photographs,
     photographs_detail,
+    set_pictures,
     spike_figure,
     square,
 )
@@ -74,12 +75,13 @@ def model_folder(look: Path, tmp: Path) -> Path:
     return out
 
 
-def show_file(model: Path, clip: Path, path: Path) -> Path:
-    """The default show with this model and clip, fitted in its 1280x720 screen, the HUD off."""
+def show_file(model: Path, clip: Path, path: Path, upscale: str = "sharp") -> Path:
+    """The default show with this model and clip, fitted in its 1280x720 screen, the HUD off, the model's
+    picture enlarged as `upscale` says (display/upscale)."""
     path.write_text(f'name = "through-the-show"\n[source]\nkind = "video"\nvideo = "{clip}"\n'
                     f'width = {SCREEN[0]}\nheight = {SCREEN[1]}\nfps = 30\n[model]\npath = "{model}"\n[render]\n'
                     f'width = {SCREEN[0]}\nheight = {SCREEN[1]}\ncontent_size = {SCREEN[1]}\n'
-                    '[params]\n"hud/show" = false\n')
+                    f'[params]\n"hud/show" = false\n"display/upscale" = "{upscale}"\n')
     return path
 
 
@@ -110,14 +112,14 @@ def content(frame: np.ndarray) -> np.ndarray:
     return frame[:, x0:x0 + h]
 
 
-def measure(look: Path, photos: Path | None) -> tuple[dict[str, Any], list[np.ndarray]]:
-    row: dict[str, Any] = {"look": str(look)}
+def measure(look: Path, photos: Path | None, upscale: str = "sharp") -> tuple[dict[str, Any], list[np.ndarray]]:
+    row: dict[str, Any] = {"look": str(look), "upscale": upscale}
     tiles = []
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         model = model_folder(look, tmp)
         for name, pic in held_back_photographs().items():
-            show = show_file(model, still_clip(pic, tmp / f"{name}.mp4"), tmp / f"{name}.toml")
+            show = show_file(model, still_clip(pic, tmp / f"{name}.mp4"), tmp / f"{name}.toml", upscale)
             frames = played(show, tmp / f"{name}-out.mp4", tmp / "state")
             boxes = [square(content(f)).astype(np.float32) for f in frames[-LAST - 1:]]
             flicker = float(np.mean([np.abs(b - a).mean() for a, b in itertools.pairwise(boxes)]))
@@ -129,19 +131,35 @@ def measure(look: Path, photos: Path | None) -> tuple[dict[str, Any], list[np.nd
     row["spike"] = max(row[n]["spike"] for n in names)
     row["flicker"] = max(row[n]["flicker"] for n in names)
     if photos is not None:
-        row["photographs_median"] = round(statistics.median(photographs_detail(photos)), 1)
+        figures = photographs_detail(photos)
+        row["photographs_median"] = round(statistics.median(figures), 1)
         row["share"] = round(row[PORTRAIT]["detail"] / row["photographs_median"], 3)
+        tiles.append(median_photographs(photos, figures))
     return row, tiles
+
+
+def median_photographs(photos: Path, figures: list[float]) -> np.ndarray:
+    """The two photographs of the set whose detail figures lie nearest its median, as measured (short side
+    256, centre square), side by side: what the look's picture is held against."""
+    files = set_pictures(photos)
+    median = statistics.median(figures)
+    nearest = sorted(range(len(files)), key=lambda i: abs(figures[i] - median))[:2]
+    crops = [square(cv2.cvtColor(cv2.imread(str(files[i])), cv2.COLOR_BGR2RGB)) for i in nearest]
+    return np.concatenate(crops + [np.zeros_like(crops[0])] * (2 - len(crops)), axis=1)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("look", type=Path, help="a model folder, or a checkpoint (latest.pt) to export first")
     ap.add_argument("--photos", type=Path, default=None, help="the look's set folder (its training photographs)")
-    ap.add_argument("--stills", type=Path, default=None, help="write a PNG: each photograph beside what was shown")
+    ap.add_argument("--stills", type=Path, default=None,
+                    help="write a PNG: each held-back photograph beside what was shown (with --photos, a last "
+                         "row of two of the set's photographs, those nearest its median detail)")
+    ap.add_argument("--upscale", choices=("sharp", "smooth"), default="sharp",
+                    help="display/upscale: how the show enlarges the model's picture (default sharp, as it ships)")
     ap.add_argument("--json", action="store_true", help="one JSON line")
     args = ap.parse_args(argv)
-    row, tiles = measure(args.look, args.photos)
+    row, tiles = measure(args.look, args.photos, args.upscale)
     if args.stills:
         cv2.imwrite(str(args.stills), cv2.cvtColor(np.concatenate(tiles, axis=0), cv2.COLOR_RGB2BGR))
     if args.json:

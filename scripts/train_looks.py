@@ -314,11 +314,14 @@ def export(look: str, photos: Path, runs: Path, models: Path, checkpoint: Path |
         # a list, not a table: the card writer leaves keys bare, and "plasma/Grey" is no bare TOML key
         "data_left_out": [{"id": k, "why": v} for k, v in record["left_out"].items()],
         "fetch": "python scripts/fetch_photos.py",
+        # a checkpoint `measure` kept on the bar is not the run's last: the card says which one was shipped
         "reproduce": f"python scripts/fetch_photos.py && python scripts/train_looks.py train {look} && "
-                     f"python scripts/train_looks.py export {look}",
+                     + (f"python scripts/train_looks.py measure {look} && python scripts/train_looks.py export "
+                        f"{look} --checkpoint {ckpt}" if checkpoint
+                        else f"python scripts/train_looks.py export {look}"),
         **card.provenance,
         "inference_ms_256_cpu_2_threads": round(ms, 2),
-        "inference_machine": f"{cpu_name()}, {os.cpu_count()} cores (shared, busy), ONNX Runtime "
+        "inference_machine": f"{cpu_name()}, {os.cpu_count()} cores (a shared host), ONNX Runtime "
                              "CPUExecutionProvider, 2 threads",
         "spike_figure": spikes,
         "spike_figure_on": "held-back photographs no set uses: grace_hopper (matplotlib sample data), camera and "
