@@ -261,6 +261,12 @@ def test_the_next_start_on_this_cpu_begins_where_the_last_settled(tmp_path: Path
                                    "last run on this CPU settled: late: ")
     play(again, draw_heavy(12.0, 28.0), 30.0)
     assert again.changes == 0, "the same load: nothing to find again"
+    for _ in range(3):  # a show restarted every day: the reason is said once, however often it resumed
+        again.save(tmp_path, "Test CPU")
+        again = Governor(GovernorConfig(), RATE, segmenting=True)
+        again.resume(tmp_path, "Test CPU")
+    assert again.line().count("where the last run on this CPU settled") == 1, again.line()
+    assert again.line().endswith(first.taken[-1].why), again.line()
     elsewhere = Governor(GovernorConfig(), RATE, segmenting=True)
     elsewhere.resume(tmp_path, "Faster CPU")
     assert elsewhere.settings == Settings(), "another machine starts from the show file"

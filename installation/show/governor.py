@@ -61,6 +61,7 @@ HOLD_WINDOWS = 4  # windows with room in a row before a step back
 HOLD_MAX_WINDOWS = 64
 BOUNCE_WINDOWS = 3  # late this soon after a step back: it did not fit, wait twice as long next time
 VERDICT_FILE = "governor.json"
+RESUMED = "where the last run on this CPU settled: "  # before a resumed step's own reason
 # a first run on a CPU where the model's trial inference (at load, on every core) and a segmentation (the
 # warm-up's) took more than this share of a frame interval begins with the model on every 2nd frame:
 # finding it a window at a time, after the four cheaper steps, cost the first second's frames
@@ -429,7 +430,7 @@ class Governor:
             v = json.loads(path.read_text())
             if v.get("cpu") != cpu or v.get("rate") != self.rate:
                 return
-            steps = [Taken(str(t["knob"]), float(t["level"]), f"where the last run on this CPU settled: {t['why']}",
+            steps = [Taken(str(t["knob"]), float(t["level"]), RESUMED + _first_why(str(t["why"])),
                            float(t.get("p50_before") or "nan"), float(t.get("p50_after") or "nan"))
                      for t in v["taken"]]
         except (OSError, ValueError, KeyError, TypeError) as e:
@@ -458,6 +459,14 @@ class Governor:
         knob, level = FIRST_GUESS
         self.taken = [Taken(knob, float(level), why, float("nan"), saves_ms=trial_ms)]
         self._apply(0.0, "start", knob, level, why)
+
+
+def _first_why(why: str) -> str:
+    """A resumed step's reason as first given: the verdict of a resumed run carries its steps' reasons with
+    RESUMED before them, and a show restarted every day would otherwise add one more each start."""
+    while why.startswith(RESUMED):
+        why = why[len(RESUMED):]
+    return why
 
 
 def _finite(x: float) -> float | None:
