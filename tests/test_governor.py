@@ -267,6 +267,11 @@ def test_the_next_start_on_this_cpu_begins_where_the_last_settled(tmp_path: Path
         again.resume(tmp_path, "Test CPU")
     assert again.line().count("where the last run on this CPU settled") == 1, again.line()
     assert again.line().endswith(first.taken[-1].why), again.line()
+    from installation.render.hud import MAX_CHARS
+
+    head, why = again.hud_lines()  # on the HUD: what it gave up, then why, each whole within its width
+    assert head == "governor: gave up segmentation every 2 frames, render scale 0.75", head
+    assert why.strip() == again.line().partition("; ")[2] and len(why) <= MAX_CHARS, why
     elsewhere = Governor(GovernorConfig(), RATE, segmenting=True)
     elsewhere.resume(tmp_path, "Faster CPU")
     assert elsewhere.settings == Settings(), "another machine starts from the show file"

@@ -379,8 +379,9 @@ class Governor:
         return "governor: nothing given up" + (f" ({self.last.words(self.rate or 0)})" if self.last else "")
 
     def hud_lines(self) -> list[str]:
-        line = self.line()
-        return [("! " if self.cheapest_too_slow else "") + line]
+        """line(), what was given up on one line and why on the next: the HUD cuts a line at its width."""
+        head, _, why = self.line().partition("; ")
+        return [("! " if self.cheapest_too_slow else "") + head] + ([f"  {why}"] if why else [])
 
     def status(self) -> dict[str, Any]:
         """For the health counters (stats JSON, OSC /status, web status)."""
