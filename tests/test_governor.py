@@ -267,6 +267,20 @@ def test_the_next_start_on_this_cpu_begins_where_the_last_settled(tmp_path: Path
         again.resume(tmp_path, "Test CPU")
     assert again.line().count("where the last run on this CPU settled") == 1, again.line()
     assert again.line().endswith(first.taken[-1].why), again.line()
+    import json
+
+    from installation.show.governor import RESUMED, VERDICT_FILE
+
+    verdict = tmp_path / VERDICT_FILE
+    again.save(tmp_path, "Test CPU")
+    v = json.loads(verdict.read_text())
+    assert all(not t["why"].startswith(RESUMED) for t in v["taken"]), "the verdict keeps the reason itself"
+    for t in v["taken"]:  # a verdict saved before that, by a show restarted twice: read as if saved bare
+        t["why"] = 2 * RESUMED + t["why"]
+    verdict.write_text(json.dumps(v))
+    healed = Governor(GovernorConfig(), RATE, segmenting=True)
+    healed.resume(tmp_path, "Test CPU")
+    assert healed.line() == again.line(), healed.line()
     from installation.render.hud import MAX_CHARS
 
     head, why = again.hud_lines()  # on the HUD: what it gave up, then why, each whole within its width

@@ -188,6 +188,11 @@ class Taken:
     # a step taken before any window (Governor.start): what it is thought to save a frame, in ms; its
     # p50_before is then the first judged window's median plus this
     saves_ms: float = 0.0
+    resumed: bool = False  # from the last run's verdict (Governor.resume): said with RESUMED before its why
+
+    def said(self) -> str:
+        """Its reason as the HUD and the status say it; the verdict keeps `why` itself."""
+        return RESUMED + self.why if self.resumed else self.why
 
     def cost(self) -> float:
         """How much longer the frames took with this step not given up: the late window's median latency
@@ -366,21 +371,26 @@ class Governor:
                  t, describe_step(knob, level), why)
 
     # ---- what it says ------------------------------------------------------------------------------
-    def line(self) -> str:
-        """One line: what is given up and why, or why nothing is."""
+    def _said(self) -> tuple[str, str]:
+        """What is given up (or why nothing is), and why ("" where there is nothing more to say)."""
         given = self.settings.given_up()
         if not self.active:
-            return f"governor: {self.off_why}" + (f"; pinned: {', '.join(given)}" if given else "")
+            return f"governor: {self.off_why}", (f"pinned: {', '.join(given)}" if given else "")
         if self.cheapest_too_slow and self.last is not None:
             return (f"governor: even the cheapest settings do not fit: {self.last.words(self.rate or 0)}"
-                    + (f" ({', '.join(given)})" if given else ""))
+                    + (f" ({', '.join(given)})" if given else "")), ""
         if given and self.taken:
-            return f"governor: gave up {', '.join(given)}; {self.taken[-1].why}"
-        return "governor: nothing given up" + (f" ({self.last.words(self.rate or 0)})" if self.last else "")
+            return f"governor: gave up {', '.join(given)}", self.taken[-1].said()
+        return "governor: nothing given up" + (f" ({self.last.words(self.rate or 0)})" if self.last else ""), ""
+
+    def line(self) -> str:
+        """One line: what is given up and why, or why nothing is."""
+        head, why = self._said()
+        return f"{head}; {why}" if why else head
 
     def hud_lines(self) -> list[str]:
-        """line(), what was given up on one line and why on the next: the HUD cuts a line at its width."""
-        head, _, why = self.line().partition("; ")
+        """What was given up on one line and why on the next: the HUD cuts a line at its width."""
+        head, why = self._said()
         return [("! " if self.cheapest_too_slow else "") + head] + ([f"  {why}"] if why else [])
 
     def status(self) -> dict[str, Any]:
@@ -391,7 +401,7 @@ class Governor:
             "given_up": self.settings.given_up(),
             "settings": {"seg_every": self.settings.seg_every, "render_scale": self.settings.render_scale,
                          "model_every": self.settings.model_every},
-            "why": self.taken[-1].why if self.taken else None,
+            "why": self.taken[-1].said() if self.taken else None,
             "cheapest_too_slow": self.cheapest_too_slow,
             "line": self.line(),
             "budget_ms": round(self.budget_ms, 1) if self.rate else None,
@@ -431,8 +441,8 @@ class Governor:
             v = json.loads(path.read_text())
             if v.get("cpu") != cpu or v.get("rate") != self.rate:
                 return
-            steps = [Taken(str(t["knob"]), float(t["level"]), RESUMED + _first_why(str(t["why"])),
-                           float(t.get("p50_before") or "nan"), float(t.get("p50_after") or "nan"))
+            steps = [Taken(str(t["knob"]), float(t["level"]), _first_why(str(t["why"])),
+                           float(t.get("p50_before") or "nan"), float(t.get("p50_after") or "nan"), resumed=True)
                      for t in v["taken"]]
         except (OSError, ValueError, KeyError, TypeError) as e:
             log.warning("governor: its last verdict %s is unreadable (%s): starting from the show file", path, e)
@@ -463,8 +473,8 @@ class Governor:
 
 
 def _first_why(why: str) -> str:
-    """A resumed step's reason as first given: the verdict of a resumed run carries its steps' reasons with
-    RESUMED before them, and a show restarted every day would otherwise add one more each start."""
+    """A step's reason as first given. Verdicts saved before Taken.resumed existed carry RESUMED before it,
+    once for each start of a show restarted every day: they are read as if saved bare."""
     while why.startswith(RESUMED):
         why = why[len(RESUMED):]
     return why
