@@ -34,6 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from installation.render.renderer import UPSCALES  # noqa: E402
 from installation.training.quality import (  # noqa: E402
     PORTRAIT,
     detail_figure,
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stills", type=Path, default=None,
                     help="write a PNG: each held-back photograph beside what was shown (with --photos, a last "
                          "row of two of the set's photographs, those nearest its median detail)")
-    ap.add_argument("--upscale", choices=("sharp", "smooth"), default="sharp",
+    ap.add_argument("--upscale", choices=UPSCALES, default="sharp",
                     help="display/upscale: how the show enlarges the model's picture (default sharp, as it ships)")
     ap.add_argument("--json", action="store_true", help="one JSON line")
     args = ap.parse_args(argv)

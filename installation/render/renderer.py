@@ -20,6 +20,7 @@ from installation.render.shaders import ShaderSet, composite_program, present_pr
 log = logging.getLogger("installation.render")
 
 COMPOSITE_MODES = ("output", "person", "background", "blend", "camera")
+UPSCALES = ("sharp", "smooth")  # display/upscale: the model's picture enlarged by a cubic, or a linear lookup
 
 
 def _p(name: str, kind: str, default: Any, lo: float | None = None, hi: float | None = None, desc: str = "",
@@ -42,7 +43,7 @@ PARAMS: list[Param] = [
          f"corner pin: move the picture's {c.upper()} corner along {a} "
          f"({'+ right, in screen widths' if a == 'x' else '+ down, in screen heights'})",
          unit="screen") for c in ("tl", "tr", "br", "bl") for a in ("x", "y")],
-    _p("display/upscale", "choice", "sharp", choices=("sharp", "smooth"),
+    _p("display/upscale", "choice", "sharp", choices=UPSCALES,
        desc="how the model's picture is enlarged to the screen: sharp keeps its texture (a cubic), "
             "smooth is softer and a little cheaper on a CPU (linear)"),
     _p("display/gamma", "float", 1.0, 0.2, 5.0,
