@@ -154,3 +154,39 @@ def test_the_texture_spike_recipe_turns_the_penalty_on_and_the_others_name_it_of
     assert train_config(parse("pics", "--recipe", "texture")).spike_weight == 0.0
     # every recipe names the new settings, so a look's run that differs in them is seen (scripts/train_looks.py)
     assert all({"spike_weight", "d_blur_pool"} <= set(r) for r in RECIPES.values())
+
+
+def test_a_run_with_spike_from_charges_the_generators_picture_of_other_pictures_too(tmp_path, capsys):
+    """spike_from: a folder of pictures that are not the targets (another set's photographs); each step the
+    generator paints a batch of them, made by the run's own chain, and that picture pays the penalty too."""
+    folder = pictures(tmp_path / "pics", 2, seed=14)
+    others = pictures(tmp_path / "others", 3, seed=15)
+    run = tmp_path / "run"
+    assert main([*tiny_command(folder, run, 2), "--set", "spike_weight=0.5", "--set", f"spike_from={others}"]) == 0
+    ckpt = load_checkpoint(run / "latest.pt")
+    assert ckpt["config"]["spike_from"] == str(others)
+    one_epoch = ckpt["G"]
+    row = json.loads((run / "losses.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(row["G_spike_from"]) and row["G_spike_from"] >= 0.0 and "G_spike" in row
+    assert main(["train", "--resume", str(run / "latest.pt"), "--epochs", "2", "--no-progress"]) == 0
+    done = load_checkpoint(run / "latest.pt")
+    assert done["epoch"] == 2 and all("G_spike_from" in r for r in done["losses"])
+    # the other pictures take part in the step: the same first epoch without them (the same seed, crops and
+    # order) ends with another generator
+    plain = tmp_path / "plain"
+    assert main([*tiny_command(folder, plain, 2), "--set", "spike_weight=0.5"]) == 0
+    without = load_checkpoint(plain / "latest.pt")["G"]
+    assert any(not torch.equal(without[k], one_epoch[k]) for k in without)
+    capsys.readouterr()
+
+
+def test_spike_from_without_the_penalty_or_without_its_folder_is_refused(tmp_path, capsys):
+    folder = pictures(tmp_path / "pics", 2, seed=16)
+    assert main([*tiny_command(folder, tmp_path / "a", 1), "--set", f"spike_from={folder}"]) == 2
+    err = capsys.readouterr().err
+    assert "spike_from" in err and "spike_weight" in err and "Traceback" not in err
+    missing = tmp_path / "no-such-folder"
+    assert main([*tiny_command(folder, tmp_path / "b", 1), "--set", "spike_weight=0.5",
+                 "--set", f"spike_from={missing}"]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "Traceback" not in err

@@ -41,6 +41,8 @@ class TrainConfig:
     gan_weight: float = 1.0  # the adversarial term's weight beside l1_weight
     spike_weight: float = 0.0  # the spike penalty's weight (spike_loss.py: power at the grid's periods 2-16 px
     #                            against its spectral neighbourhood, the figure quality.spike_figure reads); 0: off
+    spike_from: str = ""  # a folder of other pictures (not the targets): the generator's picture of each, made
+    #                       by the run's chain, pays the spike penalty too, where no target shows it a texture
     # optimisation
     epochs: int = 200
     batch_size: int = 4  # pix2pix uses 1; a few more give batch norm running statistics close to the

@@ -49,6 +49,7 @@ from installation.training.distributed import any_rank, leave, setup_distributed
 from installation.training.evaluate import sample_grid, sample_spike, val_l1
 from installation.training.networks import NORMS, UPSAMPLES, count_parameters, default_depth, define_D, define_G
 from installation.training.pace import Pace
+from installation.training.readers import TargetReader
 from installation.training.rundata import open_run_data
 from installation.training.spike_loss import spike_penalty
 
@@ -56,6 +57,7 @@ log = logging.getLogger("installation.train")
 
 LOSS_KEYS = ("G_GAN", "G_L1", "D_real", "D_fake")
 SPIKE_KEY = "G_spike"  # the spike penalty (before its weight), reported only by runs that use it
+SPIKE_FROM_KEY = "G_spike_from"  # the same on the pictures of spike_from
 
 
 # ---- the trainer -------------------------------------------------------------------------------
@@ -148,6 +150,12 @@ class Trainer:
                                              else None)
         self.gan_loss = nn.BCEWithLogitsLoss()
         self.l1 = nn.L1Loss()
+        # A ripple the penalty removes from the targets' crops can still grow on a face or a room, which the
+        # targets never show the generator: these pictures show it such inputs, judged by the penalty alone.
+        if cfg.spike_from and not cfg.spike_weight:
+            raise UserError("spike_from without the spike penalty", key="spike_from",
+                            expected="--set spike_weight=W beside it (the penalty its pictures pay)")
+        self.elsewhere = TargetReader(cfg.spike_from, self.chain, True, cfg.seed + 1) if cfg.spike_from else None
 
     # -- setup --
 
@@ -248,7 +256,19 @@ class Trainer:
         return row
 
     def _loss_keys(self) -> tuple[str, ...]:
-        return (*LOSS_KEYS, SPIKE_KEY) if self.cfg.spike_weight else LOSS_KEYS
+        if not self.cfg.spike_weight:
+            return LOSS_KEYS
+        return (*LOSS_KEYS, SPIKE_KEY, *((SPIKE_FROM_KEY,) if self.elsewhere is not None else ()))
+
+    def _elsewhere_batch(self) -> torch.Tensor | None:
+        """A batch of inputs made from spike_from's pictures, new crops at every step (resumes repeat them)."""
+        if self.elsewhere is None:
+            return None
+        self.elsewhere.set_epoch(self.global_step)
+        n, bs = len(self.elsewhere), self.cfg.batch_size
+        first = (self.global_step * bs) % n
+        batch = [self.elsewhere[(first + k) % n]["A"] for k in range(bs)]
+        return torch.from_numpy(np.stack(batch)).to(self.device)
 
     # -- training --
 
@@ -273,8 +293,13 @@ class Trainer:
 
     def train_step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, float]:
         autocast = torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp)
+        other = self._elsewhere_batch()
         with autocast:
-            fake_B = self.G(real_A)
+            if other is None:
+                fake_B = self.G(real_A)
+            else:  # one batch, so batch norm's running statistics are those of the batches it trained on
+                both = self.G(torch.cat([real_A, other], 0))
+                fake_B, fake_other = both[:len(real_A)], both[len(real_A):]
 
         # D: real pairs -> 1, fake pairs -> 0 (the fake detached: this step leaves G alone)
         self.D.requires_grad_(True)
@@ -303,6 +328,10 @@ class Trainer:
             spike = spike_penalty(fake_B)  # in float32, outside autocast: an FFT of float16 loses the peaks
             loss_G = loss_G + self.cfg.spike_weight * spike
             losses[SPIKE_KEY] = spike.item()
+            if other is not None:
+                spike_from = spike_penalty(fake_other)
+                loss_G = loss_G + self.cfg.spike_weight * spike_from
+                losses[SPIKE_FROM_KEY] = spike_from.item()
         self.scaler.scale(loss_G).backward()
         self.scaler.step(self.opt_G)
         self.scaler.update()
