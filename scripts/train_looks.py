@@ -37,37 +37,37 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # The chains were chosen by looking at what each does to a portrait, a person with a tripod, a room
-# with a motorbike and a photograph of the set (docs/looks.md): grey at 1/12 keeps a body's shape
-# and lets water fill it; edges give leaves lines to grow along; four grey levels give petals areas.
-# The Canny thresholds (20/60, after a 1.5 px blur) give the soft-focus leaf photographs about as many
-# edge pixels (4-20 %) as a portrait or a room (5-15 %); the defaults (50/150, 2 px) gave the leaves
-# 0-3 %, and a model that learns from nearly black inputs paints one flat green.
-# The shipped models were 10 epochs of the pix2pix recipe (GAN + 100 x L1); the runs these entries now
-# make are the long ones of issue 25: the texture recipe (GAN + 10 x L1, 70x70 PatchGAN), about
-# 5,400 steps each (water 100 epochs of 54 steps, leaves 200 of 27, bloom 110 of 50), over several
-# sessions (docs/texture.md). "texture-spike" adds the spike penalty: docs/texture.md says how a run of
-# "texture" branches into it (`installation train --from`) before its look's recipe here is changed.
+# with a motorbike and a photograph of the set (docs/looks.md), then by what the texture recipe made of
+# them (docs/texture.md): a grey picture blurred by 2-3 px keeps a body's shape and every area's tone, and
+# leaves the network the fine scales to fill with the set's texture. Grey at 1/12 size (water's first chain)
+# gave it so little that it drew ribbed, rainbow-fringed bands along every contour; grey at 1/4 carries the
+# regrown blocks' period-4 lattice into the picture (spike 65 on the room); Canny edges (leaves' first) leave
+# most of the input black, where the network grew a period-4 ripple (spike 180). Four grey levels give petals
+# areas. The shipped models of the first issues were 10 epochs of the pix2pix recipe (GAN + 100 x L1); these
+# entries make the texture recipe's runs (GAN + 10 x L1, 70x70 PatchGAN; water and leaves with the spike
+# penalty), 2,700 steps for water (shipped: its 972-step checkpoint), 4,320 for leaves (shipped: a branch at
+# 2,889), 5,500 for bloom.
 LOOKS: dict[str, dict[str, Any]] = {
     "water": {  # the main look: the default show's model, so its folder is models/default
-        "folder": "default", "set": "water", "width": 16, "epochs": 100, "repeat": 24, "recipe": "texture-spike",
-        "description": "water and sky at dusk: a soft grey picture of the room (1/12 size) repainted in the "
+        "folder": "default", "set": "water", "width": 16, "epochs": 50, "repeat": 24, "recipe": "texture-spike",
+        "description": "water and sky at dusk: a soft grey picture of the room (3 px blur) repainted in the "
                        "blues and pinks of nine lake, sea and sky photographs",
         "chain": [{"step": "flip", "flip": True}, {"step": "crop", "crop": "centre"}, {"step": "resize"},
-                  {"step": "grey"}, {"step": "downscale", "downscale": 12.0},
+                  {"step": "grey"}, {"step": "blur", "blur": 3.0},
                   {"step": "lerp_output", "output_lerp": 0.6}],
     },
     "leaves": {
-        # repeat 15 (105 crops an epoch), half of the first run's 30: 10 epochs of 30 grew a period-4 ripple
-        # (spike figure 14.4 on the cameraman, 12.8 on the room); half the steps, same schedule, keeps it away
-        # the recipe's spike weight (1e-4) left leaves' ripple at 77-80 (the samples, 3,078-3,200 steps) and
-        # 224 on the held-back portrait: ten times that, from 3,250 steps (2026-12-06, 13:45)
-        "set": "leaves", "width": 12, "epochs": 200, "repeat": 15, "recipe": "texture-spike",
+        # The canny chain's long run (2026-12-06, 5,400 steps) grew a period-4 ripple where the edges leave the
+        # input black (spike 180 on the room) even at spike weight 1e-3: a grey picture gives every area a say.
+        # This run grew one too on the held-back pictures (71 on the room at 2,520 steps); models/leaves is a
+        # branch of it from there (`installation train --from`, spike weight 1e-2, spike_from = the water and
+        # bloom sets' photographs in one folder), 2,889 steps: the card's branched_from and reproduce
+        "set": "leaves", "width": 12, "epochs": 160, "repeat": 15, "recipe": "texture-spike",
         "options": {"spike_weight": 0.001},
-        "description": "green: the room's edges (Canny) grown into leaves, grass, moss and forest from seven "
-                       "photographs",
+        "description": "green: a soft grey picture of the room (2 px blur) grown over with the leaves, grass, moss "
+                       "and forest of seven photographs",
         "chain": [{"step": "flip", "flip": True}, {"step": "crop", "crop": "centre"}, {"step": "resize"},
-                  {"step": "blur", "blur": 1.5}, {"step": "canny", "canny_low": 20.0, "canny_high": 60.0},
-                  {"step": "lerp_input", "input_lerp": 0.3},
+                  {"step": "grey"}, {"step": "blur", "blur": 2.0},
                   {"step": "lerp_output", "output_lerp": 0.5}],
     },
     "bloom": {
@@ -169,8 +169,9 @@ def train(look: str, photos: Path, runs: Path, threads: int) -> int:
         # --epochs: a run resumed before its learning rate starts to fall (half-way) may be lengthened, and
         # is then the same run as a fresh one of that length (same crops, same dropout: the RNG is saved).
         # The photographs are named again: the trainer checks they are the ones the run learnt from.
-        return run([*py, "train", str(data), "--resume", str(latest), "--epochs", str(spec["epochs"]),
-                    "--no-progress"], threads)
+        # --out: the run goes on in this folder even when it was made elsewhere and moved here
+        return run([*py, "train", str(data), "--resume", str(latest), "--out", str(run_dir),
+                    "--epochs", str(spec["epochs"]), "--no-progress"], threads)
     if run_dir.exists():
         print(f"train_looks: {look}: no checkpoint in {run_dir}: starting the run over", flush=True)
     else:
@@ -333,6 +334,7 @@ def export(look: str, photos: Path, runs: Path, models: Path, checkpoint: Path |
         card.provenance["final_losses"] = {k: v for k, v in final.items() if k != "spike"}
         card.provenance["final_sample_spike_figure"] = final["spike"]
     _lengthened(card.provenance, ckpt)
+    _branched(card.provenance, look, ckpt)
     _totals(card.provenance, ckpt)
     card.save(out)
     size_mb = (out / "model.onnx").stat().st_size / 1e6
@@ -350,6 +352,31 @@ def _totals(prov: dict[str, Any], checkpoint: Path) -> None:
     if runs:
         prov["training_sessions"] = [{k: r[k] for k in ("started", "ended", "steps", "seconds") if k in r}
                                      for r in runs]
+
+
+def _branched(prov: dict[str, Any], look: str, checkpoint: Path) -> None:
+    """A checkpoint of a branch (`installation train --from`, another loss setting taken up mid-run): the card
+    names the run it left, at which step, and reproduces the two in turn."""
+    import re
+
+    import torch
+
+    cmd = shlex.split(prov.get("train_command", ""))
+    if "--from" not in cmd:
+        return
+    start = Path(cmd[cmd.index("--from") + 1])
+    if not start.is_file():  # the card still has the branch's command; the run it left is not here to read
+        return
+    left = torch.load(start, map_location="cpu", weights_only=True)
+    step = left.get("global_step", 0)
+    first = left.get("command", "")
+    m = re.search(r"--epochs (\d+)", first)
+    if m and int(m[1]) != left["config"]["epochs"]:  # lengthened on resume, as _lengthened says of a run
+        first = first.replace(m[0], f"--epochs {left['config']['epochs']}")
+    prov["branched_from"] = {"checkpoint": str(start), "step": step, "command": first}
+    prov["reproduce"] = (f"python scripts/fetch_photos.py && python scripts/train_looks.py train {look} (stopped at "
+                         f"{step} steps, its latest.pt copied to {start}) && {prov['train_command']} && "
+                         f"python scripts/train_looks.py export {look} --checkpoint {checkpoint}")
 
 
 def _lengthened(prov: dict[str, Any], checkpoint: Path) -> None:

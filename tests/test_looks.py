@@ -89,9 +89,16 @@ def test_shipped_card_names_its_photographs_and_their_licences(look):
     assert not {p["id"] for p in photos} & set(held_back_photographs())
     # reproducible from the card: the fetch, the training command, and what it gave
     assert "scripts/fetch_photos.py" in prov["reproduce"] and "scripts/train_looks.py" in prov["reproduce"]
-    assert prov["train_command"].startswith("installation train ") and "--from-targets" in prov["train_command"]
-    assert "upsample=bilinear" in prov["train_command"]
+    assert prov["train_command"].startswith("installation train ")
+    # a branch (train --from) names the run it left, which learnt from the target pictures
+    first = prov["branched_from"]["command"] if "branched_from" in prov else prov["train_command"]
+    assert "--from-targets" in first and ("--from " in prov["train_command"]) == ("branched_from" in prov)
+    assert "upsample=bilinear" in first
     assert prov["arch"]["upsample"] == "bilinear"
     assert prov["epochs"] >= 10 and prov["training_seconds"] > 0
-    assert set(prov["final_losses"]) == {"G_GAN", "G_L1", "D_real", "D_fake"}
+    spiked = "G_spike" in prov["final_losses"]  # a recipe with the spike penalty logs its term too
+    elsewhere = ["G_spike_from"] if "spike_from=" in prov["train_command"] else []
+    assert set(prov["final_losses"]) == {"G_GAN", "G_L1", "D_real", "D_fake", *(["G_spike"] if spiked else []),
+                                         *elsewhere}
+    assert spiked == any(w in c for c in (first, prov["train_command"]) for w in ("texture-spike", "spike_weight="))
     assert set(prov["spike_figure"]) == set(held_back_photographs())  # measured at export, on the card
