@@ -333,20 +333,20 @@ def export(look: str, photos: Path, runs: Path, models: Path, checkpoint: Path |
     if "spike" in final:
         card.provenance["final_losses"] = {k: v for k, v in final.items() if k != "spike"}
         card.provenance["final_sample_spike_figure"] = final["spike"]
-    _lengthened(card.provenance, ckpt)
+    import torch
+
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    _lengthened(card.provenance, state)
     _branched(card.provenance, look, ckpt)
-    _totals(card.provenance, ckpt)
+    _totals(card.provenance, state)
     card.save(out)
     size_mb = (out / "model.onnx").stat().st_size / 1e6
     print(f"{look}: {out} ({size_mb:.1f} MB), {ms:.2f} ms a 256x256 frame on 2 CPU threads, spike figure {spikes}")
 
 
-def _totals(prov: dict[str, Any], checkpoint: Path) -> None:
+def _totals(prov: dict[str, Any], ckpt: dict[str, Any]) -> None:
     """The whole run, over every process that trained it (sessions end, runs resume): beside the export's epochs,
     training_steps, training_runs and training_seconds, the hours and each session's share."""
-    import torch
-
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     runs = ckpt.get("runs", [])
     prov["training_hours"] = round(ckpt.get("seconds", 0.0) / 3600, 2)
     if runs:
@@ -357,8 +357,6 @@ def _totals(prov: dict[str, Any], checkpoint: Path) -> None:
 def _branched(prov: dict[str, Any], look: str, checkpoint: Path) -> None:
     """A checkpoint of a branch (`installation train --from`, another loss setting taken up mid-run): the card
     names the run it left, at which step, and reproduces the two in turn."""
-    import re
-
     import torch
 
     cmd = shlex.split(prov.get("train_command", ""))
@@ -369,29 +367,31 @@ def _branched(prov: dict[str, Any], look: str, checkpoint: Path) -> None:
         return
     left = torch.load(start, map_location="cpu", weights_only=True)
     step = left.get("global_step", 0)
-    first = left.get("command", "")
-    m = re.search(r"--epochs (\d+)", first)
-    if m and int(m[1]) != left["config"]["epochs"]:  # lengthened on resume, as _lengthened says of a run
-        first = first.replace(m[0], f"--epochs {left['config']['epochs']}")
+    first, _ = _with_epochs(left.get("command", ""), left["config"]["epochs"])  # lengthened, as _lengthened says
     prov["branched_from"] = {"checkpoint": str(start), "step": step, "command": first}
     prov["reproduce"] = (f"python scripts/fetch_photos.py && python scripts/train_looks.py train {look} (stopped at "
                          f"{step} steps, its latest.pt copied to {start}) && {prov['train_command']} && "
                          f"python scripts/train_looks.py export {look} --checkpoint {checkpoint}")
 
 
-def _lengthened(prov: dict[str, Any], checkpoint: Path) -> None:
-    """A run lengthened on resume keeps its first command in the checkpoint; the card gives the command
-    that makes the same run in one go, and says what happened."""
+def _with_epochs(command: str, epochs: int) -> tuple[str, str | None]:
+    """A training command with `--epochs` as the run's total, and the count it was started with where that
+    differs (a run lengthened on resume keeps its first command in the checkpoint)."""
     import re
 
-    import torch
-
-    epochs = torch.load(checkpoint, map_location="cpu", weights_only=True)["config"]["epochs"]
-    cmd = prov.get("train_command", "")
-    m = re.search(r"--epochs (\d+)", cmd)
+    m = re.search(r"--epochs (\d+)", command)
     if m and int(m[1]) != epochs:
-        prov["train_command"] = cmd.replace(m[0], f"--epochs {epochs}")
-        prov["train_history"] = (f"started with --epochs {m[1]}, lengthened to {epochs} on resume before the "
+        return command.replace(m[0], f"--epochs {epochs}"), m[1]
+    return command, None
+
+
+def _lengthened(prov: dict[str, Any], ckpt: dict[str, Any]) -> None:
+    """A run lengthened on resume keeps its first command in the checkpoint; the card gives the command
+    that makes the same run in one go, and says what happened."""
+    epochs = ckpt["config"]["epochs"]
+    prov["train_command"], started = _with_epochs(prov.get("train_command", ""), epochs)
+    if started:
+        prov["train_history"] = (f"started with --epochs {started}, lengthened to {epochs} on resume before the "
                                  "learning rate began to fall (half-way): the same run as a fresh one of that "
                                  "length, since the checkpoint keeps the crops' seed and the RNG state")
 

@@ -105,6 +105,9 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, resume: dict[str, Any] | None = None, command: str = "",
                  on_step: Callable[[Trainer], None] | None = None) -> None:
         self.cfg, self.command, self.on_step = cfg, command, on_step
+        if cfg.spike_from and not cfg.spike_weight:  # before the pictures are read: a setting's mistake
+            raise UserError("spike_from without the spike penalty", key="spike_from",
+                            expected="--set spike_weight=W beside it (the penalty its pictures pay)")
         self.dist, self.device = setup_distributed(cfg.device)
         self.out = Path(cfg.out)
         self.amp = cfg.amp and self.device.type == "cuda"
@@ -152,9 +155,6 @@ class Trainer:
         self.l1 = nn.L1Loss()
         # A ripple the penalty removes from the targets' crops can still grow on a face or a room, which the
         # targets never show the generator: these pictures show it such inputs, judged by the penalty alone.
-        if cfg.spike_from and not cfg.spike_weight:
-            raise UserError("spike_from without the spike penalty", key="spike_from",
-                            expected="--set spike_weight=W beside it (the penalty its pictures pay)")
         self.elsewhere = TargetReader(cfg.spike_from, self.chain, True, cfg.seed + 1) if cfg.spike_from else None
 
     # -- setup --
